@@ -1,0 +1,171 @@
+//! Application state and router assembly. HTTP layer order, outermost first:
+//! 1. `log_requests` — request id, one log line per request when its body ends;
+//! 2. `CatchPanicLayer` — a panic becomes a 500 in OpenAI shape, never a dropped connection;
+//! 3. `CorsLayer` — only when `ALLOWED_ORIGINS` is set (preflights answered here);
+//! 4. the routes, each a thin handler calling the pipeline.
+//!
+//! Unknown paths get 404 and wrong methods 405, in the shape of the route family.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::{Config, Settings};
+use crate::error::{Flavor, GatewayError};
+use crate::keys::KeyPool;
+use crate::live::Live;
+use crate::models::Catalog;
+use crate::pipeline::chat::chat_completions;
+use crate::routes::{openai, ops};
+use crate::upstream::Upstream;
+
+/// Shared state; cheap to clone into handlers.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub live: Live,
+    pub keys: KeyPool,
+    pub models: Catalog,
+    pub upstream: Upstream,
+    pub started: Instant,
+    pub ready: AtomicBool,
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let upstream = Upstream::new(&config.settings)?;
+        Ok(Self(Arc::new(Inner {
+            keys: KeyPool::new(config.keys),
+            live: Live::new(config.settings),
+            models: Catalog::default(),
+            upstream,
+            started: Instant::now(),
+            ready: AtomicBool::new(true),
+            shutdown,
+            tasks: TaskTracker::new(),
+        })))
+    }
+
+    /// Spawns a background task that shutdown waits for.
+    pub fn spawn_tracked<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(future);
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let settings = state.live.current();
+    let api = Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/chat/completions", post(chat_completions))
+        .route("/aistudio/chat/completions", post(chat_completions))
+        .route("/vertex/chat/completions", post(openai::vertex_unavailable))
+        .route("/v1/models", get(openai::list_models))
+        .route("/models", get(openai::list_models))
+        .route("/aistudio/models", get(openai::list_models))
+        .route("/v1/models/{id}", get(openai::get_model))
+        .route("/models/{id}", get(openai::get_model))
+        .route("/aistudio/models/{id}", get(openai::get_model))
+        .route("/vertex/models", get(openai::vertex_unavailable))
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready));
+    let index_path = match &settings.dashboard_url {
+        Some(p) => format!("/{p}"),
+        None => "/".to_owned(),
+    };
+    let router = api
+        .route(&index_path, get(ops::index))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    let router = match cors(&settings) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    };
+    router
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(crate::telemetry::log_requests))
+}
+
+fn cors(settings: &Settings) -> Option<CorsLayer> {
+    if settings.allowed_origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS, Method::HEAD])
+        .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
+        .max_age(std::time::Duration::from_secs(600));
+    if settings.allowed_origins.iter().any(|o| o == "*") {
+        return Some(
+            layer
+                .allow_origin(AllowOrigin::mirror_request())
+                .allow_credentials(true),
+        );
+    }
+    let origins: Vec<HeaderValue> = settings
+        .allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(layer.allow_origin(origins).allow_credentials(true))
+}
+
+/// The error flavour of a path's route family.
+pub fn flavor_of(path: &str) -> Flavor {
+    if path.starts_with("/gemini/") || path.starts_with("/v1beta/") || path.starts_with("/v1alpha/")
+    {
+        Flavor::Gemini
+    } else if path.starts_with("/api/") && !path.starts_with("/api/vector/") {
+        Flavor::Detail
+    } else {
+        Flavor::OpenAi
+    }
+}
+
+async fn not_found(request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    GatewayError::NotFound {
+        message: format!("未知路径 {path} / Unknown route {path}"),
+        code: "unknown_url",
+    }
+    .render(flavor_of(&path))
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    GatewayError::MethodNotAllowed.render(flavor_of(request.uri().path()))
+}
+
+fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("panic");
+    tracing::error!(panic = %crate::mask::scrub_keys(detail), "handler panicked");
+    GatewayError::Internal(anyhow::anyhow!("handler panicked"))
+        .render(Flavor::OpenAi)
+        .into_response()
+}

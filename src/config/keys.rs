@@ -1,0 +1,91 @@
+//! Upstream key extraction (CONTRACT §1): `AIzaSy…` keys are found by pattern anywhere in a
+//! variable's text; a variable holding no such key is split on commas, whitespace and
+//! newlines instead (relays with other key formats). De-duplicated, order kept.
+
+use std::collections::HashSet;
+
+/// The length of an AI Studio key: `AIzaSy` + 33 characters of `[A-Za-z0-9_-]`.
+const KEY_LEN: usize = 39;
+
+/// Every `AIzaSy[A-Za-z0-9_-]{33}` occurrence in `text`, in order (HAJIMI's regex).
+pub fn find_ai_studio_keys(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while let Some(pos) = text[i..].find("AIzaSy") {
+        let start = i + pos;
+        let tail = &bytes[start + 6..];
+        let body = tail
+            .iter()
+            .take(KEY_LEN - 6)
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'-')
+            .count();
+        if body == KEY_LEN - 6 {
+            found.push(text[start..start + KEY_LEN].to_owned());
+            i = start + KEY_LEN;
+        } else {
+            i = start + 6;
+        }
+    }
+    found
+}
+
+/// The keys held by one variable's value.
+pub fn extract_keys(text: &str) -> Vec<String> {
+    let found = find_ai_studio_keys(text);
+    if !found.is_empty() {
+        return found;
+    }
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .map(|s| s.trim_matches(|c| c == '"' || c == '\''))
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Appends keys not seen before, keeping first-seen order.
+pub fn dedup_into(into: &mut Vec<String>, seen: &mut HashSet<String>, keys: Vec<String>) {
+    for key in keys {
+        if seen.insert(key.clone()) {
+            into.push(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K1: &str = "AIzaSyA00000000000000000000000000000001";
+    const K2: &str = "AIzaSyB_-000000000000000000000000000002";
+
+    #[test]
+    fn keys_are_found_in_messy_text() {
+        assert_eq!(K1.len(), 39);
+        let text = format!("first: {K1};\n  second=\"{K2}\" junk AIzaSyTooShort");
+        assert_eq!(find_ai_studio_keys(&text), vec![K1, K2]);
+    }
+
+    #[test]
+    fn non_google_keys_are_split_on_separators() {
+        assert_eq!(
+            extract_keys("sk-one, sk-two\nsk-three  sk-four"),
+            vec!["sk-one", "sk-two", "sk-three", "sk-four"]
+        );
+    }
+
+    #[test]
+    fn google_keys_win_over_splitting() {
+        let text = format!("{K1},not-a-key");
+        assert_eq!(extract_keys(&text), vec![K1]);
+    }
+
+    #[test]
+    fn duplicates_are_removed_in_order() {
+        let mut all = Vec::new();
+        let mut seen = HashSet::new();
+        dedup_into(&mut all, &mut seen, vec![K2.into(), K1.into()]);
+        dedup_into(&mut all, &mut seen, vec![K1.into(), K2.into()]);
+        assert_eq!(all, vec![K2, K1]);
+    }
+}

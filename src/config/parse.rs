@@ -1,0 +1,349 @@
+//! HAJIMI's value rules, applied to one merged view of the configuration sources
+//! (CONTRACT §1): booleans are `true`/`1`/`yes`, an empty value means unset, surrounding
+//! double quotes are stripped, an unparsable value is an error naming the variable, and a
+//! parsable but out-of-range value becomes the nearest valid one with a warning.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Where a value came from, lowest precedence first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Default,
+    DotEnv,
+    Env,
+    Cli,
+    Dashboard,
+}
+
+impl Source {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::DotEnv => ".env",
+            Self::Env => "environment",
+            Self::Cli => "command line",
+            Self::Dashboard => "dashboard",
+        }
+    }
+}
+
+/// An unparsable value: the process prints [`ConfigError`]'s one line and exits with code 2.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "无效的配置 {name}={value:?}：应为{expected_zh} / invalid {name}={value:?}: expected {expected}"
+)]
+pub struct ConfigError {
+    pub name: String,
+    pub value: String,
+    pub expected: &'static str,
+    pub expected_zh: &'static str,
+}
+
+/// The merged raw values plus the bookkeeping of one load: provenance and warnings.
+#[derive(Default)]
+pub struct Values {
+    raw: BTreeMap<String, (String, Source)>,
+    pub provenance: BTreeMap<String, Source>,
+    pub warnings: Vec<String>,
+}
+
+impl Values {
+    /// Adds a source on top of what is there. Empty values mean unset and are skipped.
+    pub fn layer(&mut self, pairs: impl IntoIterator<Item = (String, String)>, source: Source) {
+        for (name, value) in pairs {
+            let value = normalise(&value);
+            if value.is_empty() {
+                continue;
+            }
+            self.raw.insert(name, (value, source));
+        }
+    }
+
+    /// The raw value of a variable and its source, if set.
+    pub fn get(&mut self, name: &str) -> Option<(String, Source)> {
+        let found = self.raw.get(name).cloned();
+        let source = found.as_ref().map_or(Source::Default, |(_, s)| *s);
+        self.provenance.insert(name.to_owned(), source);
+        found
+    }
+
+    pub fn is_set(&self, name: &str) -> bool {
+        self.raw.contains_key(name)
+    }
+
+    pub fn string(&mut self, name: &str, default: &str) -> String {
+        self.get(name)
+            .map_or_else(|| default.to_owned(), |(v, _)| v)
+    }
+
+    pub fn opt_string(&mut self, name: &str) -> Option<String> {
+        self.get(name).map(|(v, _)| v)
+    }
+
+    pub fn bool(&mut self, name: &str, default: bool) -> bool {
+        self.get(name).map_or(default, |(v, _)| parse_bool(&v))
+    }
+
+    /// An integer clamped to `[min, max]` with a warning when outside.
+    pub fn int(
+        &mut self,
+        name: &str,
+        default: i64,
+        min: i64,
+        max: i64,
+    ) -> Result<i64, ConfigError> {
+        let Some((raw, _)) = self.get(name) else {
+            return Ok(default);
+        };
+        let value = parse_int(&raw).ok_or_else(|| ConfigError {
+            name: name.to_owned(),
+            value: raw.clone(),
+            expected: "an integer",
+            expected_zh: "整数",
+        })?;
+        Ok(self.clamp(name, value, min, max))
+    }
+
+    pub fn uint(&mut self, name: &str, default: u32, min: u32) -> Result<u32, ConfigError> {
+        let v = self.int(
+            name,
+            i64::from(default),
+            i64::from(min),
+            i64::from(u32::MAX),
+        )?;
+        Ok(u32::try_from(v).unwrap_or(default))
+    }
+
+    pub fn usize(&mut self, name: &str, default: usize, min: usize) -> Result<usize, ConfigError> {
+        let default_i = i64::try_from(default).unwrap_or(i64::MAX);
+        let min_i = i64::try_from(min).unwrap_or(0);
+        let v = self.int(name, default_i, min_i, i64::MAX)?;
+        Ok(usize::try_from(v).unwrap_or(default))
+    }
+
+    /// A duration given in seconds (`1.5`) or with a unit (`500ms`, `2m`), clamped.
+    pub fn duration(
+        &mut self,
+        name: &str,
+        default: Duration,
+        min: Duration,
+        max: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some((raw, _)) = self.get(name) else {
+            return Ok(default);
+        };
+        let value = parse_duration(&raw).ok_or_else(|| ConfigError {
+            name: name.to_owned(),
+            value: raw.clone(),
+            expected: "a number of seconds such as 1.5, or a duration such as 500ms",
+            expected_zh: "秒数（如 1.5）或带单位的时长（如 500ms）",
+        })?;
+        if value < min || value > max {
+            let fixed = value.clamp(min, max);
+            self.warn_range(name, &raw, &format!("{}s", fixed.as_secs_f64()));
+            return Ok(fixed);
+        }
+        Ok(value)
+    }
+
+    /// A byte size (`67108864`, `64MiB`, `10MB`), at least `min`.
+    pub fn size(&mut self, name: &str, default: usize, min: usize) -> Result<usize, ConfigError> {
+        let Some((raw, _)) = self.get(name) else {
+            return Ok(default);
+        };
+        let value = parse_size(&raw).ok_or_else(|| ConfigError {
+            name: name.to_owned(),
+            value: raw.clone(),
+            expected: "a size in bytes such as 67108864 or 64MiB",
+            expected_zh: "字节数（如 67108864 或 64MiB）",
+        })?;
+        if value < min {
+            self.warn_range(name, &raw, &min.to_string());
+            return Ok(min);
+        }
+        Ok(value)
+    }
+
+    /// A comma-separated list, trimmed, empty entries dropped.
+    pub fn list(&mut self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|(v, _)| split_list(&v))
+            .unwrap_or_default()
+    }
+
+    pub fn error(
+        name: &str,
+        value: &str,
+        expected: &'static str,
+        expected_zh: &'static str,
+    ) -> ConfigError {
+        ConfigError {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            expected,
+            expected_zh,
+        }
+    }
+
+    fn clamp(&mut self, name: &str, value: i64, min: i64, max: i64) -> i64 {
+        if value < min || value > max {
+            let fixed = value.clamp(min, max);
+            self.warn_range(name, &value.to_string(), &fixed.to_string());
+            fixed
+        } else {
+            value
+        }
+    }
+
+    fn warn_range(&mut self, name: &str, raw: &str, fixed: &str) {
+        self.warnings.push(format!(
+            "{name}={raw} 超出允许范围，改用 {fixed} / {name}={raw} is out of range; using {fixed}"
+        ));
+    }
+}
+
+/// Strips surrounding whitespace and one pair of surrounding double quotes.
+pub fn normalise(value: &str) -> String {
+    let v = value.trim();
+    let v = v
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap_or(v);
+    v.trim().to_owned()
+}
+
+/// HAJIMI's boolean: `true`, `1` or `yes` in any case; anything else is false.
+pub fn parse_bool(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "true" | "1" | "yes"
+    )
+}
+
+/// Python `int()` semantics for the cases people write: optional sign, digits, underscores.
+pub fn parse_int(value: &str) -> Option<i64> {
+    let v = value.trim().replace('_', "");
+    v.parse::<i64>().ok().or_else(|| {
+        // `int("3.0")` fails in Python too, but a float that is integral is a common typo in
+        // YAML-generated env files; accept it.
+        let f = v.parse::<f64>().ok()?;
+        (f.fract() == 0.0 && f.is_finite() && f.abs() < 9.0e18).then_some(f as i64)
+    })
+}
+
+pub fn parse_duration(value: &str) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite()).then(|| Duration::from_secs_f64(secs.max(0.0)));
+    }
+    humantime::parse_duration(v).ok()
+}
+
+pub fn parse_size(value: &str) -> Option<usize> {
+    let v = value.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = num * mult;
+    (0.0..1.0e15).contains(&bytes).then_some(bytes as usize)
+}
+
+pub fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(pairs: &[(&str, &str)]) -> Values {
+        let mut v = Values::default();
+        v.layer(
+            pairs
+                .iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned())),
+            Source::Env,
+        );
+        v
+    }
+
+    #[test]
+    fn booleans_follow_hajimi() {
+        for yes in ["true", "TRUE", "1", "yes", "Yes", " true "] {
+            assert!(parse_bool(yes), "{yes}");
+        }
+        for no in ["false", "0", "no", "on", "y", ""] {
+            assert!(!parse_bool(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn empty_means_unset_and_quotes_are_stripped() {
+        let mut v = values(&[("A", ""), ("B", "\"quoted\""), ("C", "  spaced ")]);
+        assert_eq!(v.opt_string("A"), None);
+        assert_eq!(v.string("B", "x"), "quoted");
+        assert_eq!(v.string("C", "x"), "spaced");
+        assert_eq!(v.provenance.get("A"), Some(&Source::Default));
+        assert_eq!(v.provenance.get("B"), Some(&Source::Env));
+    }
+
+    #[test]
+    fn unparsable_integer_is_an_error_naming_the_variable() {
+        let mut v = values(&[("PORT", "abc")]);
+        let err = v
+            .int("PORT", 7860, 0, 65535)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("PORT=\"abc\""), "{err}");
+        assert!(err.contains("expected an integer"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_clamps_with_a_warning() {
+        let mut v = values(&[("CONCURRENT_REQUESTS", "-1")]);
+        assert_eq!(v.uint("CONCURRENT_REQUESTS", 1, 1).ok(), Some(1));
+        assert_eq!(v.warnings.len(), 1);
+        assert!(v.warnings[0].contains("CONCURRENT_REQUESTS=-1"));
+    }
+
+    #[test]
+    fn durations_accept_seconds_and_units() {
+        assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("soon"), None);
+    }
+
+    #[test]
+    fn sizes_accept_units() {
+        assert_eq!(parse_size("67108864"), Some(67_108_864));
+        assert_eq!(parse_size("64MiB"), Some(67_108_864));
+        assert_eq!(parse_size("1kb"), Some(1000));
+        assert_eq!(parse_size("lots"), None);
+    }
+
+    #[test]
+    fn lists_drop_empty_entries() {
+        assert_eq!(split_list(" a, ,b,,c "), vec!["a", "b", "c"]);
+    }
+}

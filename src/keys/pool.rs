@@ -1,0 +1,448 @@
+//! Key pool v1: HAJIMI's shared shuffled rotation (one permutation consumed by all requests,
+//! refilled when empty) over the keys that can serve the model now, with per-key states
+//! (active, invalid, suspended) and per key × model cooldowns (quota `RetryInfo`, exhausted
+//! until Google's daily reset). Time is `tokio::time::Instant`, so tests run on a paused clock.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::time::Instant;
+
+use crate::mask::{KeyId, Secret};
+use crate::upstream::classify::{Failure, KeyEffect};
+
+/// How long a key rests after a 429 that did not say how long.
+pub const DEFAULT_QUOTA_COOLDOWN: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum KeyState {
+    Active = 0,
+    Invalid = 1,
+    Suspended = 2,
+}
+
+impl KeyState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Invalid,
+            2 => Self::Suspended,
+            _ => Self::Active,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Invalid => "invalid",
+            Self::Suspended => "suspended",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Cooldown {
+    pub model: String,
+    pub until: Instant,
+    /// Exhausted until the daily reset rather than cooling for a while.
+    pub daily: bool,
+}
+
+#[derive(Debug)]
+pub struct KeySlot {
+    pub id: KeyId,
+    secret: Secret,
+    state: AtomicU8,
+    cooldowns: Mutex<Vec<Cooldown>>,
+    successes: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl KeySlot {
+    fn new(secret: String) -> Self {
+        Self {
+            id: KeyId::of(&secret),
+            secret: Secret::new(secret),
+            state: AtomicU8::new(KeyState::Active as u8),
+            cooldowns: Mutex::new(Vec::new()),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    pub fn secret(&self) -> &str {
+        self.secret.expose()
+    }
+
+    pub fn masked(&self) -> String {
+        crate::mask::mask(self.secret.expose())
+    }
+
+    pub fn state(&self) -> KeyState {
+        KeyState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    pub fn set_state(&self, state: KeyState) {
+        self.state.store(state as u8, Ordering::Relaxed);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Cooldown>> {
+        self.cooldowns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// When this key can serve `model` again (`None`: now, or never if retired).
+    pub fn cooling_until(&self, model: &str, now: Instant) -> Option<Instant> {
+        let mut cds = self.lock();
+        cds.retain(|c| c.until > now);
+        cds.iter()
+            .filter(|c| c.model == model)
+            .map(|c| c.until)
+            .max()
+    }
+
+    pub fn cooldowns(&self, now: Instant) -> Vec<Cooldown> {
+        let mut cds = self.lock();
+        cds.retain(|c| c.until > now);
+        cds.clone()
+    }
+
+    /// Active and not cooling for this model.
+    pub fn usable_for(&self, model: &str, now: Instant) -> bool {
+        self.state() == KeyState::Active && self.cooling_until(model, now).is_none()
+    }
+
+    pub fn successes(&self) -> u64 {
+        self.successes.load(Ordering::Relaxed)
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    pub fn record_success(&self) {
+        self.successes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Applies what one failed attempt means for this key.
+    pub fn settle(&self, failure: &Failure, model: &str, now: Instant) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        match failure.key_effect() {
+            KeyEffect::None => {}
+            KeyEffect::Invalid => {
+                self.set_state(KeyState::Invalid);
+                tracing::warn!(key = %self.id, "key is invalid (API_KEY_INVALID); taken out of rotation");
+            }
+            KeyEffect::Suspended => {
+                self.set_state(KeyState::Suspended);
+                tracing::warn!(key = %self.id, "key is suspended or denied (403); taken out of rotation");
+            }
+            KeyEffect::Cooldown(after) => {
+                let rest = after.unwrap_or(DEFAULT_QUOTA_COOLDOWN);
+                self.cool(model, now + rest, false);
+                tracing::info!(key = %self.id, model, cooldown_s = rest.as_secs_f64(), "key cooling down after a quota error");
+            }
+            KeyEffect::ExhaustedForToday => {
+                let until = now + until_pacific_midnight();
+                self.cool(model, until, true);
+                tracing::info!(key = %self.id, model, "key exhausted for this model until the daily reset (midnight America/Los_Angeles)");
+            }
+        }
+    }
+
+    fn cool(&self, model: &str, until: Instant, daily: bool) {
+        let mut cds = self.lock();
+        if let Some(c) = cds.iter_mut().find(|c| c.model == model) {
+            if until > c.until {
+                c.until = until;
+                c.daily = daily;
+            }
+        } else {
+            cds.push(Cooldown {
+                model: model.to_owned(),
+                until,
+                daily,
+            });
+        }
+    }
+
+    /// Puts a key back into service (operator reset).
+    pub fn reset(&self) {
+        self.set_state(KeyState::Active);
+        self.lock().clear();
+    }
+}
+
+/// Time until the next midnight in America/Los_Angeles (Google's daily quota reset).
+pub fn until_pacific_midnight() -> Duration {
+    until_midnight_in("America/Los_Angeles").unwrap_or(Duration::from_secs(86_400))
+}
+
+pub fn until_midnight_in(tz_name: &str) -> Option<Duration> {
+    let now = jiff::Timestamp::now().in_tz(tz_name).ok()?;
+    let midnight = now.tomorrow().ok()?.start_of_day().ok()?;
+    let secs = midnight.timestamp().as_second() - now.timestamp().as_second();
+    u64::try_from(secs).ok().map(Duration::from_secs)
+}
+
+/// The result of asking the pool for a key.
+#[derive(Debug)]
+pub enum Pick {
+    Key(Arc<KeySlot>),
+    /// Every usable key has been tried by this request already.
+    AllTried,
+    /// No key can serve the model before this instant.
+    CoolingUntil(Instant),
+    /// No active key at all.
+    NoneUsable,
+}
+
+pub struct KeyPool {
+    slots: ArcSwap<Vec<Arc<KeySlot>>>,
+    /// HAJIMI's shared shuffled stack, popped from the end.
+    stack: Mutex<Vec<Arc<KeySlot>>>,
+}
+
+impl KeyPool {
+    pub fn new(keys: Vec<String>) -> Self {
+        let slots: Vec<Arc<KeySlot>> = keys
+            .into_iter()
+            .map(|k| Arc::new(KeySlot::new(k)))
+            .collect();
+        Self {
+            slots: ArcSwap::from_pointee(slots),
+            stack: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn slots(&self) -> Arc<Vec<Arc<KeySlot>>> {
+        self.slots.load_full()
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.load().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.slots
+            .load()
+            .iter()
+            .filter(|s| s.state() == KeyState::Active)
+            .count()
+    }
+
+    /// Adds keys not already present; returns how many were added.
+    pub fn add(&self, keys: &[String]) -> usize {
+        let current = self.slots.load_full();
+        let known: HashSet<&str> = current.iter().map(|s| s.secret()).collect();
+        let mut next: Vec<Arc<KeySlot>> = current.as_ref().clone();
+        let mut added = 0;
+        for k in keys {
+            if !known.contains(k.as_str()) && !next.iter().any(|s| s.secret() == k) {
+                next.push(Arc::new(KeySlot::new(k.clone())));
+                added += 1;
+            }
+        }
+        if added > 0 {
+            self.slots.store(Arc::new(next));
+            self.lock_stack().clear();
+        }
+        added
+    }
+
+    fn lock_stack(&self) -> std::sync::MutexGuard<'_, Vec<Arc<KeySlot>>> {
+        self.stack.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next key from the shared rotation that can serve `model` now and that this
+    /// request has not tried yet.
+    pub fn pick(&self, model: &str, tried: &HashSet<KeyId>, now: Instant) -> Pick {
+        let slots = self.slots.load();
+        if slots.is_empty() {
+            return Pick::NoneUsable;
+        }
+        {
+            let mut stack = self.lock_stack();
+            let mut refilled = false;
+            // Each pick looks at no more than one full permutation plus what was left.
+            let mut budget = stack.len() + slots.len();
+            while budget > 0 {
+                budget -= 1;
+                let Some(slot) = stack.pop() else {
+                    if refilled {
+                        break;
+                    }
+                    refilled = true;
+                    let mut fresh: Vec<Arc<KeySlot>> = slots.iter().cloned().collect();
+                    fastrand::shuffle(&mut fresh);
+                    *stack = fresh;
+                    budget = stack.len();
+                    continue;
+                };
+                if !tried.contains(&slot.id) && slot.usable_for(model, now) {
+                    return Pick::Key(slot);
+                }
+            }
+        }
+        // Nothing found: say why.
+        let active: Vec<&Arc<KeySlot>> = slots
+            .iter()
+            .filter(|s| s.state() == KeyState::Active)
+            .collect();
+        if active.is_empty() {
+            return Pick::NoneUsable;
+        }
+        if active.iter().any(|s| s.cooling_until(model, now).is_none()) {
+            return Pick::AllTried;
+        }
+        match active
+            .iter()
+            .filter_map(|s| s.cooling_until(model, now))
+            .min()
+        {
+            Some(until) => Pick::CoolingUntil(until),
+            None => Pick::NoneUsable,
+        }
+    }
+
+    /// The earliest moment a key can serve `model` again, if all active keys are cooling.
+    pub fn earliest_cooldown_end(&self, model: &str, now: Instant) -> Option<Instant> {
+        self.slots
+            .load()
+            .iter()
+            .filter(|s| s.state() == KeyState::Active)
+            .filter_map(|s| s.cooling_until(model, now))
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("AIzaSyTEST{i:029}")).collect()
+    }
+
+    fn pick_key(pool: &KeyPool, model: &str, tried: &HashSet<KeyId>) -> Option<Arc<KeySlot>> {
+        match pool.pick(model, tried, Instant::now()) {
+            Pick::Key(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn rotation_spreads_consecutive_requests_over_all_keys() {
+        let pool = KeyPool::new(keys(5));
+        let mut seen = HashSet::new();
+        for _ in 0..5 {
+            let k = pick_key(&pool, "m", &HashSet::new()).expect("a key");
+            seen.insert(k.id);
+        }
+        assert_eq!(seen.len(), 5, "one permutation uses every key once");
+    }
+
+    #[test]
+    fn a_request_never_gets_a_key_it_already_tried_until_all_were_tried() {
+        let pool = KeyPool::new(keys(3));
+        let mut tried = HashSet::new();
+        for _ in 0..3 {
+            let k = pick_key(&pool, "m", &tried).expect("a key");
+            assert!(tried.insert(k.id));
+        }
+        assert!(matches!(
+            pool.pick("m", &tried, Instant::now()),
+            Pick::AllTried
+        ));
+    }
+
+    #[test]
+    fn invalid_keys_leave_the_rotation_for_good() {
+        let pool = KeyPool::new(keys(2));
+        let k = pick_key(&pool, "m", &HashSet::new()).expect("key");
+        k.settle(&Failure::KeyInvalid, "m", Instant::now());
+        for _ in 0..10 {
+            let other = pick_key(&pool, "m", &HashSet::new()).expect("key");
+            assert_ne!(other.id, k.id);
+        }
+        assert_eq!(pool.active_count(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quota_cools_a_key_for_one_model_only_and_then_it_returns() {
+        let pool = KeyPool::new(keys(1));
+        let k = pick_key(&pool, "flash", &HashSet::new()).expect("key");
+        k.settle(
+            &Failure::Quota {
+                retry_after: Some(Duration::from_secs(30)),
+                daily: false,
+            },
+            "flash",
+            Instant::now(),
+        );
+        let Pick::CoolingUntil(until) = pool.pick("flash", &HashSet::new(), Instant::now()) else {
+            panic!("cooling expected")
+        };
+        assert_eq!(until - Instant::now(), Duration::from_secs(30));
+        assert!(
+            pick_key(&pool, "pro", &HashSet::new()).is_some(),
+            "other models are unaffected"
+        );
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert!(pick_key(&pool, "flash", &HashSet::new()).is_none());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(pick_key(&pool, "flash", &HashSet::new()).is_some());
+    }
+
+    #[test]
+    fn overload_leaves_the_key_active() {
+        let pool = KeyPool::new(keys(1));
+        let k = pick_key(&pool, "m", &HashSet::new()).expect("key");
+        k.settle(&Failure::Overloaded, "m", Instant::now());
+        k.settle(&Failure::Timeout, "m", Instant::now());
+        assert!(pick_key(&pool, "m", &HashSet::new()).is_some());
+    }
+
+    #[test]
+    fn daily_exhaustion_lasts_until_pacific_midnight() {
+        let pool = KeyPool::new(keys(1));
+        let k = pick_key(&pool, "m", &HashSet::new()).expect("key");
+        let now = Instant::now();
+        k.settle(
+            &Failure::Quota {
+                retry_after: None,
+                daily: true,
+            },
+            "m",
+            now,
+        );
+        let Pick::CoolingUntil(until) = pool.pick("m", &HashSet::new(), now) else {
+            panic!("cooling")
+        };
+        let left = until - now;
+        assert!(
+            left > Duration::ZERO && left <= Duration::from_secs(25 * 3600),
+            "{left:?}"
+        );
+    }
+
+    #[test]
+    fn empty_pool_has_nothing_usable() {
+        let pool = KeyPool::new(Vec::new());
+        assert!(matches!(
+            pool.pick("m", &HashSet::new(), Instant::now()),
+            Pick::NoneUsable
+        ));
+        assert_eq!(pool.add(&keys(2)), 2);
+        assert_eq!(pool.add(&keys(2)), 0);
+        assert!(pick_key(&pool, "m", &HashSet::new()).is_some());
+    }
+}

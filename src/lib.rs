@@ -1,0 +1,137 @@
+//! hajimi: an OpenAI-, Gemini- and Anthropic-compatible gateway to Google Gemini over a
+//! managed pool of upstream credentials; a drop-in replacement for HAJIMI.
+//!
+//! Layout (see `docs/ARCHITECTURE.md`): `config` builds [`config::Settings`]; `live` holds
+//! the swappable snapshot; `wire` has the serde types; `translate` the pure mappings;
+//! `upstream` talks to Google; `keys` owns the key pool; `pipeline` composes them per
+//! endpoint; `routes` are thin handlers; `app` assembles the router.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod live;
+pub mod mask;
+pub mod models;
+pub mod pipeline;
+pub mod routes;
+pub mod telemetry;
+pub mod translate;
+pub mod upstream;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppState;
+use crate::config::Config;
+
+/// How long in-flight requests and streams may run after a shutdown signal.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running server (tests and `main` use it the same way).
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Binds `HOST:PORT` of the configuration (port 0 picks a free port) and starts serving.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let bind = format!("{}:{}", config.settings.host, config.settings.port);
+        let listener = TcpListener::bind(&bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+        Self::start_on(config, listener).await
+    }
+
+    pub async fn start_on(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let state = AppState::new(config, shutdown.clone())?;
+        spawn_background(&state);
+        let app = app::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let token = shutdown.clone();
+        let handle = state.tasks.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await?;
+            Ok(())
+        });
+        tracing::info!(address = %addr, "listening on http://{addr}");
+        Ok(Self {
+            addr,
+            state,
+            shutdown,
+            handle,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish up to [`DRAIN_DEADLINE`].
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.state.tasks.close();
+        match tokio::time::timeout(DRAIN_DEADLINE, self.handle).await {
+            Ok(joined) => joined??,
+            Err(_) => tracing::warn!("shutdown deadline passed with requests still running"),
+        }
+        Ok(())
+    }
+
+    /// Serves until the shutdown token is cancelled (by a signal, in `main`).
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        signal.await;
+        tracing::info!("shutting down");
+        self.shutdown().await
+    }
+}
+
+/// Background work: the model list, fetched at start-up and refreshed periodically.
+fn spawn_background(state: &AppState) {
+    let s = state.clone();
+    state.spawn_tracked(async move {
+        loop {
+            let snap = s.live.current();
+            if !s.keys.is_empty()
+                && let Err(f) = s.models.refresh(&snap, &s.keys, &s.upstream).await
+            {
+                tracing::warn!(error = f.label(), "model list refresh failed");
+            }
+            tokio::select! {
+                () = s.shutdown.cancelled() => break,
+                () = tokio::time::sleep(models::REFRESH_EVERY) => {}
+            }
+        }
+    });
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

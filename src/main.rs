@@ -1,0 +1,78 @@
+//! The `hajimi` binary: parse flags, load configuration, start logging, serve until a
+//! signal. Everything else lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use hajimi::config::{CliOverrides, Config};
+
+/// An OpenAI/Gemini-compatible gateway to Google Gemini over a pool of API keys
+/// (a drop-in replacement for HAJIMI). Configuration comes from environment variables and
+/// a `.env` file; see README.md.
+#[derive(Parser, Debug)]
+#[command(name = "hajimi", version, about)]
+struct Cli {
+    /// Address to listen on (overrides HOST).
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to listen on (overrides PORT; 0 picks a free port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Read variables from this file instead of ./.env.
+    #[arg(long, value_name = "PATH")]
+    env_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = CliOverrides {
+        host: cli.host,
+        port: cli.port,
+        env_file: cli.env_file,
+    };
+    let config = match Config::load(&overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hajimi: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    hajimi::telemetry::init(&config.settings);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    raise_open_file_limit();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hajimi: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let server = hajimi::Server::start(config).await?;
+        server.run_until(hajimi::shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hajimi: {}", hajimi::mask::scrub_keys(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Raises the open-file limit to the hard limit (CONTRACT §6): many held streams need many
+/// sockets.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open-file limit"),
+        Err(e) => tracing::debug!(error = %e, "could not raise the open-file limit"),
+    }
+}

@@ -1,0 +1,172 @@
+//! Google's model list: fetched through every page (`nextPageToken`), cached, refreshed in
+//! the background, and shown in OpenAI shape (CONTRACT §6). Fetching uses keys from the pool
+//! and reports key failures back to it. A model the list does not know is still sent to
+//! Google when a client asks for it: Google decides, so new models work on day one.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use tokio::time::Instant;
+
+use crate::config::Settings;
+use crate::keys::{KeyPool, Pick};
+use crate::upstream::classify::Failure;
+use crate::upstream::http::encode_query_value;
+use crate::upstream::{Upstream, read_body};
+use crate::wire::gemini::{ModelInfo, ModelPage};
+use crate::wire::openai::{Model, ModelList};
+
+/// How often the list is refreshed in the background.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(3600);
+/// The `created` field shown for every model (Google publishes no creation time).
+const CREATED: u64 = 1_700_000_000;
+/// A bound on pages followed, in case an upstream hands out tokens forever.
+const MAX_PAGES: usize = 50;
+
+#[derive(Default)]
+pub struct Catalog {
+    models: ArcSwapOption<Vec<ModelInfo>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl Catalog {
+    pub fn current(&self) -> Option<Arc<Vec<ModelInfo>>> {
+        self.models.load_full()
+    }
+
+    pub fn info(&self, model: &str) -> Option<ModelInfo> {
+        let list = self.models.load();
+        list.as_ref()?
+            .iter()
+            .find(|m| m.name.strip_prefix("models/").unwrap_or(&m.name) == model)
+            .cloned()
+    }
+
+    /// Fetches the list unless one is loaded (single-flight: concurrent callers wait for one fetch).
+    pub async fn ensure(&self, settings: &Settings, pool: &KeyPool, upstream: &Upstream) {
+        if self.models.load().is_some() {
+            return;
+        }
+        let _guard = self.refresh.lock().await;
+        if self.models.load().is_some() {
+            return;
+        }
+        if let Err(e) = self.fetch_into(settings, pool, upstream).await {
+            tracing::warn!(error = e.label(), "could not fetch the model list");
+        }
+    }
+
+    /// Re-fetches the list now.
+    pub async fn refresh(
+        &self,
+        settings: &Settings,
+        pool: &KeyPool,
+        upstream: &Upstream,
+    ) -> Result<usize, Failure> {
+        let _guard = self.refresh.lock().await;
+        self.fetch_into(settings, pool, upstream).await
+    }
+
+    async fn fetch_into(
+        &self,
+        settings: &Settings,
+        pool: &KeyPool,
+        upstream: &Upstream,
+    ) -> Result<usize, Failure> {
+        let mut tried = HashSet::new();
+        let mut last = Failure::Connection;
+        for _ in 0..3 {
+            let key = match pool.pick("models.list", &tried, Instant::now()) {
+                Pick::Key(k) => k,
+                _ => break,
+            };
+            tried.insert(key.id);
+            match fetch_all(settings, upstream, key.secret()).await {
+                Ok(models) => {
+                    key.record_success();
+                    let n = models.len();
+                    tracing::info!(models = n, key = %key.id, "model list loaded");
+                    self.models.store(Some(Arc::new(models)));
+                    return Ok(n);
+                }
+                Err(f) => {
+                    key.settle(&f, "models.list", Instant::now());
+                    last = f;
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+async fn fetch_all(
+    settings: &Settings,
+    upstream: &Upstream,
+    key: &str,
+) -> Result<Vec<ModelInfo>, Failure> {
+    let idle = settings.upstream_timeout.min(Duration::from_secs(30));
+    let mut models = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let mut url = format!("{}/v1beta/models?pageSize=1000", settings.gemini_base_url);
+        if let Some(t) = &token {
+            url.push_str("&pageToken=");
+            url.push_str(&encode_query_value(t));
+        }
+        let response = upstream.get(&url, key, idle).await?;
+        let body = read_body(response, idle, 16 * 1024 * 1024).await?;
+        let page: ModelPage = serde_json::from_slice(&body).map_err(|e| Failure::Garbage {
+            detail: format!("unreadable model list: {e}"),
+        })?;
+        models.extend(page.models);
+        match page.next_page_token.filter(|t| !t.is_empty()) {
+            Some(t) => token = Some(t),
+            None => return Ok(models),
+        }
+    }
+    Ok(models)
+}
+
+/// The model ids clients see: every listed model (without `models/`), then `EXTRA_MODELS`,
+/// minus `BLOCKED_MODELS`, or only `WHITELIST_MODELS` when that is set.
+pub fn visible_ids(settings: &Settings, models: Option<&[ModelInfo]>) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    let mut seen = HashSet::new();
+    let listed = models
+        .unwrap_or_default()
+        .iter()
+        .map(|m| m.name.strip_prefix("models/").unwrap_or(&m.name).to_owned());
+    for id in listed.chain(settings.extra_models.iter().cloned()) {
+        if !id.is_empty() && seen.insert(id.clone()) {
+            ids.push(id);
+        }
+    }
+    ids.retain(|id| model_allowed(settings, id));
+    ids
+}
+
+/// Whether the white/block lists admit a model.
+pub fn model_allowed(settings: &Settings, id: &str) -> bool {
+    if !settings.whitelist_models.is_empty() {
+        return settings.whitelist_models.iter().any(|w| w == id);
+    }
+    !settings.blocked_models.iter().any(|b| b == id)
+}
+
+pub fn openai_model(id: String) -> Model {
+    Model {
+        id,
+        object: "model",
+        created: CREATED,
+        owned_by: "google",
+    }
+}
+
+pub fn openai_list(ids: Vec<String>) -> ModelList {
+    ModelList {
+        object: "list",
+        data: ids.into_iter().map(openai_model).collect(),
+    }
+}

@@ -1,0 +1,124 @@
+//! Who may call: the client password on API routes (from `x-goog-api-key`, `?key=` or
+//! `Authorization: Bearer`; any presented one that matches is accepted, compared in
+//! constant time) and the User-Agent whitelist (CONTRACT §2).
+
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+
+use crate::config::Settings;
+use crate::error::GatewayError;
+
+/// Checks the client password and the User-Agent whitelist of an API route.
+pub fn authenticate(settings: &Settings, parts: &Parts) -> Result<(), GatewayError> {
+    let presented = presented_credentials(&parts.headers, parts.uri.query());
+    if !presented
+        .iter()
+        .any(|p| settings.password.matches(p.as_bytes()))
+    {
+        return Err(GatewayError::Unauthorized);
+    }
+    admit_user_agent(settings, &parts.headers)
+}
+
+/// Every credential the request presents, in HAJIMI's order.
+pub fn presented_credentials(headers: &HeaderMap, query: Option<&str>) -> Vec<String> {
+    let mut out = Vec::with_capacity(3);
+    if let Some(v) = headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()) {
+        out.push(v.trim().to_owned());
+    }
+    if let Some(q) = query {
+        for pair in q.split('&') {
+            if let Some(v) = pair.strip_prefix("key=") {
+                out.push(percent_decode(v));
+            }
+        }
+    }
+    for v in headers.get_all(axum::http::header::AUTHORIZATION) {
+        if let Ok(v) = v.to_str()
+            && let Some((scheme, token)) = v.trim().split_once(' ')
+            && scheme.eq_ignore_ascii_case("bearer")
+        {
+            out.push(token.trim().to_owned());
+        }
+    }
+    out
+}
+
+/// `WHITELIST_USER_AGENT`: case-insensitive, equal to or starting with an entry.
+pub fn admit_user_agent(settings: &Settings, headers: &HeaderMap) -> Result<(), GatewayError> {
+    if settings.whitelist_user_agent.is_empty() {
+        return Ok(());
+    }
+    let ua = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if settings
+        .whitelist_user_agent
+        .iter()
+        .any(|w| ua.starts_with(w.as_str()))
+    {
+        Ok(())
+    } else {
+        Err(GatewayError::ForbiddenClient)
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn all_three_sources_are_collected() {
+        let mut h = HeaderMap::new();
+        h.insert("x-goog-api-key", HeaderValue::from_static("a"));
+        h.insert("authorization", HeaderValue::from_static("bearer c"));
+        assert_eq!(
+            presented_credentials(&h, Some("alt=sse&key=b%21")),
+            vec!["a", "b!", "c"]
+        );
+    }
+
+    #[test]
+    fn percent_decoding_handles_edges() {
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%41%zz"), "A%zz");
+        assert_eq!(percent_decode("a+b"), "a b");
+    }
+}

@@ -1,0 +1,8 @@
+//! The request pipeline: plain async steps called in order from one function per endpoint
+//! (snapshot → authenticate → read body → translate → dispatch across keys → relay),
+//! readable top to bottom. HTTP plumbing that is the same for every route stays in `app.rs`.
+
+pub mod auth;
+pub mod body;
+pub mod chat;
+pub mod dispatch;

@@ -1,0 +1,4 @@
+//! Thin axum handlers grouped by API surface; they call the pipeline and render.
+
+pub mod openai;
+pub mod ops;

@@ -1,0 +1,71 @@
+//! OpenAI-shaped routes besides chat: the model list (`/v1/models`, `/models`,
+//! `/aistudio/models`, and `/{id}`), and the Vertex aliases that answer 501 until the
+//! Vertex backend exists (CONTRACT §1).
+
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::error::{Flavor, GatewayError};
+use crate::models::{model_allowed, openai_list, openai_model, visible_ids};
+use crate::pipeline::auth::authenticate;
+
+pub async fn list_models(State(state): State<AppState>, request: Request) -> Response {
+    let snap = state.live.current();
+    let (parts, _) = request.into_parts();
+    if let Err(e) = authenticate(&snap, &parts) {
+        return e.render(Flavor::OpenAi);
+    }
+    state
+        .models
+        .ensure(&snap, &state.keys, &state.upstream)
+        .await;
+    let models = state.models.current();
+    axum::Json(openai_list(visible_ids(
+        &snap,
+        models.as_deref().map(Vec::as_slice),
+    )))
+    .into_response()
+}
+
+pub async fn get_model(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let snap = state.live.current();
+    let (parts, _) = request.into_parts();
+    if let Err(e) = authenticate(&snap, &parts) {
+        return e.render(Flavor::OpenAi);
+    }
+    state
+        .models
+        .ensure(&snap, &state.keys, &state.upstream)
+        .await;
+    let id = id.strip_prefix("models/").unwrap_or(&id).to_owned();
+    let models = state.models.current();
+    let known = visible_ids(&snap, models.as_deref().map(Vec::as_slice));
+    if known.contains(&id) && model_allowed(&snap, &id) {
+        return axum::Json(openai_model(id)).into_response();
+    }
+    GatewayError::NotFound {
+        message: format!(
+            "模型 {id} 不存在 / The model `{id}` does not exist or you do not have access to it."
+        ),
+        code: "model_not_found",
+    }
+    .render(Flavor::OpenAi)
+}
+
+/// `/vertex/*` until Vertex mode exists: authenticated, then 501.
+pub async fn vertex_unavailable(State(state): State<AppState>, request: Request) -> Response {
+    let snap = state.live.current();
+    let (parts, _) = request.into_parts();
+    if let Err(e) = authenticate(&snap, &parts) {
+        return e.render(Flavor::OpenAi);
+    }
+    GatewayError::NotImplemented(
+        "Vertex 模式尚未提供，请使用 /v1 或 /aistudio 路径 / Vertex mode is not available yet; use the /v1 or /aistudio routes".to_owned(),
+    )
+    .render(Flavor::OpenAi)
+}

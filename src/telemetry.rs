@@ -1,0 +1,195 @@
+//! Logging set-up (`LOG_FORMAT=text|json`, `LOG_LEVEL` or `RUST_LOG`) and the per-request
+//! log line: one line per request when its response body ends (streams included), with
+//! request id, route, model, key id, attempts, status and latency. Keys appear only as
+//! `KeyId`; `?key=` is redacted from logged URIs.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, Settings};
+use crate::error::ErrorSeen;
+use crate::mask::{KeyId, redact_query};
+
+pub fn init(settings: &Settings) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| {
+            EnvFilter::try_new(format!(
+                "{},hyper=warn,reqwest=warn,h2=warn",
+                settings.log_level
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    // A second init (tests start several servers in one process) is not an error.
+    let _ = match settings.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// What a handler tells the request log (put into the response extensions).
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub model: Option<String>,
+    pub key: Option<KeyId>,
+    pub attempts: u32,
+    pub stream: bool,
+}
+
+/// Request id assigned by the logging middleware, also returned as `x-request-id`.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub Arc<str>);
+
+pub async fn log_requests(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id: Arc<str> = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(
+            || Arc::from(uuid::Uuid::now_v7().simple().to_string()),
+            Arc::from,
+        );
+    request.extensions_mut().insert(RequestId(Arc::clone(&id)));
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |p| p.as_str().to_owned(),
+    );
+    let query = request.uri().query().map(redact_query);
+
+    let mut response = next.run(request).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    let outcome = response
+        .extensions()
+        .get::<Outcome>()
+        .cloned()
+        .unwrap_or_default();
+    let error = response.extensions().get::<ErrorSeen>().map(|e| e.0);
+    let line = LogLine {
+        id,
+        method: method.to_string(),
+        route,
+        query,
+        status: response.status().as_u16(),
+        outcome,
+        error,
+        started,
+        headers_ms: started.elapsed().as_secs_f64() * 1000.0,
+    };
+    let (parts, body) = response.into_parts();
+    Response::from_parts(
+        parts,
+        Body::new(LoggedBody {
+            inner: body,
+            line: Some(line),
+        }),
+    )
+}
+
+struct LogLine {
+    id: Arc<str>,
+    method: String,
+    route: String,
+    query: Option<String>,
+    status: u16,
+    outcome: Outcome,
+    error: Option<&'static str>,
+    started: Instant,
+    headers_ms: f64,
+}
+
+impl LogLine {
+    fn emit(&self, completed: bool) {
+        let total_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let key = self.outcome.key.map(|k| k.to_string());
+        let model = self.outcome.model.as_deref().unwrap_or("-");
+        if self.route == "/health" || self.route == "/ready" {
+            tracing::debug!(request_id = %self.id, route = %self.route, status = self.status, "request");
+            return;
+        }
+        tracing::info!(
+            request_id = %self.id,
+            method = %self.method,
+            route = %self.route,
+            query = self.query.as_deref().unwrap_or(""),
+            model,
+            key = key.as_deref().unwrap_or("-"),
+            attempts = self.outcome.attempts,
+            stream = self.outcome.stream,
+            status = self.status,
+            error = self.error.unwrap_or(""),
+            latency_ms = format_args!("{:.2}", self.headers_ms),
+            total_ms = format_args!("{total_ms:.2}"),
+            completed,
+            "request"
+        );
+    }
+}
+
+/// Logs the request line when the body is finished or dropped (client gone).
+struct LoggedBody {
+    inner: Body,
+    line: Option<LogLine>,
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = poll
+            && let Some(line) = self.line.take()
+        {
+            line.emit(true);
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(line) = self.line.take() {
+            line.emit(http_body::Body::is_end_stream(&self.inner));
+        }
+    }
+}
+
+/// Collects a body for tests and small internal uses.
+pub async fn collect(body: Body) -> Bytes {
+    body.collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default()
+}

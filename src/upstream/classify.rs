@@ -1,0 +1,338 @@
+//! Reads Google's answer before blaming a key (CONTRACT §3): an upstream failure is
+//! classified by `error.details[].reason` and message before its status, into a
+//! [`Failure`] that says what happened to the key and whether another key may help.
+
+use std::time::Duration;
+
+use crate::wire::gemini::ErrorEnvelope;
+
+/// Why one upstream attempt did not produce an answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// 400 `API_KEY_INVALID` (or 401): the key is dead.
+    KeyInvalid,
+    /// 403 PERMISSION_DENIED / suspended / leaked key.
+    KeySuspended,
+    /// FAILED_PRECONDITION "free tier not available / enable billing": this key cannot serve.
+    KeyNoAccess,
+    /// 429: a quota. `daily` when the quota is per day (exhausted until Google's reset).
+    Quota {
+        retry_after: Option<Duration>,
+        daily: bool,
+    },
+    /// FAILED_PRECONDITION "User location is not supported".
+    Location { message: String },
+    /// 400 "Penalty is not enabled for this model".
+    PenaltyUnsupported { message: String },
+    /// Any other 4xx about the request itself: not replayed on other keys.
+    BadRequest { status: u16, message: String },
+    /// 404 NOT_FOUND for the model.
+    ModelNotFound { message: String },
+    /// 503 overloaded / unavailable.
+    Overloaded,
+    /// 500 and other 5xx.
+    ServerError { status: u16 },
+    /// No answer (headers, or bytes of a body) within `UPSTREAM_TIMEOUT`.
+    Timeout,
+    /// Could not connect or the connection broke.
+    Connection,
+    /// A 2xx body we could not use.
+    Garbage { detail: String },
+    /// A 2xx with nothing usable in it (CONTRACT §4).
+    Empty { reason: String },
+}
+
+/// What an attempt's failure means for the key that made it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KeyEffect {
+    /// Not the key's fault.
+    None,
+    /// Out of rotation until an operator or the re-check puts it back.
+    Invalid,
+    Suspended,
+    /// Off this model for a while.
+    Cooldown(Option<Duration>),
+    /// Off this model until the daily quota reset.
+    ExhaustedForToday,
+}
+
+impl Failure {
+    /// True when the request itself is wrong: answer the client, do not try other keys.
+    pub fn is_request_error(&self) -> bool {
+        matches!(
+            self,
+            Self::BadRequest { .. } | Self::ModelNotFound { .. } | Self::Location { .. }
+        )
+    }
+
+    pub fn key_effect(&self) -> KeyEffect {
+        match self {
+            Self::KeyInvalid => KeyEffect::Invalid,
+            Self::KeySuspended => KeyEffect::Suspended,
+            Self::KeyNoAccess => KeyEffect::ExhaustedForToday,
+            Self::Quota { daily: true, .. } => KeyEffect::ExhaustedForToday,
+            Self::Quota { retry_after, .. } => KeyEffect::Cooldown(*retry_after),
+            _ => KeyEffect::None,
+        }
+    }
+
+    /// A short bilingual label for messages and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::KeyInvalid => "密钥无效 invalid key",
+            Self::KeySuspended => "密钥被停用 key suspended or denied",
+            Self::KeyNoAccess => "密钥无权使用该模型 key has no access to the model",
+            Self::Quota { .. } => "配额用尽 quota exhausted (429)",
+            Self::Location { .. } => "地区不支持 location not supported",
+            Self::PenaltyUnsupported { .. } => "模型不支持惩罚参数 penalties not supported",
+            Self::BadRequest { .. } => "请求错误 bad request",
+            Self::ModelNotFound { .. } => "模型不存在 model not found",
+            Self::Overloaded => "服务过载 overloaded (503)",
+            Self::ServerError { .. } => "上游内部错误 upstream server error (5xx)",
+            Self::Timeout => "上游超时 upstream timeout",
+            Self::Connection => "连接失败 connection error",
+            Self::Garbage { .. } => "上游响应无法解析 unreadable upstream answer",
+            Self::Empty { .. } => "空响应 empty answer",
+        }
+    }
+
+    /// A stable low-cardinality name (logs, metrics).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::KeyInvalid => "key_invalid",
+            Self::KeySuspended => "key_suspended",
+            Self::KeyNoAccess => "key_no_access",
+            Self::Quota { daily: true, .. } => "quota_daily",
+            Self::Quota { .. } => "quota",
+            Self::Location { .. } => "location",
+            Self::PenaltyUnsupported { .. } => "penalty",
+            Self::BadRequest { .. } => "bad_request",
+            Self::ModelNotFound { .. } => "model_not_found",
+            Self::Overloaded => "overloaded",
+            Self::ServerError { .. } => "server_error",
+            Self::Timeout => "timeout",
+            Self::Connection => "connection",
+            Self::Garbage { .. } => "garbage",
+            Self::Empty { .. } => "empty",
+        }
+    }
+}
+
+/// Classifies a non-2xx upstream answer.
+pub fn classify(status: u16, body: &[u8]) -> Failure {
+    let envelope: ErrorEnvelope = parse_envelope(body);
+    let err = &envelope.error;
+    let message = crate::mask::scrub_keys(err.message.trim());
+    let lower = message.to_ascii_lowercase();
+    let has_reason = |r: &str| err.details.iter().any(|d| d.reason.as_deref() == Some(r));
+    let grpc = err.status.as_deref().unwrap_or_default();
+
+    if has_reason("API_KEY_INVALID")
+        || lower.contains("api key not valid")
+        || lower.contains("api key not found")
+        || lower.contains("api key expired")
+    {
+        return Failure::KeyInvalid;
+    }
+    if has_reason("CONSUMER_SUSPENDED")
+        || lower.contains("has been suspended")
+        || lower.contains("reported as leaked")
+    {
+        return Failure::KeySuspended;
+    }
+    if grpc == "FAILED_PRECONDITION" || lower.contains("user location is not supported") {
+        if lower.contains("location is not supported") {
+            return Failure::Location { message };
+        }
+        if lower.contains("free tier") || lower.contains("billing") {
+            return Failure::KeyNoAccess;
+        }
+    }
+    match status {
+        401 => Failure::KeyInvalid,
+        403 => Failure::KeySuspended,
+        429 => quota(&envelope),
+        404 => Failure::ModelNotFound {
+            message: if message.is_empty() {
+                "model not found".into()
+            } else {
+                message
+            },
+        },
+        400..=499 => {
+            if lower.contains("penalty is not enabled") {
+                Failure::PenaltyUnsupported { message }
+            } else {
+                Failure::BadRequest {
+                    status,
+                    message: if message.is_empty() {
+                        format!("upstream answered {status}")
+                    } else {
+                        message
+                    },
+                }
+            }
+        }
+        503 => Failure::Overloaded,
+        _ => Failure::ServerError { status },
+    }
+}
+
+fn parse_envelope(body: &[u8]) -> ErrorEnvelope {
+    // The JSON-array stream form wraps errors in an array: `[{"error": {...}}]`.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return serde_json::from_slice::<Vec<ErrorEnvelope>>(body)
+            .ok()
+            .and_then(|v| v.into_iter().next())
+            .unwrap_or_default();
+    }
+    serde_json::from_slice::<ErrorEnvelope>(body).unwrap_or_default()
+}
+
+fn quota(envelope: &ErrorEnvelope) -> Failure {
+    let details = &envelope.error.details;
+    let retry_after = details
+        .iter()
+        .filter_map(|d| d.retry_delay.as_deref())
+        .find_map(parse_proto_duration);
+    let daily = details.iter().flat_map(|d| d.violations.iter()).any(|v| {
+        v.quota_id.as_deref().is_some_and(|q| q.contains("PerDay"))
+            || v.quota_metric
+                .as_deref()
+                .is_some_and(|m| m.contains("per_day"))
+    });
+    Failure::Quota { retry_after, daily }
+}
+
+/// `"34s"`, `"34.4s"`, `"0.5s"` → a duration.
+pub fn parse_proto_duration(s: &str) -> Option<Duration> {
+    let secs: f64 = s.trim().strip_suffix('s')?.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0 * 2.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/gemini/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture")
+    }
+
+    const INVALID_KEY: &str = r#"{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+      "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
+       "metadata": {"service": "generativelanguage.googleapis.com"}}]}}"#;
+
+    #[test]
+    fn an_invalid_key_400_is_a_key_failure_not_a_request_error() {
+        let f = classify(400, INVALID_KEY.as_bytes());
+        assert_eq!(f, Failure::KeyInvalid);
+        assert!(!f.is_request_error());
+        assert_eq!(f.key_effect(), KeyEffect::Invalid);
+    }
+
+    #[test]
+    fn quota_with_retry_info_cools_the_key_for_that_long() {
+        let f = classify(
+            429,
+            &fixture("error.429.resource-exhausted-retry-info.json"),
+        );
+        assert_eq!(
+            f,
+            Failure::Quota {
+                retry_after: Some(Duration::from_millis(34_400)),
+                daily: false
+            }
+        );
+        assert_eq!(
+            f.key_effect(),
+            KeyEffect::Cooldown(Some(Duration::from_millis(34_400)))
+        );
+    }
+
+    #[test]
+    fn daily_quota_exhausts_until_reset() {
+        let body = br#"{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]}]}}"#;
+        assert_eq!(
+            classify(429, body).key_effect(),
+            KeyEffect::ExhaustedForToday
+        );
+    }
+
+    #[test]
+    fn a_plain_bad_request_does_not_blame_the_key() {
+        let body = br#"{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \"x\": Cannot find field.","status":"INVALID_ARGUMENT"}}"#;
+        let f = classify(400, body);
+        assert!(f.is_request_error());
+        assert_eq!(f.key_effect(), KeyEffect::None);
+        let body = fixture("error.400.any-mode-with-json-mime.json");
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        let inner = v.get("body").cloned().unwrap_or(v);
+        let f = classify(400, inner.to_string().as_bytes());
+        assert!(f.is_request_error(), "{f:?}");
+    }
+
+    #[test]
+    fn penalty_and_model_not_found_are_recognised() {
+        assert!(matches!(
+            classify(400, &fixture("error.400.penalty-not-enabled.json")),
+            Failure::PenaltyUnsupported { .. }
+        ));
+        let f = classify(404, &fixture("error.404.model-not-found-on-stream.json"));
+        assert!(
+            matches!(f, Failure::ModelNotFound { ref message } if message.contains("custom-gemini-2.0-flash"))
+        );
+        assert!(f.is_request_error());
+    }
+
+    #[test]
+    fn overload_and_server_errors_never_penalise_the_key() {
+        let f = classify(503, br#"{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}"#);
+        assert_eq!(
+            (f.clone(), f.key_effect()),
+            (Failure::Overloaded, KeyEffect::None)
+        );
+        assert_eq!(classify(500, b"not json").key_effect(), KeyEffect::None);
+    }
+
+    #[test]
+    fn suspended_and_leaked_keys_are_suspended() {
+        assert_eq!(classify(403, br#"{"error":{"code":403,"message":"Your API key was reported as leaked. Please use another API key.","status":"PERMISSION_DENIED"}}"#), Failure::KeySuspended);
+        assert_eq!(classify(403, br#"{"error":{"code":403,"message":"Permission denied: Consumer 'api_key:x' has been suspended.","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"CONSUMER_SUSPENDED"}]}}"#), Failure::KeySuspended);
+    }
+
+    #[test]
+    fn location_and_billing_preconditions() {
+        let f = classify(400, br#"{"error":{"code":400,"message":"User location is not supported for the API use.","status":"FAILED_PRECONDITION"}}"#);
+        assert!(matches!(f, Failure::Location { .. }) && f.is_request_error());
+        let f = classify(400, br#"{"error":{"code":400,"message":"Gemini API free tier is not available in your country. Please enable billing on your project in Google AI Studio.","status":"FAILED_PRECONDITION"}}"#);
+        assert_eq!(f, Failure::KeyNoAccess);
+    }
+
+    #[test]
+    fn array_wrapped_errors_are_read() {
+        let f = classify(429, br#"[{"error":{"code":429,"message":"q","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"2s"}]}}]"#);
+        assert_eq!(
+            f,
+            Failure::Quota {
+                retry_after: Some(Duration::from_secs(2)),
+                daily: false
+            }
+        );
+    }
+
+    #[test]
+    fn keys_in_messages_are_masked() {
+        let f = classify(400, br#"{"error":{"code":400,"message":"bad thing with AIzaSyA0000000000000000000000000000001 inside","status":"INVALID_ARGUMENT"}}"#);
+        let Failure::BadRequest { message, .. } = f else {
+            panic!("bad request expected")
+        };
+        assert!(
+            !message.contains("AIzaSyA0000000000000000000000000000001"),
+            "{message}"
+        );
+    }
+}

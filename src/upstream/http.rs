@@ -1,0 +1,93 @@
+//! The pooled upstream HTTP client: rustls, HTTP/2 where the server offers it, keep-alive,
+//! `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` with `NO_PROXY` honoured, loopback never proxied.
+//! The only place a `reqwest::Client` is built.
+
+use std::time::Duration;
+
+use reqwest::{NoProxy, Proxy};
+
+use crate::config::{ProxyEnv, Settings};
+
+/// Hosts that never go through a proxy, whatever `NO_PROXY` says.
+const ALWAYS_DIRECT: &str = "localhost,127.0.0.0/8,::1";
+
+pub fn build_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(settings.upstream_connect_timeout)
+        .read_timeout(settings.upstream_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .tcp_keepalive(Duration::from_secs(30))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .http2_keep_alive_while_idle(true)
+        .user_agent(concat!("hajimi/", env!("CARGO_PKG_VERSION")))
+        .no_proxy();
+    for proxy in proxies(&settings.proxies)? {
+        builder = builder.proxy(proxy);
+    }
+    Ok(builder.build()?)
+}
+
+fn proxies(env: &ProxyEnv) -> anyhow::Result<Vec<Proxy>> {
+    let direct = match env.no_proxy.as_deref() {
+        Some(list) if !list.trim().is_empty() => format!("{list},{ALWAYS_DIRECT}"),
+        _ => ALWAYS_DIRECT.to_owned(),
+    };
+    let mut out = Vec::new();
+    if let Some(url) = &env.https {
+        out.push(Proxy::https(url.as_str())?.no_proxy(NoProxy::from_string(&direct)));
+    }
+    if let Some(url) = &env.http {
+        out.push(Proxy::http(url.as_str())?.no_proxy(NoProxy::from_string(&direct)));
+    }
+    if let Some(url) = &env.all {
+        out.push(Proxy::all(url.as_str())?.no_proxy(NoProxy::from_string(&direct)));
+    }
+    Ok(out)
+}
+
+/// Percent-encodes one URL path segment (a model name from a client).
+pub fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Percent-encodes a query value (page tokens contain `=` and `/`).
+pub fn encode_query_value(value: &str) -> String {
+    encode_segment(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_are_path_safe() {
+        assert_eq!(encode_segment("gemini-2.5-flash"), "gemini-2.5-flash");
+        assert_eq!(encode_segment("a b/c?d"), "a%20b%2Fc%3Fd");
+        assert_eq!(encode_query_value("Ci0=/x"), "Ci0%3D%2Fx");
+    }
+
+    #[test]
+    fn proxies_are_built_from_env_values() {
+        let env = ProxyEnv {
+            https: Some("http://127.0.0.1:3128".into()),
+            all: Some("socks5://127.0.0.1:1080".into()),
+            ..ProxyEnv::default()
+        };
+        assert_eq!(proxies(&env).map(|p| p.len()).ok(), Some(2));
+        let bad = ProxyEnv {
+            https: Some("::not a url::".into()),
+            ..ProxyEnv::default()
+        };
+        assert!(proxies(&bad).is_err());
+    }
+}

@@ -1,0 +1,198 @@
+//! Scripted behaviour: `Rule` (which requests) and `Reply` (what to answer), their JSON form
+//! for the control API, and first-match-wins selection with `times` budgets.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Matches requests whose presented key / model / action equal every `Some` field.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub key: Option<String>,
+    /// Model name; a `models/` prefix is ignored.
+    pub model: Option<String>,
+    /// generateContent, streamGenerateContent, countTokens, embedContent, batchEmbedContents,
+    /// or "list"/"get" for the model GETs.
+    pub action: Option<String>,
+    /// How many matches this rule answers; `None` = unlimited.
+    pub times: Option<u32>,
+    pub reply: Reply,
+}
+
+/// What a matched rule answers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reply {
+    /// A successful answer with this text. Streams are split into `chunks` delta events
+    /// (default `Options::stream_chunks`) `chunk_delay_ms` apart, with cumulative usage and
+    /// `finish_reason` (default "STOP") on the last one. `thought` is sent first as a
+    /// `"thought": true` part. `cut_after: n` sends n events and closes without a finishReason;
+    /// `stall_after: n` sends n events and keeps the connection open. `candidates` defaults to
+    /// generationConfig.candidateCount; candidate i > 0 says "<text> [i]".
+    Text {
+        text: String,
+        chunks: Option<usize>,
+        chunk_delay_ms: Option<u64>,
+        finish_reason: Option<String>,
+        thought: Option<String>,
+        cut_after: Option<usize>,
+        stall_after: Option<usize>,
+        candidates: Option<usize>,
+    },
+    /// This HTTP status with this JSON body (pretty-printed).
+    Error { status: u16, body: Value },
+    /// A named realistic error (see [`crate::PRESETS`]).
+    Preset { name: String },
+    /// Exact JSON body (status default 200), pretty-printed.
+    Json { status: Option<u16>, body: Value },
+    /// Exact SSE events; `end` is "close" (default) or "hang".
+    Sse {
+        events: Vec<Value>,
+        delay_ms: Option<u64>,
+        end: Option<String>,
+    },
+    /// Raw bytes.
+    Raw {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
+    /// Wait, then do `then`.
+    Delay { ms: u64, then: Box<Reply> },
+    /// Accept the request and never send headers.
+    Hang,
+}
+
+impl Rule {
+    /// A rule matching every request, unlimited times.
+    pub fn new(reply: Reply) -> Rule {
+        Rule {
+            key: None,
+            model: None,
+            action: None,
+            times: None,
+            reply,
+        }
+    }
+    pub fn key(mut self, key: impl Into<String>) -> Rule {
+        self.key = Some(key.into());
+        self
+    }
+    pub fn model(mut self, model: impl Into<String>) -> Rule {
+        self.model = Some(model.into());
+        self
+    }
+    pub fn action(mut self, action: impl Into<String>) -> Rule {
+        self.action = Some(action.into());
+        self
+    }
+    pub fn times(mut self, times: u32) -> Rule {
+        self.times = Some(times);
+        self
+    }
+
+    /// Whether this rule matches; `action` is "list"/"get" for model GETs.
+    pub(crate) fn matches(&self, key: Option<&str>, model: Option<&str>, action: &str) -> bool {
+        if self.times == Some(0) {
+            return false;
+        }
+        let strip = |m: &str| m.strip_prefix("models/").unwrap_or(m).to_owned();
+        let key_ok = self.key.is_none() || self.key.as_deref() == key;
+        let model_ok = self
+            .model
+            .as_deref()
+            .is_none_or(|m| model.is_some_and(|r| strip(m) == r));
+        let action_ok = self.action.as_deref().is_none_or(|a| a == action);
+        key_ok && model_ok && action_ok && (self.action.is_some() || self.reply.fits(action))
+    }
+}
+
+impl Reply {
+    /// `Reply::Text` with everything else defaulted.
+    pub fn text(text: impl Into<String>) -> Reply {
+        Reply::Text {
+            text: text.into(),
+            chunks: None,
+            chunk_delay_ms: None,
+            finish_reason: None,
+            thought: None,
+            cut_after: None,
+            stall_after: None,
+            candidates: None,
+        }
+    }
+    pub fn preset(name: impl Into<String>) -> Reply {
+        Reply::Preset { name: name.into() }
+    }
+
+    /// Without an explicit action, success replies only apply where they make sense.
+    fn fits(&self, action: &str) -> bool {
+        match self {
+            Reply::Text { .. } => matches!(action, "generateContent" | "streamGenerateContent"),
+            Reply::Sse { .. } => action == "streamGenerateContent",
+            Reply::Delay { then, .. } => then.fits(action),
+            _ => true,
+        }
+    }
+
+    /// The first unknown preset name inside this reply, if any.
+    pub(crate) fn unknown_preset(&self) -> Option<&str> {
+        match self {
+            Reply::Preset { name } if !crate::wire::PRESETS.contains(&name.as_str()) => Some(name),
+            Reply::Delay { then, .. } => then.unknown_preset(),
+            _ => None,
+        }
+    }
+}
+
+/// Takes the reply of the first matching rule, spending one of its `times`.
+pub(crate) fn take(
+    rules: &mut Vec<Rule>,
+    key: Option<&str>,
+    model: Option<&str>,
+    action: &str,
+) -> Option<Reply> {
+    let i = rules.iter().position(|r| r.matches(key, model, action))?;
+    let rule = &mut rules[i];
+    match rule.times.as_mut() {
+        Some(1) => Some(rules.remove(i).reply),
+        Some(t) => {
+            *t -= 1;
+            Some(rule.reply.clone())
+        }
+        None => Some(rule.reply.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_match_with_times() {
+        let mut rules = vec![
+            Rule::new(Reply::preset("quota_429")).key("A").times(1),
+            Rule::new(Reply::text("hi")).model("models/m"),
+        ];
+        assert!(matches!(
+            take(&mut rules, Some("A"), Some("x"), "generateContent"),
+            Some(Reply::Preset { .. })
+        ));
+        assert!(take(&mut rules, Some("A"), Some("x"), "generateContent").is_none());
+        assert!(matches!(
+            take(&mut rules, None, Some("m"), "streamGenerateContent"),
+            Some(Reply::Text { .. })
+        ));
+        // Text replies without an explicit action never answer model listings.
+        assert!(take(&mut rules, None, Some("m"), "list").is_none());
+        let r: Rule = serde_json::from_str(
+            r#"{"key":"k","reply":{"kind":"delay","ms":5,"then":{"kind":"hang"}}}"#,
+        )
+        .unwrap_or_else(|_| Rule::new(Reply::Hang));
+        assert!(matches!(r.reply, Reply::Delay { .. }));
+        let typo = r#"{"kind":"text","text":"x","stall_afer":1}"#;
+        assert!(serde_json::from_str::<Reply>(typo).is_err());
+        let ok = r#"{"kind":"text","text":"x","stall_after":1}"#;
+        assert!(serde_json::from_str::<Reply>(ok).is_ok());
+    }
+}
