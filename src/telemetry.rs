@@ -33,9 +33,12 @@ pub fn init(settings: &Settings) {
             .ok()
         })
         .unwrap_or_else(|| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(ansi);
     // A second init (tests start several servers in one process) is not an error.
     let _ = match settings.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
