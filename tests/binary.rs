@@ -24,35 +24,55 @@ struct Proc {
 fn spawn(env: &[(&str, &str)]) -> Proc {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir.path()).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
-    cmd.env("HOST", "127.0.0.1").env("PORT", "0").env("ENABLE_STORAGE", "false");
+    cmd.current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("ENABLE_STORAGE", "false");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let out = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = std::sync::mpsc::channel();
-    for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
         let out = Arc::clone(&out);
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
                 if let Some(pos) = line.find("listening on http://") {
-                    let url: String = line[pos + 13..].chars().take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c)).collect();
+                    let url: String = line[pos + 13..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
+                        .collect();
                     let _ = tx.send(url);
                 }
                 out.lock().unwrap().push(line);
             }
         });
     }
-    let url = rx.recv_timeout(Duration::from_secs(20)).expect("the server reports its address");
+    let url = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the server reports its address");
     std::mem::forget(dir);
     Proc { child, out, url }
 }
 
 impl Proc {
     fn stop(mut self) -> (Option<i32>, Vec<String>) {
-        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         let status = self.child.wait().unwrap();
         std::thread::sleep(Duration::from_millis(100));
         let lines = self.out.lock().unwrap().clone();
@@ -62,11 +82,18 @@ impl Proc {
 
 #[test]
 fn an_unparsable_value_exits_with_code_2_and_one_clear_line() {
-    let out = Command::new(BIN).env("PORT", "abc").current_dir(std::env::temp_dir()).output().unwrap();
+    let out = Command::new(BIN)
+        .env("PORT", "abc")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("PORT") && stderr.contains("abc"), "{stderr}");
+    assert!(
+        stderr.contains("PORT") && stderr.contains("abc"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("backtrace") && !stderr.contains("panicked"));
 }
 
@@ -80,7 +107,10 @@ fn help_and_version_flags_work() {
     }
     let out = Command::new(BIN).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
-    let out = Command::new(BIN).args(["--env-file", "/nonexistent/.env"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--env-file", "/nonexistent/.env"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -89,9 +119,18 @@ fn env_file_and_cli_flags_are_read() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("my.env");
     std::fs::write(&file, "PASSWORD=\"from-file\"\nPORT=1\nHOST=127.0.0.1\n").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(BIN)
-        .args(["--env-file", file.to_str().unwrap(), "--port", &port.to_string()])
+        .args([
+            "--env-file",
+            file.to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+        ])
         .env("ENABLE_STORAGE", "false")
         .current_dir(dir.path())
         .stdout(Stdio::null())
@@ -102,7 +141,12 @@ fn env_file_and_cli_flags_are_read() {
     let ok = rt.block_on(async {
         let http = client();
         for _ in 0..200 {
-            if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/v1/models")).bearer_auth("from-file").send().await {
+            if let Ok(r) = http
+                .get(format!("http://127.0.0.1:{port}/v1/models"))
+                .bearer_auth("from-file")
+                .send()
+                .await
+            {
                 return r.status().as_u16();
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -118,9 +162,18 @@ fn env_file_and_cli_flags_are_read() {
 async fn logs_never_contain_a_key_or_the_password() {
     let mock = MockGemini::start().await.unwrap();
     mock.add_rule(Rule::new(Reply::preset("api_key_invalid")).key(KEYS[0]));
-    mock.add_rule(Rule::new(Reply::preset("quota_429")).key(KEYS[1]).model("gemini-2.5-pro"));
+    mock.add_rule(
+        Rule::new(Reply::preset("quota_429"))
+            .key(KEYS[1])
+            .model("gemini-2.5-pro"),
+    );
     let keys = KEYS.join("\n");
-    let p = spawn(&[("PASSWORD", PASSWORD), ("GEMINI_API_KEYS", &keys), ("GEMINI_BASE_URL", &mock.url()), ("FAKE_STREAMING", "false")]);
+    let p = spawn(&[
+        ("PASSWORD", PASSWORD),
+        ("GEMINI_API_KEYS", &keys),
+        ("GEMINI_BASE_URL", &mock.url()),
+        ("FAKE_STREAMING", "false"),
+    ]);
     let http = client();
     for model in [FLASH, "gemini-2.5-pro", "no-such-model"] {
         for stream in [false, true] {
@@ -134,8 +187,22 @@ async fn logs_never_contain_a_key_or_the_password() {
                 .await;
         }
     }
-    let _ = http.get(format!("{}/v1/models", p.url)).header("x-goog-api-key", PASSWORD).send().await.unwrap().text().await;
-    let _ = http.get(format!("{}/v1/models", p.url)).bearer_auth("wrong-guess").send().await.unwrap().text().await;
+    let _ = http
+        .get(format!("{}/v1/models", p.url))
+        .header("x-goog-api-key", PASSWORD)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await;
+    let _ = http
+        .get(format!("{}/v1/models", p.url))
+        .bearer_auth("wrong-guess")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await;
     let (code, lines) = p.stop();
     assert_eq!(code, Some(0), "SIGTERM is an orderly exit");
     let all = lines.join("\n");
@@ -143,25 +210,58 @@ async fn logs_never_contain_a_key_or_the_password() {
         assert!(!all.contains(key), "a key leaked into the logs");
     }
     assert!(!all.contains(PASSWORD), "the password leaked into the logs");
-    assert!(all.contains("key=…"), "the ?key= value is redacted, not dropped");
+    assert!(
+        all.contains("key=…"),
+        "the ?key= value is redacted, not dropped"
+    );
     let request_lines: Vec<&String> = lines.iter().filter(|l| l.contains("request_id=")).collect();
     assert!(request_lines.len() >= 8, "one line per request: {all}");
-    assert!(request_lines.iter().any(|l| l.contains("attempts=") && l.contains("status=200") && l.contains("key=k")));
+    assert!(
+        request_lines
+            .iter()
+            .any(|l| l.contains("attempts=") && l.contains("status=200") && l.contains("key=k"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn json_logs_are_one_object_per_line() {
     let mock = MockGemini::start().await.unwrap();
-    let p = spawn(&[("PASSWORD", PASSWORD), ("GEMINI_API_KEYS", KEYS[0]), ("GEMINI_BASE_URL", &mock.url()), ("LOG_FORMAT", "json"), ("CONCURRENT_REQUESTS", "-1")]);
-    let r = client().post(format!("{}/v1/chat/completions", p.url)).bearer_auth(PASSWORD).json(&json!({"model": FLASH, "messages": [{"role": "user", "content": "hi"}]})).send().await.unwrap();
+    let p = spawn(&[
+        ("PASSWORD", PASSWORD),
+        ("GEMINI_API_KEYS", KEYS[0]),
+        ("GEMINI_BASE_URL", &mock.url()),
+        ("LOG_FORMAT", "json"),
+        ("CONCURRENT_REQUESTS", "-1"),
+    ]);
+    let r = client()
+        .post(format!("{}/v1/chat/completions", p.url))
+        .bearer_auth(PASSWORD)
+        .json(&json!({"model": FLASH, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let _ = r.text().await;
     let (_, lines) = p.stop();
     assert!(!lines.is_empty());
     for line in &lines {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{line}");
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
     }
-    assert!(lines.iter().any(|l| l.contains("CONCURRENT_REQUESTS=-1") && l.contains("out of range")), "the clamp is reported");
-    assert!(lines.iter().any(|l| l.contains("\"route\":\"/v1/chat/completions\"") && l.contains("\"status\":200")));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("CONCURRENT_REQUESTS=-1") && l.contains("out of range")),
+        "the clamp is reported"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"route\":\"/v1/chat/completions\"")
+                && l.contains("\"status\":200"))
+    );
 }

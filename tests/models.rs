@@ -9,7 +9,12 @@ use mock_gemini::{MockGemini, Reply, Rule};
 use serde_json::{Value, json};
 
 fn ids(v: &Value) -> Vec<String> {
-    v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect()
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -31,8 +36,18 @@ async fn every_page_is_followed_and_shown_without_the_prefix() {
     assert_eq!(m["object"], "model");
     assert_eq!(m["owned_by"], "google");
     assert!(m["created"].is_u64());
-    let lists: Vec<_> = h.mock.requests().into_iter().filter(|r| r.method == "GET" && r.path == "/v1beta/models").collect();
-    assert!(lists.len() >= 2 && lists.iter().any(|r| r.query.as_deref().is_some_and(|q| q.contains("pageToken="))));
+    let lists: Vec<_> = h
+        .mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path == "/v1beta/models")
+        .collect();
+    assert!(
+        lists.len() >= 2
+            && lists
+                .iter()
+                .any(|r| r.query.as_deref().is_some_and(|q| q.contains("pageToken=")))
+    );
     assert!(lists.iter().all(|r| !r.key_in_query));
 }
 
@@ -48,13 +63,20 @@ async fn the_default_mock_list_includes_models_from_page_two() {
 
 #[tokio::test]
 async fn extra_blocked_and_whitelisted_models() {
-    let h = start(&[("EXTRA_MODELS", "my-custom-model, ,other"), ("BLOCKED_MODELS", "gemini-2.0-flash,other")]).await;
+    let h = start(&[
+        ("EXTRA_MODELS", "my-custom-model, ,other"),
+        ("BLOCKED_MODELS", "gemini-2.0-flash,other"),
+    ])
+    .await;
     let (_, v) = json(h.get("/aistudio/models").await).await;
     let list = ids(&v);
     assert!(list.contains(&"my-custom-model".to_owned()));
     assert!(!list.contains(&"gemini-2.0-flash".to_owned()));
     assert!(!list.contains(&"other".to_owned()));
-    assert!(!list.iter().any(String::is_empty), "no empty ids (HAJIMI #249)");
+    assert!(
+        !list.iter().any(String::is_empty),
+        "no empty ids (HAJIMI #249)"
+    );
 
     let h = start(&[("WHITELIST_MODELS", "gemini-2.5-flash,gemini-2.5-pro")]).await;
     let (_, v) = json(h.get("/v1/models").await).await;

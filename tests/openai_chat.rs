@@ -23,21 +23,41 @@ async fn non_stream_chat_is_translated_both_ways() {
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["model"], FLASH);
     assert_eq!(v["choices"][0]["message"]["role"], "assistant");
-    assert!(v["choices"][0]["message"]["content"].as_str().unwrap().contains("How are you?"));
+    assert!(
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("How are you?")
+    );
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     let u = &v["usage"];
-    assert_eq!(u["total_tokens"].as_u64(), Some(u["prompt_tokens"].as_u64().unwrap() + u["completion_tokens"].as_u64().unwrap()));
+    assert_eq!(
+        u["total_tokens"].as_u64(),
+        Some(u["prompt_tokens"].as_u64().unwrap() + u["completion_tokens"].as_u64().unwrap())
+    );
     assert!(u["completion_tokens_details"]["reasoning_tokens"].is_u64());
 
     let calls = h.upstream_calls();
     assert_eq!(calls.len(), 1);
     let call = &calls[0];
     assert_eq!(call.path, format!("/v1beta/models/{FLASH}:generateContent"));
-    assert!(!call.key_in_query && call.query.as_deref().is_none_or(|q| !q.contains("key=")), "the key travels in a header");
+    assert!(
+        !call.key_in_query && call.query.as_deref().is_none_or(|q| !q.contains("key=")),
+        "the key travels in a header"
+    );
     assert!(KEYS.contains(&call.api_key.as_deref().unwrap()));
-    assert_eq!(call.body["systemInstruction"], json!({"parts": [{"text": "Be brief."}]}));
-    assert_eq!(call.body["contents"][1], json!({"role": "model", "parts": [{"text": "Hi!"}]}));
-    assert_eq!(call.body["generationConfig"], json!({"temperature": 0.2, "maxOutputTokens": 50, "stopSequences": ["END"]}));
+    assert_eq!(
+        call.body["systemInstruction"],
+        json!({"parts": [{"text": "Be brief."}]})
+    );
+    assert_eq!(
+        call.body["contents"][1],
+        json!({"role": "model", "parts": [{"text": "Hi!"}]})
+    );
+    assert_eq!(
+        call.body["generationConfig"],
+        json!({"temperature": 0.2, "maxOutputTokens": 50, "stopSequences": ["END"]})
+    );
 }
 
 #[tokio::test]
@@ -55,21 +75,34 @@ async fn every_password_source_is_accepted_and_wrong_ones_get_401() {
     let body = hello(FLASH, false);
     let ok = [
         h.http.post(&url).bearer_auth(PASSWORD).json(&body),
-        h.http.post(&url).header("x-goog-api-key", PASSWORD).json(&body),
+        h.http
+            .post(&url)
+            .header("x-goog-api-key", PASSWORD)
+            .json(&body),
         h.http.post(format!("{url}?key={PASSWORD}")).json(&body),
-        h.http.post(&url).header("x-goog-api-key", "wrong").bearer_auth(PASSWORD).json(&body),
+        h.http
+            .post(&url)
+            .header("x-goog-api-key", "wrong")
+            .bearer_auth(PASSWORD)
+            .json(&body),
     ];
     for req in ok {
         assert_eq!(req.send().await.unwrap().status(), 200);
     }
-    for req in [h.http.post(&url).json(&body), h.http.post(&url).bearer_auth("nope").json(&body)] {
+    for req in [
+        h.http.post(&url).json(&body),
+        h.http.post(&url).bearer_auth("nope").json(&body),
+    ] {
         let (status, v) = json(req.send().await.unwrap()).await;
         assert_eq!(status, 401);
         let e = openai_error(&v);
         assert_eq!(e["type"], "invalid_request_error");
         assert_eq!(e["code"], "invalid_api_key");
     }
-    assert!(h.upstream_calls().len() == 4, "unauthorised requests never reach Google");
+    assert!(
+        h.upstream_calls().len() == 4,
+        "unauthorised requests never reach Google"
+    );
 }
 
 #[tokio::test]
@@ -81,12 +114,24 @@ async fn bad_bodies_get_protocol_shaped_errors() {
     assert_eq!(status, 413);
     assert_eq!(openai_error(&v)["code"], "request_too_large");
 
-    let r = h.http.post(&url).bearer_auth(PASSWORD).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    let r = h
+        .http
+        .post(&url)
+        .bearer_auth(PASSWORD)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     let (status, v) = json(r).await;
     assert_eq!(status, 400);
     assert_eq!(openai_error(&v)["type"], "invalid_request_error");
 
-    for body in [json!({"model": FLASH}), json!({"model": FLASH, "messages": []}), json!({"model": FLASH, "messages": [{"role": "robot", "content": "x"}]})] {
+    for body in [
+        json!({"model": FLASH}),
+        json!({"model": FLASH, "messages": []}),
+        json!({"model": FLASH, "messages": [{"role": "robot", "content": "x"}]}),
+    ] {
         let (status, v) = json(h.chat(&body).await).await;
         assert_eq!(status, 400, "{body}");
         openai_error(&v);
@@ -108,12 +153,17 @@ async fn unknown_routes_and_methods_are_openai_shaped() {
 #[tokio::test]
 async fn an_invalid_key_is_retired_and_another_key_answers() {
     let h = start(&[]).await;
-    h.mock.add_rule(Rule::new(Reply::preset("api_key_invalid")).key(KEYS[0]));
+    h.mock
+        .add_rule(Rule::new(Reply::preset("api_key_invalid")).key(KEYS[0]));
     for _ in 0..6 {
         let (status, v) = json(h.chat(&hello(FLASH, false)).await).await;
         assert_eq!(status, 200, "{v}");
     }
-    let bad_calls = h.upstream_calls().iter().filter(|c| c.api_key.as_deref() == Some(KEYS[0])).count();
+    let bad_calls = h
+        .upstream_calls()
+        .iter()
+        .filter(|c| c.api_key.as_deref() == Some(KEYS[0]))
+        .count();
     assert!(bad_calls <= 1, "the invalid key was used {bad_calls} times");
 }
 
@@ -123,7 +173,12 @@ async fn a_request_error_is_not_replayed_on_other_keys() {
     h.mock.add_rule(Rule::new(Reply::Error { status: 400, body: json!({"error": {"code": 400, "message": "Request contains an invalid argument.", "status": "INVALID_ARGUMENT"}}) }));
     let (status, v) = json(h.chat(&hello(FLASH, false)).await).await;
     assert_eq!(status, 400);
-    assert!(openai_error(&v)["message"].as_str().unwrap().contains("invalid argument"));
+    assert!(
+        openai_error(&v)["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid argument")
+    );
     assert_eq!(h.upstream_calls().len(), 1);
 }
 
@@ -141,7 +196,14 @@ async fn quota_on_every_key_is_429_with_retry_after() {
     let h = start(&[]).await;
     h.mock.add_rule(Rule::new(Reply::preset("quota_429")));
     let r = h.chat(&hello(FLASH, false)).await;
-    let retry_after: u64 = r.headers().get("retry-after").expect("Retry-After").to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = r
+        .headers()
+        .get("retry-after")
+        .expect("Retry-After")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let (status, v) = json(r).await;
     assert_eq!(status, 429);
     assert!((30..=35).contains(&retry_after), "{retry_after}");
@@ -156,12 +218,20 @@ async fn quota_on_every_key_is_429_with_retry_after() {
 #[tokio::test]
 async fn overload_everywhere_is_503_naming_the_cause_and_keys_stay_active() {
     let h = start(&[("MAX_RETRY_NUM", "4")]).await;
-    h.mock.add_rule(Rule::new(Reply::preset("overloaded_503")).action("generateContent").times(4));
+    h.mock.add_rule(
+        Rule::new(Reply::preset("overloaded_503"))
+            .action("generateContent")
+            .times(4),
+    );
     let (status, v) = json(h.chat(&hello(FLASH, false)).await).await;
     assert_eq!(status, 503);
     let msg = openai_error(&v)["message"].as_str().unwrap().to_owned();
     assert!(msg.contains("4× ") && msg.contains("503"), "{msg}");
-    assert_eq!(h.upstream_calls().len(), 4, "MAX_RETRY_NUM bounds the attempts");
+    assert_eq!(
+        h.upstream_calls().len(),
+        4,
+        "MAX_RETRY_NUM bounds the attempts"
+    );
     let (status, _) = json(h.chat(&hello(FLASH, false)).await).await;
     assert_eq!(status, 200, "a 503 never disables a key");
 }
@@ -169,20 +239,46 @@ async fn overload_everywhere_is_503_naming_the_cause_and_keys_stay_active() {
 #[tokio::test]
 async fn mixed_failures_are_503_with_counts() {
     let h = start(&[]).await;
-    h.mock.add_rule(Rule::new(Reply::preset("api_key_invalid")).key(KEYS[0]).action("generateContent"));
-    h.mock.add_rule(Rule::new(Reply::preset("internal_500")).key(KEYS[1]).action("generateContent"));
-    h.mock.add_rule(Rule::new(Reply::preset("suspended_403")).key(KEYS[2]).action("generateContent"));
+    h.mock.add_rule(
+        Rule::new(Reply::preset("api_key_invalid"))
+            .key(KEYS[0])
+            .action("generateContent"),
+    );
+    h.mock.add_rule(
+        Rule::new(Reply::preset("internal_500"))
+            .key(KEYS[1])
+            .action("generateContent"),
+    );
+    h.mock.add_rule(
+        Rule::new(Reply::preset("suspended_403"))
+            .key(KEYS[2])
+            .action("generateContent"),
+    );
     let (status, v) = json(h.chat(&hello(FLASH, false)).await).await;
     assert_eq!(status, 503, "{v}");
     let msg = openai_error(&v)["message"].as_str().unwrap();
-    assert!(msg.contains("invalid key") && msg.contains("5xx") && msg.contains("suspended"), "{msg}");
+    assert!(
+        msg.contains("invalid key") && msg.contains("5xx") && msg.contains("suspended"),
+        "{msg}"
+    );
     assert!(!msg.contains("AIza"), "no key in messages");
     let (status, v) = json(h.chat(&hello(FLASH, false)).await).await;
     assert_eq!(status, 503, "{v}");
     let calls = h.upstream_calls();
-    assert_eq!(calls.len(), 30, "MAX_RETRY_NUM (15) attempts per request, rounds over the usable keys");
+    assert_eq!(
+        calls.len(),
+        30,
+        "MAX_RETRY_NUM (15) attempts per request, rounds over the usable keys"
+    );
     for retired in [KEYS[0], KEYS[2]] {
-        assert_eq!(calls.iter().filter(|c| c.api_key.as_deref() == Some(retired)).count(), 1, "a retired key is never tried again");
+        assert_eq!(
+            calls
+                .iter()
+                .filter(|c| c.api_key.as_deref() == Some(retired))
+                .count(),
+            1,
+            "a retired key is never tried again"
+        );
     }
 }
 
@@ -195,22 +291,45 @@ async fn penalties_are_dropped_once_when_the_model_rejects_them() {
     let calls = h.upstream_calls();
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].body["generationConfig"]["presencePenalty"], 0.5);
-    assert!(calls[1].body.get("generationConfig").is_none_or(|g| g.get("presencePenalty").is_none()));
+    assert!(
+        calls[1]
+            .body
+            .get("generationConfig")
+            .is_none_or(|g| g.get("presencePenalty").is_none())
+    );
 }
 
 #[tokio::test]
 async fn empty_answers_are_retried_then_502() {
     let h = start(&[("MAX_EMPTY_RESPONSES", "2")]).await;
     let empty = json!({"candidates": [{"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": "STOP", "index": 0}]});
-    h.mock.add_rule(Rule::new(Reply::Json { status: None, body: empty.clone() }).action("generateContent").times(1));
+    h.mock.add_rule(
+        Rule::new(Reply::Json {
+            status: None,
+            body: empty.clone(),
+        })
+        .action("generateContent")
+        .times(1),
+    );
     let (status, v) = json(h.chat(&hello(FLASH, false)).await).await;
     assert_eq!(status, 200, "one empty answer, then a real one: {v}");
     assert_eq!(h.upstream_calls().len(), 2);
 
-    h.mock.add_rule(Rule::new(Reply::Json { status: None, body: empty }).action("generateContent"));
+    h.mock.add_rule(
+        Rule::new(Reply::Json {
+            status: None,
+            body: empty,
+        })
+        .action("generateContent"),
+    );
     let (status, v) = json(h.chat(&hello(FLASH, false)).await).await;
     assert_eq!(status, 502);
-    assert!(openai_error(&v)["message"].as_str().unwrap().contains("empty"));
+    assert!(
+        openai_error(&v)["message"]
+            .as_str()
+            .unwrap()
+            .contains("empty")
+    );
     assert_eq!(h.upstream_calls().len(), 4);
 }
 
@@ -218,19 +337,36 @@ async fn empty_answers_are_retried_then_502() {
 async fn a_blocked_prompt_is_a_400_content_filter_without_retries() {
     let h = start(&[]).await;
     let blocked = json!({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9}});
-    h.mock.add_rule(Rule::new(Reply::Json { status: None, body: blocked }));
+    h.mock.add_rule(Rule::new(Reply::Json {
+        status: None,
+        body: blocked,
+    }));
     let (status, v) = json(h.chat(&hello(FLASH, false)).await).await;
     assert_eq!(status, 400);
     let e = openai_error(&v);
     assert_eq!(e["code"], "content_filter");
-    assert!(e["message"].as_str().unwrap().contains("PROHIBITED_CONTENT"));
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("PROHIBITED_CONTENT")
+    );
     assert_eq!(h.upstream_calls().len(), 1);
 }
 
 #[tokio::test]
 async fn safety_finish_returns_what_was_produced_as_content_filter() {
     let h = start(&[]).await;
-    h.mock.add_rule(Rule::new(Reply::Text { text: "partial".into(), chunks: None, chunk_delay_ms: None, finish_reason: Some("SAFETY".into()), thought: None, cut_after: None, stall_after: None, candidates: None }));
+    h.mock.add_rule(Rule::new(Reply::Text {
+        text: "partial".into(),
+        chunks: None,
+        chunk_delay_ms: None,
+        finish_reason: Some("SAFETY".into()),
+        thought: None,
+        cut_after: None,
+        stall_after: None,
+        candidates: None,
+    }));
     let (status, v) = json(h.chat(&hello(FLASH, false)).await).await;
     assert_eq!(status, 200);
     assert_eq!(v["choices"][0]["finish_reason"], "content_filter");
@@ -246,7 +382,10 @@ async fn n_candidates_become_n_choices() {
     let choices = v["choices"].as_array().unwrap();
     assert_eq!(choices.len(), 2);
     assert_eq!(choices[1]["index"], 1);
-    assert_eq!(h.upstream_calls()[0].body["generationConfig"]["candidateCount"], 2);
+    assert_eq!(
+        h.upstream_calls()[0].body["generationConfig"]["candidateCount"],
+        2
+    );
 }
 
 #[tokio::test]
@@ -276,7 +415,12 @@ async fn no_keys_at_all_is_503() {
     let h = start(&[("GEMINI_API_KEYS", "")]).await;
     let (status, v) = json(h.chat(&hello(FLASH, false)).await).await;
     assert_eq!(status, 503);
-    assert!(openai_error(&v)["message"].as_str().unwrap().contains("GEMINI_API_KEYS"));
+    assert!(
+        openai_error(&v)["message"]
+            .as_str()
+            .unwrap()
+            .contains("GEMINI_API_KEYS")
+    );
 }
 
 #[tokio::test]
@@ -284,9 +428,27 @@ async fn user_agent_whitelist_admits_prefixes_case_insensitively() {
     let h = start(&[("WHITELIST_USER_AGENT", "SillyTavern")]).await;
     let url = h.url("/v1/chat/completions");
     let body = hello(FLASH, false);
-    let r = h.http.post(&url).bearer_auth(PASSWORD).header("user-agent", "sillytavern/1.12.0").json(&body).send().await.unwrap();
+    let r = h
+        .http
+        .post(&url)
+        .bearer_auth(PASSWORD)
+        .header("user-agent", "sillytavern/1.12.0")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let (status, v) = json(h.http.post(&url).bearer_auth(PASSWORD).header("user-agent", "curl/8").json(&body).send().await.unwrap()).await;
+    let (status, v) = json(
+        h.http
+            .post(&url)
+            .bearer_auth(PASSWORD)
+            .header("user-agent", "curl/8")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 403);
     openai_error(&v);
 }
@@ -294,7 +456,11 @@ async fn user_agent_whitelist_admits_prefixes_case_insensitively() {
 #[tokio::test]
 async fn vertex_routes_answer_501_until_vertex_exists() {
     let h = start(&[]).await;
-    let (status, v) = json(h.post("/vertex/chat/completions", &hello(FLASH, false)).await).await;
+    let (status, v) = json(
+        h.post("/vertex/chat/completions", &hello(FLASH, false))
+            .await,
+    )
+    .await;
     assert_eq!(status, 501);
     openai_error(&v);
 }
@@ -312,12 +478,26 @@ async fn aliases_serve_the_same_chat() {
 #[tokio::test]
 async fn health_ready_and_index_need_no_password() {
     let h = start(&[]).await;
-    assert_eq!(h.http.get(h.url("/health")).send().await.unwrap().status(), 200);
-    assert_eq!(h.http.get(h.url("/ready")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        h.http.get(h.url("/health")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        h.http.get(h.url("/ready")).send().await.unwrap().status(),
+        200
+    );
     let index = h.http.get(h.url("/")).send().await.unwrap();
     assert_eq!(index.status(), 200);
     assert!(index.text().await.unwrap().contains("hajimi"));
     assert_eq!(h.http.head(h.url("/")).send().await.unwrap().status(), 200);
-    let v: Value = h.http.get(h.url("/health")).send().await.unwrap().json().await.unwrap();
+    let v: Value = h
+        .http
+        .get(h.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["status"], "ok");
 }

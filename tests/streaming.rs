@@ -15,26 +15,50 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const REAL: (&str, &str) = ("FAKE_STREAMING", "false");
 
 fn text_reply(text: &str, chunks: usize) -> Reply {
-    Reply::Text { text: text.into(), chunks: Some(chunks), chunk_delay_ms: None, finish_reason: None, thought: None, cut_after: None, stall_after: None, candidates: None }
+    Reply::Text {
+        text: text.into(),
+        chunks: Some(chunks),
+        chunk_delay_ms: None,
+        finish_reason: None,
+        thought: None,
+        cut_after: None,
+        stall_after: None,
+        candidates: None,
+    }
 }
 
 fn content_of(frames: &[Value]) -> String {
-    frames.iter().filter_map(|f| f["choices"][0]["delta"]["content"].as_str()).collect()
+    frames
+        .iter()
+        .filter_map(|f| f["choices"][0]["delta"]["content"].as_str())
+        .collect()
 }
 
 #[tokio::test]
 async fn a_text_stream_has_the_openai_sequence() {
     let h = start(&[REAL]).await;
-    h.mock.add_rule(Rule::new(text_reply("The sky is blue today.", 4)).action("streamGenerateContent"));
+    h.mock.add_rule(
+        Rule::new(text_reply("The sky is blue today.", 4)).action("streamGenerateContent"),
+    );
     let r = h.chat(&hello(FLASH, true)).await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let frames = sse(r).await;
     let n = frames.len();
     assert_eq!(frames[n - 1], "[DONE]");
     let chunks = &frames[..n - 1];
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
-    assert!(chunks[1..].iter().all(|c| c["choices"][0]["delta"].get("role").is_none()), "role only once");
+    assert!(
+        chunks[1..]
+            .iter()
+            .all(|c| c["choices"][0]["delta"].get("role").is_none()),
+        "role only once"
+    );
     assert_eq!(content_of(chunks), "The sky is blue today.");
     let last = &chunks[chunks.len() - 1];
     assert_eq!(last["choices"][0]["finish_reason"], "stop");
@@ -47,7 +71,10 @@ async fn a_text_stream_has_the_openai_sequence() {
         assert!(c.get("usage").is_none());
     }
     let calls = h.upstream_calls();
-    assert_eq!(calls[0].path, format!("/v1beta/models/{FLASH}:streamGenerateContent"));
+    assert_eq!(
+        calls[0].path,
+        format!("/v1beta/models/{FLASH}:streamGenerateContent")
+    );
     assert_eq!(calls[0].query.as_deref(), Some("alt=sse"));
 }
 
@@ -62,18 +89,38 @@ async fn include_usage_adds_a_final_usage_chunk() {
     let usage = &frames[n - 2];
     assert_eq!(usage["choices"], json!([]));
     let u = &usage["usage"];
-    assert!(u["prompt_tokens"].as_u64().unwrap() > 0 && u["completion_tokens"].as_u64().unwrap() > 0);
-    assert_eq!(u["total_tokens"].as_u64(), Some(u["prompt_tokens"].as_u64().unwrap() + u["completion_tokens"].as_u64().unwrap()));
+    assert!(
+        u["prompt_tokens"].as_u64().unwrap() > 0 && u["completion_tokens"].as_u64().unwrap() > 0
+    );
+    assert_eq!(
+        u["total_tokens"].as_u64(),
+        Some(u["prompt_tokens"].as_u64().unwrap() + u["completion_tokens"].as_u64().unwrap())
+    );
     for f in &frames[..n - 2] {
-        assert!(f.get("usage").is_some_and(Value::is_null), "usage: null on every other chunk: {f}");
+        assert!(
+            f.get("usage").is_some_and(Value::is_null),
+            "usage: null on every other chunk: {f}"
+        );
     }
 }
 
 #[tokio::test]
 async fn failures_before_the_first_byte_are_retried_on_another_key() {
     let h = start(&[REAL]).await;
-    h.mock.add_rule(Rule::new(Reply::preset("overloaded_503")).action("streamGenerateContent").times(1));
-    h.mock.add_rule(Rule::new(Reply::Sse { events: vec![], delay_ms: None, end: None }).action("streamGenerateContent").times(1));
+    h.mock.add_rule(
+        Rule::new(Reply::preset("overloaded_503"))
+            .action("streamGenerateContent")
+            .times(1),
+    );
+    h.mock.add_rule(
+        Rule::new(Reply::Sse {
+            events: vec![],
+            delay_ms: None,
+            end: None,
+        })
+        .action("streamGenerateContent")
+        .times(1),
+    );
     let frames = sse(h.chat(&hello(FLASH, true)).await).await;
     assert_eq!(frames.last().unwrap(), "[DONE]");
     assert!(content_of(&frames).contains("Hello there"));
@@ -85,13 +132,34 @@ async fn failures_before_the_first_byte_are_retried_on_another_key() {
 #[tokio::test]
 async fn a_stream_cut_after_the_first_byte_ends_with_an_inband_error() {
     let h = start(&[REAL]).await;
-    h.mock.add_rule(Rule::new(Reply::Text { text: "one two three four five".into(), chunks: Some(5), chunk_delay_ms: None, finish_reason: None, thought: None, cut_after: Some(2), stall_after: None, candidates: None }).action("streamGenerateContent"));
+    h.mock.add_rule(
+        Rule::new(Reply::Text {
+            text: "one two three four five".into(),
+            chunks: Some(5),
+            chunk_delay_ms: None,
+            finish_reason: None,
+            thought: None,
+            cut_after: Some(2),
+            stall_after: None,
+            candidates: None,
+        })
+        .action("streamGenerateContent"),
+    );
     let r = h.chat(&hello(FLASH, true)).await;
     assert_eq!(r.status(), 200);
     let frames = sse(r).await;
-    assert!(!frames.iter().any(|f| f == "[DONE]"), "no [DONE] after a broken stream");
+    assert!(
+        !frames.iter().any(|f| f == "[DONE]"),
+        "no [DONE] after a broken stream"
+    );
     let last = frames.last().unwrap();
-    assert!(last["error"]["message"].as_str().unwrap().contains("finish reason"), "{last}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("finish reason"),
+        "{last}"
+    );
     assert!(last["error"]["type"].is_string());
     assert!(!content_of(&frames).is_empty());
 }
@@ -100,7 +168,14 @@ async fn a_stream_cut_after_the_first_byte_ends_with_an_inband_error() {
 async fn a_blocked_prompt_stream_is_a_400_before_any_byte() {
     let h = start(&[REAL]).await;
     let event = json!({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9}});
-    h.mock.add_rule(Rule::new(Reply::Sse { events: vec![event], delay_ms: None, end: None }).action("streamGenerateContent"));
+    h.mock.add_rule(
+        Rule::new(Reply::Sse {
+            events: vec![event],
+            delay_ms: None,
+            end: None,
+        })
+        .action("streamGenerateContent"),
+    );
     let (status, v) = json(h.chat(&hello(FLASH, true)).await).await;
     assert_eq!(status, 400);
     assert_eq!(openai_error(&v)["code"], "content_filter");
@@ -111,7 +186,15 @@ async fn a_blocked_prompt_stream_is_a_400_before_any_byte() {
 async fn an_empty_finished_stream_is_retried() {
     let h = start(&[REAL]).await;
     let empty = json!({"candidates": [{"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": "STOP", "index": 0}]});
-    h.mock.add_rule(Rule::new(Reply::Sse { events: vec![empty], delay_ms: None, end: None }).action("streamGenerateContent").times(1));
+    h.mock.add_rule(
+        Rule::new(Reply::Sse {
+            events: vec![empty],
+            delay_ms: None,
+            end: None,
+        })
+        .action("streamGenerateContent")
+        .times(1),
+    );
     let frames = sse(h.chat(&hello(FLASH, true)).await).await;
     assert_eq!(frames.last().unwrap(), "[DONE]");
     assert!(content_of(&frames).contains("Hello there"));
@@ -121,9 +204,24 @@ async fn an_empty_finished_stream_is_retried() {
 #[tokio::test]
 async fn thoughts_stream_as_reasoning_content() {
     let h = start(&[REAL]).await;
-    h.mock.add_rule(Rule::new(Reply::Text { text: "Answer.".into(), chunks: Some(2), chunk_delay_ms: None, finish_reason: None, thought: Some("Let me think.".into()), cut_after: None, stall_after: None, candidates: None }).action("streamGenerateContent"));
+    h.mock.add_rule(
+        Rule::new(Reply::Text {
+            text: "Answer.".into(),
+            chunks: Some(2),
+            chunk_delay_ms: None,
+            finish_reason: None,
+            thought: Some("Let me think.".into()),
+            cut_after: None,
+            stall_after: None,
+            candidates: None,
+        })
+        .action("streamGenerateContent"),
+    );
     let frames = sse(h.chat(&hello(FLASH, true)).await).await;
-    let reasoning: String = frames.iter().filter_map(|f| f["choices"][0]["delta"]["reasoning_content"].as_str()).collect();
+    let reasoning: String = frames
+        .iter()
+        .filter_map(|f| f["choices"][0]["delta"]["reasoning_content"].as_str())
+        .collect();
     assert_eq!(reasoning, "Let me think.");
     assert_eq!(content_of(&frames), "Answer.");
 }
@@ -133,20 +231,40 @@ async fn chunks_are_forwarded_before_the_upstream_finishes() {
     let h = start(&[REAL]).await;
     // The upstream sends one event and then never another byte: only a proxy that forwards
     // events as they arrive lets the client see it.
-    h.mock.add_rule(Rule::new(Reply::Text { text: "first second".into(), chunks: Some(2), chunk_delay_ms: None, finish_reason: None, thought: None, cut_after: None, stall_after: Some(1), candidates: None }).action("streamGenerateContent"));
+    h.mock.add_rule(
+        Rule::new(Reply::Text {
+            text: "first second".into(),
+            chunks: Some(2),
+            chunk_delay_ms: None,
+            finish_reason: None,
+            thought: None,
+            cut_after: None,
+            stall_after: Some(1),
+            candidates: None,
+        })
+        .action("streamGenerateContent"),
+    );
     let r = h.chat(&hello(FLASH, true)).await;
     assert_eq!(r.status(), 200);
     let mut body = r.bytes_stream();
-    let first = tokio::time::timeout(Duration::from_secs(10), body.next()).await.expect("first chunk arrives while upstream stalls").unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), body.next())
+        .await
+        .expect("first chunk arrives while upstream stalls")
+        .unwrap()
+        .unwrap();
     let text = String::from_utf8_lossy(&first);
-    assert!(text.starts_with("data: ") && text.contains("first"), "{text}");
+    assert!(
+        text.starts_with("data: ") && text.contains("first"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn large_events_pass_through() {
     let h = start(&[REAL]).await;
     let big = "x".repeat(300 * 1024);
-    h.mock.add_rule(Rule::new(text_reply(&big, 1)).action("streamGenerateContent"));
+    h.mock
+        .add_rule(Rule::new(text_reply(&big, 1)).action("streamGenerateContent"));
     let frames = sse(h.chat(&hello(FLASH, true)).await).await;
     assert_eq!(content_of(&frames).len(), big.len());
     assert_eq!(frames.last().unwrap(), "[DONE]");
@@ -160,7 +278,9 @@ async fn closing_upstream() -> (String, tokio::sync::mpsc::Receiver<()>) {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::task::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             let tx = tx.clone();
             tokio::task::spawn(async move {
                 let mut buf = vec![0u8; 65536];
@@ -173,7 +293,10 @@ async fn closing_upstream() -> (String, tokio::sync::mpsc::Receiver<()>) {
                     got.extend_from_slice(&buf[..n]);
                     if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
                         let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-                        let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap_or(0));
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap_or(0));
                         if got.len() >= end + 4 + len {
                             break;
                         }
@@ -181,13 +304,19 @@ async fn closing_upstream() -> (String, tokio::sync::mpsc::Receiver<()>) {
                 }
                 if got.starts_with(b"GET") {
                     let body = r#"{"models": []}"#;
-                    let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
                     let _ = sock.write_all(resp.as_bytes()).await;
                     return;
                 }
                 let event = r#"data: {"candidates": [{"content": {"parts": [{"text": "partial"}],"role": "model"},"index": 0}]}"#;
                 let chunk = format!("{event}\r\n\r\n");
-                let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n", chunk.len());
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n",
+                    chunk.len()
+                );
                 let _ = sock.write_all(resp.as_bytes()).await;
                 // Wait for the proxy to hang up.
                 while sock.read(&mut buf).await.map(|n| n > 0).unwrap_or(false) {}
@@ -206,8 +335,15 @@ async fn a_client_disconnect_cancels_the_upstream_request() {
     let r = h.chat(&hello(FLASH, true)).await;
     assert_eq!(r.status(), 200);
     let mut body = r.bytes_stream();
-    let first = tokio::time::timeout(Duration::from_secs(10), body.next()).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), body.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(String::from_utf8_lossy(&first).contains("partial"));
     drop(body);
-    tokio::time::timeout(Duration::from_secs(10), closed.recv()).await.expect("the proxy closed the upstream connection").unwrap();
+    tokio::time::timeout(Duration::from_secs(10), closed.recv())
+        .await
+        .expect("the proxy closed the upstream connection")
+        .unwrap();
 }

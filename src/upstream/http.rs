@@ -26,7 +26,33 @@ pub fn build_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
     for proxy in proxies(&settings.proxies)? {
         builder = builder.proxy(proxy);
     }
+    if !system_roots_present() {
+        // A `FROM scratch` image or Termux: no system trust store, use the bundled Mozilla roots.
+        tracing::info!("no system CA bundle found; using the bundled root certificates");
+        let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .filter_map(|der| reqwest::Certificate::from_der(der.as_ref()).ok());
+        builder = builder.tls_certs_only(roots);
+    }
     Ok(builder.build()?)
+}
+
+/// Whether the platform has a CA bundle the system verifier can load.
+fn system_roots_present() -> bool {
+    if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
+        return true;
+    }
+    [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/ssl/ca-bundle.pem",
+        "/etc/pki/tls/cacert.pem",
+        "/etc/ssl/cert.pem",
+        "/usr/local/share/certs/ca-root-nss.crt",
+        "/etc/ssl/certs",
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).exists())
 }
 
 fn proxies(env: &ProxyEnv) -> anyhow::Result<Vec<Proxy>> {

@@ -23,7 +23,11 @@ pub struct Harness {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// Starts a mock and a server with `KEYS`, `PASSWORD` and the given extra variables.
@@ -47,9 +51,14 @@ pub async fn start_with_mock(mock: MockGemini, extra: &[(&str, &str)]) -> Harnes
         env.retain(|(name, _)| name != k);
         env.push(((*k).to_owned(), (*v).to_owned()));
     }
-    let config = Config::from_sources(Vec::new(), env, &CliOverrides::default()).expect("valid config");
+    let config =
+        Config::from_sources(Vec::new(), env, &CliOverrides::default()).expect("valid config");
     let server = hajimi::Server::start(config).await.expect("server starts");
-    Harness { mock, server, http: client() }
+    Harness {
+        mock,
+        server,
+        http: client(),
+    }
 }
 
 impl Harness {
@@ -58,7 +67,13 @@ impl Harness {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.http.post(self.url(path)).bearer_auth(PASSWORD).json(body).send().await.expect("request sent")
+        self.http
+            .post(self.url(path))
+            .bearer_auth(PASSWORD)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     pub async fn chat(&self, body: &Value) -> reqwest::Response {
@@ -66,7 +81,12 @@ impl Harness {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).bearer_auth(PASSWORD).send().await.expect("request sent")
+        self.http
+            .get(self.url(path))
+            .bearer_auth(PASSWORD)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// Upstream generate/stream requests the mock saw (model listing excluded).
@@ -74,7 +94,12 @@ impl Harness {
         self.mock
             .requests()
             .into_iter()
-            .filter(|r| matches!(r.action.as_deref(), Some("generateContent" | "streamGenerateContent")))
+            .filter(|r| {
+                matches!(
+                    r.action.as_deref(),
+                    Some("generateContent" | "streamGenerateContent")
+                )
+            })
             .collect()
     }
 }
@@ -93,12 +118,21 @@ pub async fn json(response: reqwest::Response) -> (u16, Value) {
 /// The `data:` payloads of an SSE body, in order (`[DONE]` included as a string).
 pub async fn sse(response: reqwest::Response) -> Vec<Value> {
     let text = response.text().await.expect("body");
-    assert!(text.ends_with("\n\n"), "SSE body must end with a blank line: {text:?}");
+    assert!(
+        text.ends_with("\n\n"),
+        "SSE body must end with a blank line: {text:?}"
+    );
     text.split("\n\n")
         .filter(|e| !e.is_empty())
         .map(|e| {
-            let data = e.strip_prefix("data: ").unwrap_or_else(|| panic!("not a data event: {e:?}"));
-            if data == "[DONE]" { Value::String("[DONE]".into()) } else { serde_json::from_str(data).expect("event JSON") }
+            let data = e
+                .strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("not a data event: {e:?}"));
+            if data == "[DONE]" {
+                Value::String("[DONE]".into())
+            } else {
+                serde_json::from_str(data).expect("event JSON")
+            }
         })
         .collect()
 }
@@ -108,6 +142,9 @@ pub fn openai_error(body: &Value) -> &Value {
     let e = &body["error"];
     assert!(e["message"].is_string(), "message: {body}");
     assert!(e["type"].is_string(), "type: {body}");
-    assert!(e.get("param").is_some() && e.get("code").is_some(), "param/code present: {body}");
+    assert!(
+        e.get("param").is_some() && e.get("code").is_some(),
+        "param/code present: {body}"
+    );
     e
 }
