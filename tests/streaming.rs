@@ -1,6 +1,6 @@
 //! Real streaming (`FAKE_STREAMING=false`): chunk shapes, `[DONE]`, usage, retries before
 //! the first byte, in-band errors after it, no buffering, and cancellation on disconnect.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
 
 mod common;
 
