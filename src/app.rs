@@ -27,7 +27,9 @@ use crate::keys::KeyPool;
 use crate::live::Live;
 use crate::models::Catalog;
 use crate::pipeline::chat::chat_completions;
-use crate::routes::{openai, ops};
+use crate::pipeline::{embeddings, native};
+use crate::routes::{openai, ops, vector};
+use crate::signatures::Signatures;
 use crate::upstream::Upstream;
 
 /// Shared state; cheap to clone into handlers.
@@ -38,6 +40,7 @@ pub struct Inner {
     pub live: Live,
     pub keys: KeyPool,
     pub models: Catalog,
+    pub signatures: Signatures,
     pub upstream: Upstream,
     pub started: Instant,
     pub ready: AtomicBool,
@@ -59,6 +62,7 @@ impl AppState {
             keys: KeyPool::new(config.keys),
             live: Live::new(config.settings),
             models: Catalog::default(),
+            signatures: Signatures::default(),
             upstream,
             started: Instant::now(),
             ready: AtomicBool::new(true),
@@ -86,10 +90,32 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(openai::list_models))
         .route("/models", get(openai::list_models))
         .route("/aistudio/models", get(openai::list_models))
-        .route("/v1/models/{id}", get(openai::get_model))
+        .route(
+            "/v1/models/{id}",
+            get(openai::get_model).post(native::action_v1beta),
+        )
         .route("/models/{id}", get(openai::get_model))
         .route("/aistudio/models/{id}", get(openai::get_model))
         .route("/vertex/models", get(openai::vertex_unavailable))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/embeddings", post(embeddings::embeddings))
+        .route("/api/vector/query", post(vector::query))
+        .route("/api/vector/insert", post(vector::insert))
+        .route("/gemini/{ver}/models", get(native::list_models))
+        .route(
+            "/gemini/{ver}/models/{model}",
+            get(native::get_model).post(native::action),
+        )
+        .route("/v1beta/models", get(native::list_models_v1beta))
+        .route("/v1alpha/models", get(native::list_models_v1beta))
+        .route(
+            "/v1beta/models/{model}",
+            get(native::get_model_v1beta).post(native::action_v1beta),
+        )
+        .route(
+            "/v1alpha/models/{model}",
+            get(native::get_model_v1beta).post(native::action_v1beta),
+        )
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready));
     let index_path = match &settings.dashboard_url {

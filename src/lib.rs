@@ -15,6 +15,7 @@ pub mod mask;
 pub mod models;
 pub mod pipeline;
 pub mod routes;
+pub mod signatures;
 pub mod telemetry;
 pub mod translate;
 pub mod upstream;

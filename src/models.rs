@@ -3,7 +3,7 @@
 //! and reports key failures back to it. A model the list does not know is still sent to
 //! Google when a client asks for it: Google decides, so new models work on day one.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,12 +28,19 @@ const MAX_PAGES: usize = 50;
 #[derive(Default)]
 pub struct Catalog {
     models: ArcSwapOption<Vec<ModelInfo>>,
+    /// `thinking` flags by model id (without `models/`), for the per-request lookup.
+    thinking: ArcSwapOption<HashMap<String, bool>>,
     refresh: tokio::sync::Mutex<()>,
 }
 
 impl Catalog {
     pub fn current(&self) -> Option<Arc<Vec<ModelInfo>>> {
         self.models.load_full()
+    }
+
+    /// The model list's `thinking` flag for a model, when the list says.
+    pub fn thinks(&self, model: &str) -> Option<bool> {
+        self.thinking.load().as_ref()?.get(model).copied()
     }
 
     pub fn info(&self, model: &str) -> Option<ModelInfo> {
@@ -88,6 +95,16 @@ impl Catalog {
                     key.record_success();
                     let n = models.len();
                     tracing::info!(models = n, key = %key.id, "model list loaded");
+                    let thinking: HashMap<String, bool> = models
+                        .iter()
+                        .filter_map(|m| {
+                            Some((
+                                m.name.strip_prefix("models/").unwrap_or(&m.name).to_owned(),
+                                m.thinking?,
+                            ))
+                        })
+                        .collect();
+                    self.thinking.store(Some(Arc::new(thinking)));
                     self.models.store(Some(Arc::new(models)));
                     return Ok(n);
                 }

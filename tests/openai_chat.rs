@@ -56,7 +56,9 @@ async fn non_stream_chat_is_translated_both_ways() {
     );
     assert_eq!(
         call.body["generationConfig"],
-        json!({"temperature": 0.2, "maxOutputTokens": 50, "stopSequences": ["END"]})
+        json!({"temperature": 0.2, "maxOutputTokens": 50, "stopSequences": ["END"],
+               "thinkingConfig": {"includeThoughts": true}}),
+        "only what the client sent, plus includeThoughts for a thinking model (ENABLE_THINKING)"
     );
 }
 

@@ -1,6 +1,11 @@
 //! Real streaming (`FAKE_STREAMING=false`): chunk shapes, `[DONE]`, usage, retries before
 //! the first byte, in-band errors after it, no buffering, and cancellation on disconnect.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

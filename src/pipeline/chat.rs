@@ -12,7 +12,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::time::timeout_at;
 
 use crate::app::AppState;
 use crate::config::Settings;
@@ -20,11 +19,11 @@ use crate::error::{Flavor, GatewayError};
 use crate::keys::KeySlot;
 use crate::pipeline::auth::authenticate;
 use crate::pipeline::body::{parse_json, read_limited};
-use crate::pipeline::dispatch::{Attempts, prompt_blocked, request_error};
+use crate::pipeline::dispatch::{self, prompt_blocked};
 use crate::telemetry::Outcome;
 use crate::translate::chat::{
-    Assessment, Translated, assess, drop_penalties, has_visible_output, is_filter_reason,
-    to_gemini, to_openai,
+    Assessment, FirstEvent, Options, Translated, assess, drop_penalties, first_event,
+    refuses_json_schema, signature_of, to_gemini, to_openai, use_schema_subset,
 };
 use crate::translate::stream::{ChunkMapper, sse_json};
 use crate::translate::{completion_id, unix_now};
@@ -58,12 +57,33 @@ async fn run(
     drop(bytes);
     outcome.model = Some(chat.model.clone());
     outcome.stream = chat.is_stream();
-    let translated = to_gemini(&chat)?;
+    let translated = translate(state, snap, &chat)?;
     if chat.is_stream() {
         stream(state, snap, &chat, translated, outcome).await
     } else {
         complete(state, snap, &chat, translated, outcome).await
     }
+}
+
+/// The request in Gemini's terms, with the settings and remembered signatures it needs.
+fn translate(
+    state: &AppState,
+    snap: &Settings,
+    chat: &ChatRequest,
+) -> Result<Translated, GatewayError> {
+    let model = crate::translate::chat::upstream_model_name(&chat.model);
+    let base_model = model
+        .strip_suffix("-search")
+        .filter(|_| snap.search_mode)
+        .unwrap_or(model);
+    let recall = |id: &str| state.signatures.recall(id, base_model);
+    let options = Options {
+        enable_thinking: snap.enable_thinking,
+        model_thinks: state.models.thinks(base_model),
+        search_prompt: snap.search_mode.then_some(snap.search_prompt.as_str()),
+        recall_signature: &recall,
+    };
+    to_gemini(chat, &options)
 }
 
 fn serialise(request: &GenerateContentRequest) -> Result<Bytes, GatewayError> {
@@ -77,55 +97,83 @@ async fn complete(
     state: &AppState,
     snap: &Settings,
     chat: &ChatRequest,
-    mut translated: Translated,
+    translated: Translated,
     outcome: &mut Outcome,
 ) -> Result<Response, GatewayError> {
     let url = Upstream::generate_url(&snap.gemini_base_url, &translated.upstream_model);
-    let mut body = serialise(&translated.request)?;
-    let mut attempts = Attempts::new(snap, &translated.upstream_model);
-    let mut penalties_dropped = false;
-    loop {
-        if attempts.empty_exhausted() {
-            return Err(attempts.final_error(&state.keys));
-        }
-        let key = timeout_at(attempts.deadline, attempts.next_key(&state.keys))
-            .await
-            .map_err(|_| attempts.deadline_error())??;
-        outcome.key = Some(key.id);
-        outcome.attempts = attempts.attempts;
-        let result = timeout_at(
-            attempts.deadline,
-            generate(&state.upstream, &url, &key, body.clone(), snap),
-        )
-        .await;
-        let failure = match result {
-            Err(_) => return Err(attempts.deadline_error()),
-            Ok(Ok(answer)) => match assess(&answer) {
-                Assessment::Answer => {
-                    key.record_success();
-                    let completion = to_openai(&answer, &chat.model, completion_id(), unix_now());
-                    return Ok(axum::Json(completion).into_response());
+    let model = translated.upstream_model.clone();
+    let body = RequestBody::new(translated.request)?;
+    let (answer, _key) = dispatch::run(
+        &state.keys,
+        snap,
+        &model,
+        outcome,
+        |key| {
+            let bytes = body.bytes();
+            let url = &url;
+            async move {
+                let answer = generate(&state.upstream, url, &key, bytes, snap).await?;
+                match assess(&answer) {
+                    Assessment::Answer => Ok(Ok(answer)),
+                    Assessment::PromptBlocked(reason) => Ok(Err(reason)),
+                    Assessment::Empty(reason) => Err(Failure::Empty { reason }),
                 }
-                Assessment::PromptBlocked(reason) => {
-                    key.record_success();
-                    return Err(prompt_blocked(&reason));
-                }
-                Assessment::Empty(reason) => Failure::Empty { reason },
-            },
-            Ok(Err(f)) => f,
-        };
-        if let Failure::PenaltyUnsupported { .. } = failure
-            && !penalties_dropped
-            && drop_penalties(&mut translated.request)
-        {
-            penalties_dropped = true;
-            body = serialise(&translated.request)?;
-            continue;
+            }
+        },
+        |failure| body.fix(failure),
+    )
+    .await?;
+    let answer = answer.map_err(|reason| prompt_blocked(&reason))?;
+    let completion = to_openai(&answer, &chat.model, completion_id(), unix_now());
+    for call in completion
+        .choices
+        .iter()
+        .flat_map(|c| c.message.tool_calls.iter().flatten())
+    {
+        if let (Some(id), Some(sig)) = (call.id.as_deref(), signature_of(call)) {
+            state.signatures.remember(id, &model, sig);
         }
-        if failure.is_request_error() || matches!(failure, Failure::PenaltyUnsupported { .. }) {
-            return Err(request_error(&failure));
+    }
+    Ok(axum::Json(completion).into_response())
+}
+
+/// The upstream request body of one client request, re-serialised when a fix-up changes it.
+struct RequestBody {
+    request: std::sync::Mutex<(GenerateContentRequest, Bytes, Fixups)>,
+}
+
+impl RequestBody {
+    fn new(request: GenerateContentRequest) -> Result<Self, GatewayError> {
+        let bytes = serialise(&request)?;
+        Ok(Self {
+            request: std::sync::Mutex::new((request, bytes, Fixups::default())),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (GenerateContentRequest, Bytes, Fixups)> {
+        self.request
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn bytes(&self) -> Bytes {
+        self.lock().1.clone()
+    }
+
+    /// Applies a one-time fix-up for this failure; true when the request changed.
+    fn fix(&self, failure: &Failure) -> bool {
+        let mut guard = self.lock();
+        let (request, bytes, fixups) = &mut *guard;
+        if !fixups.retry_with_fix(failure, request) {
+            return false;
         }
-        attempts.fail(&key, failure);
+        match serialise(request) {
+            Ok(b) => {
+                *bytes = b;
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 
@@ -160,57 +208,40 @@ async fn stream(
     state: &AppState,
     snap: &Settings,
     chat: &ChatRequest,
-    mut translated: Translated,
+    translated: Translated,
     outcome: &mut Outcome,
 ) -> Result<Response, GatewayError> {
     let url = Upstream::stream_url(&snap.gemini_base_url, &translated.upstream_model);
-    let mut body = serialise(&translated.request)?;
-    let mut attempts = Attempts::new(snap, &translated.upstream_model);
-    let mut penalties_dropped = false;
-    loop {
-        if attempts.empty_exhausted() {
-            return Err(attempts.final_error(&state.keys));
+    let model = translated.upstream_model.clone();
+    let body = RequestBody::new(translated.request)?;
+    let (opened, _key) = dispatch::run(
+        &state.keys,
+        snap,
+        &model,
+        outcome,
+        |key| {
+            let bytes = body.bytes();
+            let url = &url;
+            async move { open(&state.upstream, url, &key, bytes, snap).await }
+        },
+        |failure| body.fix(failure),
+    )
+    .await?;
+    match opened {
+        Opened::Blocked(reason) => Err(prompt_blocked(&reason)),
+        Opened::Commit { events, held } => {
+            let mapper = ChunkMapper::new(
+                completion_id(),
+                unix_now(),
+                chat.model.clone(),
+                chat.include_usage(),
+            );
+            let memo = SignatureMemo {
+                store: state.signatures.clone(),
+                model,
+            };
+            Ok(sse_response(Relay::new(events, held, mapper, memo)))
         }
-        let key = timeout_at(attempts.deadline, attempts.next_key(&state.keys))
-            .await
-            .map_err(|_| attempts.deadline_error())??;
-        outcome.key = Some(key.id);
-        outcome.attempts = attempts.attempts;
-        let result = timeout_at(
-            attempts.deadline,
-            open(&state.upstream, &url, &key, body.clone(), snap),
-        )
-        .await;
-        let failure = match result {
-            Err(_) => return Err(attempts.deadline_error()),
-            Ok(Ok(Opened::Commit { events, held })) => {
-                key.record_success();
-                let mapper = ChunkMapper::new(
-                    completion_id(),
-                    unix_now(),
-                    chat.model.clone(),
-                    chat.include_usage(),
-                );
-                return Ok(sse_response(Relay::new(events, held, mapper)));
-            }
-            Ok(Ok(Opened::Blocked(reason))) => {
-                key.record_success();
-                return Err(prompt_blocked(&reason));
-            }
-            Ok(Err(f)) => f,
-        };
-        if let Failure::PenaltyUnsupported { .. } = failure
-            && !penalties_dropped
-            && drop_penalties(&mut translated.request)
-        {
-            penalties_dropped = true;
-            body = serialise(&translated.request)?;
-            continue;
-        }
-        if failure.is_request_error() || matches!(failure, Failure::PenaltyUnsupported { .. }) {
-            return Err(request_error(&failure));
-        }
-        attempts.fail(&key, failure);
     }
 }
 
@@ -238,37 +269,13 @@ async fn open(
             Some(Err(f)) => return Err(f),
             Some(Ok(e)) => e,
         };
-        let candidates = event.candidates.as_deref().unwrap_or_default();
-        if candidates.is_empty()
-            && let Some(reason) = event
-                .prompt_feedback
-                .as_ref()
-                .and_then(|f| f.block_reason.clone())
-        {
-            return Ok(Opened::Blocked(reason));
-        }
-        let commits = candidates.iter().any(|c| {
-            has_visible_output(c)
-                || c.parts()
-                    .iter()
-                    .any(|p| p.is_thought() && p.text.as_deref().is_some_and(|t| !t.is_empty()))
-                || c.finish_reason
-                    .as_deref()
-                    .is_some_and(|r| r == "MAX_TOKENS" || is_filter_reason(r))
-        });
-        let ended_empty = !commits && candidates.iter().any(|c| c.finish_reason.is_some());
-        if ended_empty {
-            let reason = candidates
-                .iter()
-                .find_map(|c| c.finish_reason.clone())
-                .unwrap_or_default();
-            return Err(Failure::Empty {
-                reason: format!("stream finished with {reason} and no content"),
-            });
-        }
+        let verdict = first_event(&event);
         held.push(event);
-        if commits {
-            return Ok(Opened::Commit { events, held });
+        match verdict {
+            FirstEvent::Commit => return Ok(Opened::Commit { events, held }),
+            FirstEvent::Blocked(reason) => return Ok(Opened::Blocked(reason)),
+            FirstEvent::EmptyEnd(reason) => return Err(Failure::Empty { reason }),
+            FirstEvent::Pending => {}
         }
     }
 }
@@ -278,8 +285,23 @@ async fn open(
 struct Relay {
     events: GeminiEvents,
     mapper: ChunkMapper,
+    memo: SignatureMemo,
     queue: VecDeque<Bytes>,
     finished: bool,
+}
+
+/// Where a stream's thought signatures are remembered.
+struct SignatureMemo {
+    store: crate::signatures::Signatures,
+    model: String,
+}
+
+impl SignatureMemo {
+    fn keep(&self, mapper: &mut ChunkMapper) {
+        for (id, sig) in mapper.drain_signatures() {
+            self.store.remember(&id, &self.model, &sig);
+        }
+    }
 }
 
 impl Relay {
@@ -287,14 +309,17 @@ impl Relay {
         events: GeminiEvents,
         held: Vec<GenerateContentResponse>,
         mut mapper: ChunkMapper,
+        memo: SignatureMemo,
     ) -> Self {
         let mut out = Vec::new();
         for e in &held {
             mapper.map_event(e, &mut out);
         }
+        memo.keep(&mut mapper);
         Self {
             events,
             mapper,
+            memo,
             queue: out.into(),
             finished: false,
         }
@@ -310,7 +335,10 @@ impl Relay {
             }
             let mut out = Vec::new();
             match self.events.next().await {
-                Some(Ok(event)) => self.mapper.map_event(&event, &mut out),
+                Some(Ok(event)) => {
+                    self.mapper.map_event(&event, &mut out);
+                    self.memo.keep(&mut self.mapper);
+                }
                 Some(Err(f)) => {
                     self.finished = true;
                     tracing::warn!(
@@ -360,4 +388,31 @@ fn sse_response(relay: Relay) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
+}
+
+/// One-time corrections of a request that Google refused for a known, fixable reason:
+/// penalties a model does not support (CONTRACT §4), and JSON Schema fields a model does not
+/// accept (then the schemas are converted to Google's subset).
+#[derive(Default)]
+struct Fixups {
+    penalties_dropped: bool,
+    schema_subset: bool,
+}
+
+impl Fixups {
+    fn retry_with_fix(&mut self, failure: &Failure, request: &mut GenerateContentRequest) -> bool {
+        match failure {
+            Failure::PenaltyUnsupported { .. } if !self.penalties_dropped => {
+                self.penalties_dropped = true;
+                drop_penalties(request)
+            }
+            Failure::BadRequest { message, .. }
+                if !self.schema_subset && refuses_json_schema(message) =>
+            {
+                self.schema_subset = true;
+                use_schema_subset(request)
+            }
+            _ => false,
+        }
+    }
 }

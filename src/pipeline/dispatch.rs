@@ -240,3 +240,49 @@ pub fn prompt_blocked(reason: &str) -> GatewayError {
         code: Some("content_filter"),
     }
 }
+
+/// Runs attempts across keys until one succeeds (CONTRACT §3). `attempt` makes one upstream
+/// attempt with a key; `fix` may correct the request after a known, fixable refusal and asks
+/// for an immediate retry by returning true. Request errors end the loop at once; other
+/// failures settle the key and move on. The key that succeeded is returned with the value.
+pub async fn run<T, Fut>(
+    pool: &KeyPool,
+    settings: &Settings,
+    model: &str,
+    outcome: &mut crate::telemetry::Outcome,
+    mut attempt: impl FnMut(Arc<KeySlot>) -> Fut,
+    mut fix: impl FnMut(&Failure) -> bool,
+) -> Result<(T, Arc<KeySlot>), GatewayError>
+where
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let mut attempts = Attempts::new(settings, model);
+    loop {
+        if attempts.empty_exhausted() {
+            return Err(attempts.final_error(pool));
+        }
+        let key = tokio::time::timeout_at(attempts.deadline, attempts.next_key(pool))
+            .await
+            .map_err(|_| attempts.deadline_error())??;
+        outcome.key = Some(key.id);
+        outcome.attempts = attempts.attempts;
+        match tokio::time::timeout_at(attempts.deadline, attempt(Arc::clone(&key))).await {
+            Err(_) => return Err(attempts.deadline_error()),
+            Ok(Ok(value)) => {
+                key.record_success();
+                return Ok((value, key));
+            }
+            Ok(Err(failure)) => {
+                if fix(&failure) {
+                    continue;
+                }
+                if failure.is_request_error()
+                    || matches!(failure, Failure::PenaltyUnsupported { .. })
+                {
+                    return Err(request_error(&failure));
+                }
+                attempts.fail(&key, failure);
+            }
+        }
+    }
+}

@@ -6,3 +6,5 @@ pub mod auth;
 pub mod body;
 pub mod chat;
 pub mod dispatch;
+pub mod embeddings;
+pub mod native;

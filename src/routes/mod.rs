@@ -2,3 +2,4 @@
 
 pub mod openai;
 pub mod ops;
+pub mod vector;

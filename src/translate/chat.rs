@@ -2,9 +2,11 @@
 //! completion (`reference/wire-formats.md` §4, CONTRACT §4-5). Only what the client sent is
 //! sent; the proxy adds what CONTRACT §5 says it adds (safety settings).
 
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 use crate::error::GatewayError;
+use crate::signatures::SKIP_VALIDATOR;
+use crate::translate::{schema, thinking};
 use crate::wire::gemini::{
     self, Blob, Candidate, Content, GenerateContentRequest, GenerateContentResponse,
     GenerationConfig, Part, SafetySetting, UsageMetadata,
@@ -22,6 +24,28 @@ pub struct Translated {
     pub request: GenerateContentRequest,
 }
 
+/// Settings and lookups the translation needs (kept out of the pure function's inputs).
+pub struct Options<'a> {
+    pub enable_thinking: bool,
+    /// The model list's `thinking` flag for the model, when known.
+    pub model_thinks: Option<bool>,
+    /// `Some(SEARCH_PROMPT)` when search mode is on.
+    pub search_prompt: Option<&'a str>,
+    /// A remembered thought signature by tool-call id, for the request's model.
+    pub recall_signature: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Self {
+            enable_thinking: false,
+            model_thinks: None,
+            search_prompt: None,
+            recall_signature: &|_| None,
+        }
+    }
+}
+
 /// Upstream model name for a client model name: strips `models/` and `google/` prefixes.
 pub fn upstream_model_name(model: &str) -> &str {
     let m = model.trim();
@@ -29,8 +53,14 @@ pub fn upstream_model_name(model: &str) -> &str {
     m.strip_prefix("google/").unwrap_or(m)
 }
 
-pub fn to_gemini(req: &ChatRequest) -> Result<Translated, GatewayError> {
-    let upstream_model = upstream_model_name(&req.model).to_owned();
+/// A content and whether it holds function responses (those are never merged with text).
+struct Turn {
+    content: Content,
+    function_responses: bool,
+}
+
+pub fn to_gemini(req: &ChatRequest, opts: &Options<'_>) -> Result<Translated, GatewayError> {
+    let mut upstream_model = upstream_model_name(&req.model).to_owned();
     if upstream_model.is_empty() {
         return Err(GatewayError::bad_param(
             "缺少模型名 / `model` must not be empty",
@@ -43,27 +73,41 @@ pub fn to_gemini(req: &ChatRequest) -> Result<Translated, GatewayError> {
             "messages",
         ));
     }
+    let search = match (opts.search_prompt, upstream_model.strip_suffix("-search")) {
+        (Some(prompt), Some(base)) if !base.is_empty() => {
+            let prompt = prompt.to_owned();
+            upstream_model = base.to_owned();
+            Some(prompt)
+        }
+        _ => None,
+    };
+    let gemini3 = gemini_version(&upstream_model).is_some_and(|(major, _)| major >= 3);
 
     let mut system: Vec<Part> = Vec::new();
-    let mut contents: Vec<Content> = Vec::new();
-    for (i, msg) in req.messages.iter().enumerate() {
+    let mut turns: Vec<Turn> = Vec::new();
+    let mut i = 0;
+    while i < req.messages.len() {
+        let msg = &req.messages[i];
         match msg.role.as_str() {
             "system" | "developer" => system.extend(text_parts(msg, i)?),
             "user" => {
                 let parts = user_parts(msg, i)?;
-                push_merged(&mut contents, "user", parts);
+                push_turn(&mut turns, "user", parts, false);
             }
             "assistant" => {
-                let parts = assistant_parts(msg, i)?;
-                push_merged(&mut contents, "model", parts);
+                let parts = assistant_parts(msg, i, gemini3, opts)?;
+                push_turn(&mut turns, "model", parts, false);
             }
             "tool" | "function" => {
-                return Err(GatewayError::bad_param(
-                    format!(
-                        "messages[{i}]：暂不支持工具消息 / messages[{i}]: tool messages are not supported yet"
-                    ),
-                    "messages",
-                ));
+                // All consecutive tool results answer one call turn: one content, call order.
+                let start = i;
+                while i + 1 < req.messages.len()
+                    && matches!(req.messages[i + 1].role.as_str(), "tool" | "function")
+                {
+                    i += 1;
+                }
+                let parts = tool_results(&req.messages, start, i)?;
+                push_turn(&mut turns, "user", parts, true);
             }
             other => {
                 return Err(GatewayError::bad_param(
@@ -74,7 +118,9 @@ pub fn to_gemini(req: &ChatRequest) -> Result<Translated, GatewayError> {
                 ));
             }
         }
+        i += 1;
     }
+    let mut contents: Vec<Content> = turns.into_iter().map(|t| t.content).collect();
 
     // Gemini rejects a request without contents: a system-only conversation is sent as the
     // user's message.
@@ -99,15 +145,51 @@ pub fn to_gemini(req: &ChatRequest) -> Result<Translated, GatewayError> {
         })
     };
 
-    let generation_config = generation_config(req);
+    let mut tools = function_tools(req)?;
+    let tool_config = tool_config(req, &tools)?;
+    if let Some(prompt) = &search {
+        tools.push(json!({"googleSearch": {}}));
+        let at = safe_insert_index(&contents, contents.len().saturating_sub(2));
+        contents.insert(
+            at,
+            Content {
+                role: Some("user".into()),
+                parts: vec![Part::text(prompt.clone())],
+            },
+        );
+    }
+
+    let mut generation_config = generation_config(req)?;
+    let google = req
+        .google
+        .as_ref()
+        .and_then(|g| g.get("google").or(Some(g)));
+    let extra_google = req.extra_body.as_ref().and_then(|e| e.get("google"));
+    generation_config.thinking_config = thinking::thinking_config(
+        &upstream_model,
+        opts.model_thinks,
+        opts.enable_thinking,
+        &thinking::Requested {
+            reasoning_effort: req.reasoning_effort.as_deref(),
+            thinking_budget: req.thinking_budget,
+            google,
+            extra_body_google: extra_google,
+        },
+    )?;
+    let cached_content = extra_google
+        .or(google)
+        .and_then(|g| g.get("cached_content").or_else(|| g.get("cachedContent")))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+
     let request = GenerateContentRequest {
         contents,
         system_instruction,
-        tools: None,
-        tool_config: None,
+        tools: (!tools.is_empty()).then_some(tools),
+        tool_config,
         safety_settings: Some(safety_settings(&upstream_model)),
         generation_config: (!generation_config.is_empty()).then_some(generation_config),
-        cached_content: None,
+        cached_content,
     };
     Ok(Translated {
         upstream_model,
@@ -115,7 +197,20 @@ pub fn to_gemini(req: &ChatRequest) -> Result<Translated, GatewayError> {
     })
 }
 
-fn generation_config(req: &ChatRequest) -> GenerationConfig {
+/// An insertion index that never separates a function-call turn from its responses.
+pub fn safe_insert_index(contents: &[Content], mut at: usize) -> usize {
+    at = at.min(contents.len());
+    while at > 0 && at < contents.len() && is_function_response(&contents[at]) {
+        at -= 1;
+    }
+    at
+}
+
+fn is_function_response(c: &Content) -> bool {
+    c.parts.iter().any(|p| p.function_response.is_some())
+}
+
+fn generation_config(req: &ChatRequest) -> Result<GenerationConfig, GatewayError> {
     let stop_sequences = match &req.stop {
         Some(Stop::One(s)) if !s.is_empty() => Some(vec![s.clone()]),
         Some(Stop::Many(v)) => {
@@ -129,7 +224,7 @@ fn generation_config(req: &ChatRequest) -> GenerationConfig {
         }
         _ => None,
     };
-    GenerationConfig {
+    let mut cfg = GenerationConfig {
         temperature: req.temperature,
         top_p: req.top_p,
         top_k: req.top_k.map(|k| k.round() as i64),
@@ -142,7 +237,203 @@ fn generation_config(req: &ChatRequest) -> GenerationConfig {
         presence_penalty: req.presence_penalty.filter(|p| *p != 0.0),
         frequency_penalty: req.frequency_penalty.filter(|p| *p != 0.0),
         ..GenerationConfig::default()
+    };
+    if req.logprobs == Some(true) {
+        cfg.response_logprobs = Some(true);
+        cfg.logprobs = req.top_logprobs;
     }
+    if let Some(format) = &req.response_format {
+        match format.get("type").and_then(Value::as_str) {
+            None | Some("text") => {}
+            Some("json_object") => cfg.response_mime_type = Some("application/json".into()),
+            Some("json_schema") => {
+                cfg.response_mime_type = Some("application/json".into());
+                let schema = format.get("json_schema").and_then(|j| j.get("schema"));
+                if let Some(schema) = schema.filter(|s| s.is_object()) {
+                    cfg.response_json_schema = Some(schema.clone());
+                }
+            }
+            Some(other) => {
+                return Err(GatewayError::bad_param(
+                    format!(
+                        "不支持的 response_format 类型 {other:?} / Unsupported response_format type {other:?}"
+                    ),
+                    "response_format",
+                ));
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+/// OpenAI `tools` → one Gemini Tool with every function declaration. Parameters go as
+/// `parametersJsonSchema` (real JSON Schema, accepted with `$schema`,
+/// `additionalProperties`…); [`use_schema_subset`] converts them if a model refuses that.
+fn function_tools(req: &ChatRequest) -> Result<Vec<Value>, GatewayError> {
+    let Some(tools) = &req.tools else {
+        return Ok(Vec::new());
+    };
+    let mut declarations = Vec::new();
+    for (i, tool) in tools.iter().enumerate() {
+        let kind = tool
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("function");
+        if kind != "function" {
+            continue;
+        }
+        let Some(function) = tool.get("function") else {
+            return Err(GatewayError::bad_param(
+                format!("tools[{i}]：缺少 function / tools[{i}]: missing `function`"),
+                "tools",
+            ));
+        };
+        let Some(name) = function
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        else {
+            return Err(GatewayError::bad_param(
+                format!("tools[{i}]：缺少函数名 / tools[{i}].function: missing `name`"),
+                "tools",
+            ));
+        };
+        let mut decl = Map::new();
+        decl.insert("name".into(), Value::String(name.to_owned()));
+        if let Some(d) = function
+            .get("description")
+            .and_then(Value::as_str)
+            .filter(|d| !d.is_empty())
+        {
+            decl.insert("description".into(), Value::String(d.to_owned()));
+        }
+        if let Some(params) = function.get("parameters").filter(|p| p.is_object())
+            && schema::to_gemini_parameters(params).is_some()
+        {
+            decl.insert("parametersJsonSchema".into(), params.clone());
+        }
+        declarations.push(Value::Object(decl));
+    }
+    if declarations.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![json!({ "functionDeclarations": declarations })])
+}
+
+fn tool_config(req: &ChatRequest, tools: &[Value]) -> Result<Option<Value>, GatewayError> {
+    let Some(choice) = &req.tool_choice else {
+        return Ok(None);
+    };
+    if tools.is_empty() {
+        return Ok(None);
+    }
+    let config = match choice {
+        Value::String(s) => match s.as_str() {
+            "auto" => json!({"mode": "AUTO"}),
+            "none" => json!({"mode": "NONE"}),
+            "required" | "any" => json!({"mode": "ANY"}),
+            other => {
+                return Err(GatewayError::bad_param(
+                    format!("不支持的 tool_choice {other:?} / Unsupported tool_choice {other:?}"),
+                    "tool_choice",
+                ));
+            }
+        },
+        Value::Object(o) => match o.get("type").and_then(Value::as_str) {
+            Some("function") => {
+                let name = o
+                    .get("function")
+                    .and_then(|f| f.get("name"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                json!({"mode": "ANY", "allowedFunctionNames": [name]})
+            }
+            Some("allowed_tools") => {
+                let allowed = o.get("allowed_tools");
+                let mode = match allowed.and_then(|a| a.get("mode")).and_then(Value::as_str) {
+                    Some("required") => "ANY",
+                    _ => "AUTO",
+                };
+                let names: Vec<Value> = allowed
+                    .and_then(|a| a.get("tools"))
+                    .and_then(Value::as_array)
+                    .map(|list| {
+                        list.iter()
+                            .filter_map(|t| {
+                                t.get("function")
+                                    .and_then(|f| f.get("name"))
+                                    .or_else(|| t.get("name"))
+                            })
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if names.is_empty() {
+                    json!({"mode": mode})
+                } else {
+                    json!({"mode": mode, "allowedFunctionNames": names})
+                }
+            }
+            _ => {
+                return Err(GatewayError::bad_param(
+                    "无法识别的 tool_choice / Unrecognised tool_choice object",
+                    "tool_choice",
+                ));
+            }
+        },
+        Value::Null => return Ok(None),
+        _ => {
+            return Err(GatewayError::bad_param(
+                "无法识别的 tool_choice / Unrecognised tool_choice",
+                "tool_choice",
+            ));
+        }
+    };
+    Ok(Some(json!({ "functionCallingConfig": config })))
+}
+
+/// The fallback for models that refuse real JSON Schema: `parametersJsonSchema` →
+/// `parameters` and `responseJsonSchema` → `responseSchema`, both sanitised. Returns whether
+/// anything changed.
+pub fn use_schema_subset(request: &mut GenerateContentRequest) -> bool {
+    let mut changed = false;
+    if let Some(tools) = request.tools.as_mut() {
+        for tool in tools.iter_mut() {
+            let Some(decls) = tool
+                .get_mut("functionDeclarations")
+                .and_then(Value::as_array_mut)
+            else {
+                continue;
+            };
+            for decl in decls.iter_mut() {
+                let Some(obj) = decl.as_object_mut() else {
+                    continue;
+                };
+                if let Some(js) = obj.remove("parametersJsonSchema") {
+                    changed = true;
+                    if let Some(p) = schema::to_gemini_parameters(&js) {
+                        obj.insert("parameters".into(), p);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(cfg) = request.generation_config.as_mut()
+        && let Some(js) = cfg.response_json_schema.take()
+    {
+        changed = true;
+        cfg.response_schema = schema::to_gemini_schema(&js);
+    }
+    changed
+}
+
+/// Whether an upstream 400 is about the JSON-schema fields (the cue for [`use_schema_subset`]).
+pub fn refuses_json_schema(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("parameters_json_schema")
+        || m.contains("parametersjsonschema")
+        || m.contains("response_json_schema")
+        || m.contains("responsejsonschema")
 }
 
 /// Removes the penalties (the retry of CONTRACT §4 for "Penalty is not enabled").
@@ -194,19 +485,24 @@ pub fn gemini_version(model: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-fn push_merged(contents: &mut Vec<Content>, role: &str, parts: Vec<Part>) {
+fn push_turn(turns: &mut Vec<Turn>, role: &str, parts: Vec<Part>, function_responses: bool) {
     if parts.is_empty() {
         return;
     }
-    if let Some(last) = contents.last_mut()
-        && last.role.as_deref() == Some(role)
+    if let Some(last) = turns.last_mut()
+        && last.content.role.as_deref() == Some(role)
+        && last.function_responses == function_responses
+        && !function_responses
     {
-        last.parts.extend(parts);
+        last.content.parts.extend(parts);
         return;
     }
-    contents.push(Content {
-        role: Some(role.to_owned()),
-        parts,
+    turns.push(Turn {
+        content: Content {
+            role: Some(role.to_owned()),
+            parts,
+        },
+        function_responses,
     });
 }
 
@@ -344,7 +640,12 @@ pub fn parse_data_url(url: &str) -> Option<Blob> {
     })
 }
 
-fn assistant_parts(msg: &ChatMessage, i: usize) -> Result<Vec<Part>, GatewayError> {
+fn assistant_parts(
+    msg: &ChatMessage,
+    i: usize,
+    gemini3: bool,
+    opts: &Options<'_>,
+) -> Result<Vec<Part>, GatewayError> {
     let mut parts = match &msg.content {
         None => Vec::new(),
         Some(MessageContent::Text(t)) => non_empty_text(t),
@@ -371,16 +672,154 @@ fn assistant_parts(msg: &ChatMessage, i: usize) -> Result<Vec<Part>, GatewayErro
             out
         }
     };
-    if msg.tool_calls.as_ref().is_some_and(|c| !c.is_empty()) {
-        return Err(GatewayError::bad_param(
-            format!(
-                "messages[{i}]：暂不支持工具调用历史 / messages[{i}]: assistant tool_calls are not supported yet"
-            ),
-            "messages",
-        ));
+    for (n, call) in msg.tool_calls.iter().flatten().enumerate() {
+        let name = call.function.name.clone();
+        if name.is_empty() {
+            return Err(GatewayError::bad_param(
+                format!(
+                    "messages[{i}].tool_calls[{n}]：缺少函数名 / messages[{i}].tool_calls[{n}]: missing function name"
+                ),
+                "messages",
+            ));
+        }
+        let raw = call.function.arguments.as_deref().unwrap_or("").trim();
+        let args = if raw.is_empty() {
+            json!({})
+        } else {
+            match serde_json::from_str::<Value>(raw) {
+                Ok(v @ Value::Object(_)) => v,
+                Ok(other) => json!({ "value": other }),
+                Err(_) => {
+                    return Err(GatewayError::bad_param(
+                        format!(
+                            "messages[{i}].tool_calls[{n}].function.arguments 不是有效的 JSON / is not valid JSON"
+                        ),
+                        "messages",
+                    ));
+                }
+            }
+        };
+        let signature = call
+            .extra_content
+            .as_ref()
+            .and_then(|e| e.get("google"))
+            .and_then(|g| {
+                g.get("thought_signature")
+                    .or_else(|| g.get("thoughtSignature"))
+            })
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| {
+                call.id
+                    .as_deref()
+                    .and_then(|id| (opts.recall_signature)(id))
+            })
+            // Gemini 3 validates the first call of each turn; the documented placeholder
+            // stands in for a signature nobody kept.
+            .or_else(|| (gemini3 && n == 0).then(|| SKIP_VALIDATOR.to_owned()));
+        parts.push(Part {
+            function_call: Some(gemini::FunctionCall {
+                id: None,
+                name,
+                args: Some(args),
+            }),
+            thought_signature: signature,
+            ..Part::default()
+        });
     }
-    parts.shrink_to_fit();
     Ok(parts)
+}
+
+/// `tool` messages `from..=to` → functionResponse parts in the order of the calls they answer.
+fn tool_results(
+    messages: &[ChatMessage],
+    from: usize,
+    to: usize,
+) -> Result<Vec<Part>, GatewayError> {
+    // The assistant turn these results answer: the last assistant message with tool calls.
+    let calls: Vec<&ToolCall> = messages[..from]
+        .iter()
+        .rev()
+        .find(|m| m.role == "assistant" && m.tool_calls.as_ref().is_some_and(|c| !c.is_empty()))
+        .and_then(|m| m.tool_calls.as_ref())
+        .map(|c| c.iter().collect())
+        .unwrap_or_default();
+    let mut keyed: Vec<(usize, Part)> = Vec::new();
+    let mut extra: Vec<Part> = Vec::new();
+    for (i, msg) in messages.iter().enumerate().take(to + 1).skip(from) {
+        let position = msg
+            .tool_call_id
+            .as_deref()
+            .and_then(|id| calls.iter().position(|c| c.id.as_deref() == Some(id)));
+        let name = match (position, msg.name.as_deref()) {
+            (Some(p), _) => calls[p].function.name.clone(),
+            (None, Some(n)) if !n.is_empty() => n.to_owned(),
+            _ => {
+                // Search the whole history (a client may re-order or repeat tool messages).
+                let found = msg.tool_call_id.as_deref().and_then(|id| {
+                    messages[..from]
+                        .iter()
+                        .rev()
+                        .flat_map(|m| m.tool_calls.iter().flatten())
+                        .find(|c| c.id.as_deref() == Some(id))
+                        .map(|c| c.function.name.clone())
+                });
+                found.ok_or_else(|| {
+                    GatewayError::bad_param(
+                        format!(
+                            "messages[{i}]：找不到 tool_call_id {:?} 对应的工具调用 / messages[{i}]: no assistant tool call has id {:?}",
+                            msg.tool_call_id.as_deref().unwrap_or(""),
+                            msg.tool_call_id.as_deref().unwrap_or("")
+                        ),
+                        "messages",
+                    )
+                })?
+            }
+        };
+        let (text, images) = tool_content(msg, i)?;
+        let response = match serde_json::from_str::<Value>(&text) {
+            Ok(obj @ Value::Object(_)) => obj,
+            Ok(other) if !text.trim().is_empty() => json!({ "output": other }),
+            _ => json!({ "output": text }),
+        };
+        keyed.push((
+            position.unwrap_or(usize::MAX),
+            Part {
+                function_response: Some(gemini::FunctionResponse {
+                    id: None,
+                    name,
+                    response,
+                }),
+                ..Part::default()
+            },
+        ));
+        extra.extend(images);
+    }
+    keyed.sort_by_key(|(p, _)| *p);
+    let mut parts: Vec<Part> = keyed.into_iter().map(|(_, p)| p).collect();
+    parts.extend(extra);
+    Ok(parts)
+}
+
+/// A tool message's text (text parts joined) and any images it carries.
+fn tool_content(msg: &ChatMessage, i: usize) -> Result<(String, Vec<Part>), GatewayError> {
+    match &msg.content {
+        None => Ok((String::new(), Vec::new())),
+        Some(MessageContent::Text(t)) => Ok((t.clone(), Vec::new())),
+        Some(MessageContent::Parts(items)) => {
+            let mut text = String::new();
+            let mut images = Vec::new();
+            for (j, p) in items.iter().enumerate() {
+                match p.kind.as_str() {
+                    "text" | "input_text" | "output_text" => {
+                        text.push_str(p.text.as_deref().unwrap_or_default());
+                    }
+                    _ => images.extend(user_part(p, i, j)?),
+                }
+            }
+            Ok((text, images))
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -431,6 +870,49 @@ pub fn assess(resp: &GenerateContentResponse) -> Assessment {
         }
     }
     Assessment::Empty(empty_reason.unwrap_or_else(|| "empty answer".to_owned()))
+}
+
+/// What one stream event means before anything was sent to the client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FirstEvent {
+    /// Content (text, thoughts, a call) or a final MAX_TOKENS/filter: commit to this stream.
+    Commit,
+    /// The prompt was blocked (no candidates, `blockReason`).
+    Blocked(String),
+    /// The stream finished without content: an empty answer, retried.
+    EmptyEnd(String),
+    /// Nothing yet (usage only): read on.
+    Pending,
+}
+
+pub fn first_event(event: &GenerateContentResponse) -> FirstEvent {
+    let candidates = event.candidates.as_deref().unwrap_or_default();
+    if candidates.is_empty()
+        && let Some(reason) = event
+            .prompt_feedback
+            .as_ref()
+            .and_then(|f| f.block_reason.clone())
+    {
+        return FirstEvent::Blocked(reason);
+    }
+    let commits = candidates.iter().any(|c| {
+        has_visible_output(c)
+            || c.parts()
+                .iter()
+                .any(|p| p.is_thought() && p.text.as_deref().is_some_and(|t| !t.is_empty()))
+            || c.finish_reason
+                .as_deref()
+                .is_some_and(|r| r == "MAX_TOKENS" || is_filter_reason(r))
+    });
+    if commits {
+        return FirstEvent::Commit;
+    }
+    match candidates.iter().find_map(|c| c.finish_reason.clone()) {
+        Some(reason) => {
+            FirstEvent::EmptyEnd(format!("stream finished with {reason} and no content"))
+        }
+        None => FirstEvent::Pending,
+    }
 }
 
 /// Text that is not a thought, or a function call.
@@ -498,7 +980,8 @@ pub fn candidate_output(parts: &[Part]) -> CandidateOutput {
     let mut out = CandidateOutput::default();
     for p in parts {
         if let Some(call) = &p.function_call {
-            out.tool_calls.push(tool_call(call));
+            out.tool_calls
+                .push(tool_call(call, p.thought_signature.as_deref()));
         } else if let Some(text) = &p.text {
             if p.is_thought() {
                 out.reasoning.push_str(text);
@@ -519,12 +1002,18 @@ pub fn candidate_output(parts: &[Part]) -> CandidateOutput {
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             out.text.push_str(&format!("\n```\n{output}\n```\n"));
+        } else if let Some(blob) = &p.inline_data {
+            // Image output: a markdown data URL, which chat front-ends render.
+            out.text.push_str(&format!(
+                "\n![image](data:{};base64,{})\n",
+                blob.mime_type, blob.data
+            ));
         }
     }
     out
 }
 
-fn tool_call(call: &gemini::FunctionCall) -> ToolCall {
+fn tool_call(call: &gemini::FunctionCall, signature: Option<&str>) -> ToolCall {
     let arguments = call
         .args
         .as_ref()
@@ -536,8 +1025,60 @@ fn tool_call(call: &gemini::FunctionCall) -> ToolCall {
             name: call.name.clone(),
             arguments: Some(arguments),
         },
-        extra_content: None,
+        // Google's own OpenAI layer carries the signature here; clients that keep it send it back.
+        extra_content: signature.map(|sig| json!({"google": {"thought_signature": sig}})),
     }
+}
+
+/// The thought signature a tool call carries in `extra_content`, if any.
+pub fn signature_of(call: &ToolCall) -> Option<&str> {
+    call.extra_content
+        .as_ref()?
+        .get("google")?
+        .get("thought_signature")?
+        .as_str()
+}
+
+/// Google Search grounding → OpenAI `url_citation` annotations (character offsets).
+pub fn annotations(grounding: Option<&Value>, text: &str) -> Option<Vec<Value>> {
+    let g = grounding?;
+    let chunks = g.get("groundingChunks")?.as_array()?;
+    let supports = g.get("groundingSupports").and_then(Value::as_array);
+    let char_at = |byte: u64| -> u64 {
+        let b = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
+        let b = (0..=b)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        text[..b].chars().count() as u64
+    };
+    let mut out = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let Some(web) = chunk.get("web") else {
+            continue;
+        };
+        let Some(url) = web.get("uri").and_then(Value::as_str) else {
+            continue;
+        };
+        let title = web.get("title").and_then(Value::as_str).unwrap_or(url);
+        let span = supports.and_then(|list| {
+            list.iter().find(|s| {
+                s.get("groundingChunkIndices")
+                    .and_then(Value::as_array)
+                    .is_some_and(|ix| ix.iter().any(|x| x.as_u64() == Some(i as u64)))
+            })
+        });
+        let start = span
+            .and_then(|s| s["segment"].get("startIndex"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let end = span
+            .and_then(|s| s["segment"].get("endIndex"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        out.push(json!({"type": "url_citation", "url_citation": {"url": url, "title": title, "start_index": char_at(start), "end_index": char_at(end)}}));
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// A fresh tool-call id (`call_` + 24 random alphanumerics).
@@ -562,6 +1103,7 @@ pub fn to_openai(
     for (k, c) in candidates.iter().enumerate() {
         let out = candidate_output(c.parts());
         let called = !out.tool_calls.is_empty();
+        let annotations = annotations(c.grounding_metadata.as_ref(), &out.text);
         let content = if out.text.is_empty() && called {
             None
         } else {
@@ -571,10 +1113,10 @@ pub fn to_openai(
             index: c.index.unwrap_or(u32::try_from(k).unwrap_or(0)),
             message: ResponseMessage {
                 role: "assistant",
-                content,
+                annotations,
                 reasoning_content: (!out.reasoning.is_empty()).then_some(out.reasoning),
                 tool_calls: called.then_some(out.tool_calls),
-                annotations: None,
+                content,
             },
             logprobs: None,
             finish_reason: finish_reason(
@@ -616,7 +1158,7 @@ mod tests {
     }
 
     fn translate(body: Value) -> Value {
-        let t = to_gemini(&request(body)).expect("translates");
+        let t = to_gemini(&request(body), &Options::default()).expect("translates");
         serde_json::to_value(&t.request).expect("serialises")
     }
 
@@ -753,7 +1295,7 @@ mod tests {
             json!({"model": "", "messages": [{"role": "user", "content": "x"}]}),
             json!({"model": "m", "messages": [{"role": "user", "content": ""}]}),
         ] {
-            let err = to_gemini(&request(body)).expect_err("refused");
+            let err = to_gemini(&request(body), &Options::default()).expect_err("refused");
             assert_eq!(err.status(), axum::http::StatusCode::BAD_REQUEST);
         }
     }
@@ -775,10 +1317,13 @@ mod tests {
 
     #[test]
     fn penalties_can_be_dropped_for_the_retry() {
-        let mut t = to_gemini(&request(
-            json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+        let mut t = to_gemini(
+            &request(
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
             "presence_penalty": 1.0}),
-        ))
+            ),
+            &Options::default(),
+        )
         .expect("translates");
         assert!(drop_penalties(&mut t.request));
         assert!(!drop_penalties(&mut t.request));
@@ -944,5 +1489,301 @@ mod tests {
             serde_json::from_str::<Value>(calls[0].function.arguments.as_deref().unwrap_or(""))
                 .is_ok()
         );
+    }
+
+    fn translate_with(body: Value, opts: &Options<'_>) -> Value {
+        let t = to_gemini(&request(body), opts).expect("translates");
+        serde_json::to_value(&t.request).expect("serialises")
+    }
+
+    fn tool_loop(model: &str) -> Value {
+        json!({"model": model, "messages": [
+            {"role": "user", "content": "Weather in Paris and Rome?"},
+            {"role": "assistant", "content": "Let me check.", "tool_calls": [
+                {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                {"id": "call_b", "type": "function", "function": {"name": "get_time", "arguments": ""}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_b", "content": "12:00"},
+            {"role": "tool", "tool_call_id": "call_a", "content": "{\"tempC\": 18}"},
+            {"role": "user", "content": "Thanks"}
+        ], "tools": [
+            {"type": "function", "function": {"name": "get_weather", "description": "Weather", "strict": true,
+             "parameters": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "additionalProperties": false,
+                            "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
+            {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
+        ], "tool_choice": "auto"})
+    }
+
+    #[test]
+    fn tools_become_function_declarations_with_json_schema() {
+        let g = translate(tool_loop("gemini-2.5-flash"));
+        let decls = &g["tools"][0]["functionDeclarations"];
+        assert_eq!(decls[0]["name"], "get_weather");
+        assert_eq!(
+            decls[0]["parametersJsonSchema"]["additionalProperties"], false,
+            "real JSON Schema is kept"
+        );
+        assert!(
+            decls[1].get("parametersJsonSchema").is_none(),
+            "no-argument tools omit parameters"
+        );
+        assert_eq!(
+            g["toolConfig"],
+            json!({"functionCallingConfig": {"mode": "AUTO"}})
+        );
+    }
+
+    #[test]
+    fn tool_history_becomes_function_calls_and_grouped_responses_in_call_order() {
+        let g = translate(tool_loop("gemini-2.5-flash"));
+        let c = &g["contents"];
+        assert_eq!(c[1]["role"], "model");
+        assert_eq!(c[1]["parts"][0], json!({"text": "Let me check."}));
+        assert_eq!(
+            c[1]["parts"][1]["functionCall"],
+            json!({"name": "get_weather", "args": {"city": "Paris"}})
+        );
+        assert_eq!(
+            c[1]["parts"][2]["functionCall"],
+            json!({"name": "get_time", "args": {}})
+        );
+        assert!(
+            c[1]["parts"][1].get("thoughtSignature").is_none(),
+            "2.5 needs no placeholder"
+        );
+        assert_eq!(c[2]["role"], "user");
+        assert_eq!(
+            c[2]["parts"].as_array().map(Vec::len),
+            Some(2),
+            "one turn for all results"
+        );
+        assert_eq!(
+            c[2]["parts"][0]["functionResponse"],
+            json!({"name": "get_weather", "response": {"tempC": 18}})
+        );
+        assert_eq!(
+            c[2]["parts"][1]["functionResponse"],
+            json!({"name": "get_time", "response": {"output": "12:00"}})
+        );
+        assert_eq!(
+            c[3],
+            json!({"role": "user", "parts": [{"text": "Thanks"}]}),
+            "text after results is its own turn"
+        );
+    }
+
+    #[test]
+    fn gemini3_signatures_are_restored_or_replaced_by_the_placeholder() {
+        let g = translate(tool_loop("gemini-3-pro-preview"));
+        assert_eq!(
+            g["contents"][1]["parts"][1]["thoughtSignature"],
+            SKIP_VALIDATOR
+        );
+        assert!(
+            g["contents"][1]["parts"][2]
+                .get("thoughtSignature")
+                .is_none(),
+            "only the first call of a turn"
+        );
+        let recall = |id: &str| (id == "call_a").then(|| "c2lnbmF0dXJl".to_owned());
+        let opts = Options {
+            recall_signature: &recall,
+            ..Options::default()
+        };
+        let g = translate_with(tool_loop("gemini-3-pro-preview"), &opts);
+        assert_eq!(
+            g["contents"][1]["parts"][1]["thoughtSignature"],
+            "c2lnbmF0dXJl"
+        );
+    }
+
+    #[test]
+    fn signatures_in_extra_content_are_accepted() {
+        let mut body = tool_loop("gemini-3-pro-preview");
+        body["messages"][1]["tool_calls"][0]["extra_content"] =
+            json!({"google": {"thought_signature": "ZnJvbS1jbGllbnQ="}});
+        let g = translate(body);
+        assert_eq!(
+            g["contents"][1]["parts"][1]["thoughtSignature"],
+            "ZnJvbS1jbGllbnQ="
+        );
+    }
+
+    #[test]
+    fn an_unknown_tool_call_id_is_a_400() {
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}, {"role": "tool", "tool_call_id": "call_zzz", "content": "1"}]});
+        assert!(to_gemini(&request(body), &Options::default()).is_err());
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}, {"role": "function", "name": "f", "content": "1"}]});
+        let g = translate(body);
+        assert_eq!(
+            g["contents"][1]["parts"][0]["functionResponse"]["name"],
+            "f"
+        );
+    }
+
+    #[test]
+    fn tool_choice_maps_to_function_calling_modes() {
+        let mut body = tool_loop("gemini-2.5-flash");
+        for (choice, expected) in [
+            (json!("none"), json!({"mode": "NONE"})),
+            (json!("required"), json!({"mode": "ANY"})),
+            (
+                json!({"type": "function", "function": {"name": "get_time"}}),
+                json!({"mode": "ANY", "allowedFunctionNames": ["get_time"]}),
+            ),
+            (
+                json!({"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [{"type": "function", "function": {"name": "get_weather"}}]}}),
+                json!({"mode": "ANY", "allowedFunctionNames": ["get_weather"]}),
+            ),
+        ] {
+            body["tool_choice"] = choice;
+            assert_eq!(
+                translate(body.clone())["toolConfig"]["functionCallingConfig"],
+                expected
+            );
+        }
+    }
+
+    #[test]
+    fn the_schema_subset_fallback_converts_every_schema() {
+        let mut body = tool_loop("gemini-2.0-flash");
+        body["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "x", "strict": true,
+            "schema": {"type": "object", "additionalProperties": false, "properties": {"a": {"type": ["string", "null"]}}}}});
+        let mut t = to_gemini(&request(body), &Options::default()).expect("translates");
+        assert!(use_schema_subset(&mut t.request));
+        let g = serde_json::to_value(&t.request).expect("json");
+        let params = &g["tools"][0]["functionDeclarations"][0]["parameters"];
+        assert!(schema::unknown_keywords(params).is_empty(), "{params}");
+        assert!(
+            g["tools"][0]["functionDeclarations"][0]
+                .get("parametersJsonSchema")
+                .is_none()
+        );
+        assert_eq!(
+            g["generationConfig"]["responseSchema"]["properties"]["a"],
+            json!({"type": "string", "nullable": true})
+        );
+        assert!(refuses_json_schema(
+            "Invalid JSON payload received. Unknown name \"parametersJsonSchema\" at 'tools[0]'"
+        ));
+    }
+
+    #[test]
+    fn response_format_maps_to_mime_type_and_schema() {
+        let mut body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}});
+        assert_eq!(
+            translate(body.clone())["generationConfig"],
+            json!({"responseMimeType": "application/json"})
+        );
+        body["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object", "properties": {"n": {"type": "integer"}}}}});
+        let g = translate(body.clone());
+        assert_eq!(
+            g["generationConfig"]["responseJsonSchema"]["properties"]["n"]["type"],
+            "integer"
+        );
+        body["response_format"] = json!({"type": "text"});
+        assert!(translate(body).get("generationConfig").is_none());
+    }
+
+    #[test]
+    fn search_models_add_the_tool_and_the_prompt() {
+        let opts = Options {
+            search_prompt: Some("SEARCH!"),
+            ..Options::default()
+        };
+        let body = json!({"model": "gemini-2.5-flash-search", "messages": [
+            {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]});
+        let t = to_gemini(&request(body.clone()), &opts).expect("translates");
+        assert_eq!(t.upstream_model, "gemini-2.5-flash");
+        let g = serde_json::to_value(&t.request).expect("json");
+        assert_eq!(g["tools"], json!([{"googleSearch": {}}]));
+        assert_eq!(
+            g["contents"][1],
+            json!({"role": "user", "parts": [{"text": "SEARCH!"}]}),
+            "HAJIMI's position: len - 2"
+        );
+        let t = to_gemini(&request(body), &Options::default()).expect("translates");
+        assert_eq!(
+            t.upstream_model, "gemini-2.5-flash-search",
+            "without search mode the name is sent as is"
+        );
+    }
+
+    #[test]
+    fn inserted_turns_never_split_a_call_from_its_result() {
+        let g = translate(tool_loop("gemini-2.5-flash"));
+        let contents: Vec<Content> =
+            serde_json::from_value(g["contents"].clone()).expect("contents");
+        // Inserting before the function-response turn would separate it from its call.
+        assert_eq!(safe_insert_index(&contents, 2), 1);
+        assert_eq!(safe_insert_index(&contents, 3), 3);
+    }
+
+    #[test]
+    fn reasoning_effort_reaches_the_thinking_config() {
+        let opts = Options {
+            enable_thinking: true,
+            ..Options::default()
+        };
+        let g = translate_with(
+            json!({"model": "gemini-2.5-flash", "reasoning_effort": "low", "messages": [{"role": "user", "content": "x"}]}),
+            &opts,
+        );
+        assert_eq!(
+            g["generationConfig"]["thinkingConfig"],
+            json!({"thinkingBudget": 1024, "includeThoughts": true})
+        );
+        let g = translate_with(
+            json!({"model": "gemini-2.0-flash", "reasoning_effort": "low", "messages": [{"role": "user", "content": "x"}]}),
+            &opts,
+        );
+        assert!(
+            g.get("generationConfig").is_none(),
+            "non-thinking models get no thinkingConfig (HAJIMI #304)"
+        );
+        let g = translate_with(
+            json!({"model": "gemini-3-flash-preview", "extra_body": {"google": {"thinking_config": {"thinking_level": "low", "include_thoughts": false}}}, "messages": [{"role": "user", "content": "x"}]}),
+            &opts,
+        );
+        assert_eq!(
+            g["generationConfig"]["thinkingConfig"],
+            json!({"thinkingLevel": "LOW", "includeThoughts": false})
+        );
+    }
+
+    #[test]
+    fn grounding_becomes_url_citations() {
+        let resp = fixture("gemini/generateContent.response.google-search-grounding.json");
+        let c = to_openai(&resp, "m", "i".into(), 0);
+        let ann = c.choices[0]
+            .message
+            .annotations
+            .as_ref()
+            .expect("annotations");
+        assert_eq!(ann[0]["type"], "url_citation");
+        assert!(
+            ann[0]["url_citation"]["url"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("https://"))
+        );
+        let end = ann[0]["url_citation"]["end_index"].as_u64().unwrap_or(0);
+        assert!(
+            end as usize
+                <= c.choices[0]
+                    .message
+                    .content
+                    .as_deref()
+                    .unwrap_or_default()
+                    .chars()
+                    .count()
+        );
+    }
+
+    #[test]
+    fn function_call_signatures_are_exposed_for_storage() {
+        let resp = fixture("gemini/generateContent.response.function-call-thought-signature.json");
+        let c = to_openai(&resp, "m", "i".into(), 0);
+        let call = &c.choices[0].message.tool_calls.as_ref().expect("calls")[0];
+        assert!(signature_of(call).is_some_and(|s| !s.is_empty()));
     }
 }

@@ -3,7 +3,9 @@
 //! the recorded fixtures.
 
 pub mod chat;
+pub mod schema;
 pub mod stream;
+pub mod thinking;
 
 /// A fresh OpenAI-style completion id (`chatcmpl-` + 24 random alphanumerics).
 pub fn completion_id() -> String {

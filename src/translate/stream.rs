@@ -7,7 +7,9 @@
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::translate::chat::{candidate_output, finish_reason, tool_call_id, usage};
+use crate::translate::chat::{
+    annotations, candidate_output, finish_reason, signature_of, tool_call_id, usage,
+};
 use crate::wire::gemini::{GenerateContentResponse, UsageMetadata};
 use crate::wire::openai::{ChatCompletionChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta};
 
@@ -25,6 +27,8 @@ pub struct ChunkMapper {
     include_usage: bool,
     choices: Vec<ChoiceState>,
     usage: Option<UsageMetadata>,
+    /// `(tool_call_id, thought_signature)` pairs produced since the last drain.
+    signatures: Vec<(String, String)>,
 }
 
 impl ChunkMapper {
@@ -36,6 +40,7 @@ impl ChunkMapper {
             include_usage,
             choices: Vec::new(),
             usage: None,
+            signatures: Vec::new(),
         }
     }
 
@@ -51,6 +56,11 @@ impl ChunkMapper {
 
     pub fn last_usage(&self) -> Option<UsageMetadata> {
         self.usage
+    }
+
+    /// Thought signatures of tool calls emitted since the last call, to be remembered.
+    pub fn drain_signatures(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.signatures)
     }
 
     /// Maps one upstream event to zero or more SSE frames appended to `out`.
@@ -95,7 +105,13 @@ impl ChunkMapper {
             if !parts.reasoning.is_empty() {
                 delta.reasoning_content = Some(parts.reasoning);
             }
+            delta.annotations = annotations(c.grounding_metadata.as_ref(), &parts.text);
             if !parts.tool_calls.is_empty() {
+                for call in &parts.tool_calls {
+                    if let (Some(id), Some(sig)) = (call.id.as_deref(), signature_of(call)) {
+                        self.signatures.push((id.to_owned(), sig.to_owned()));
+                    }
+                }
                 let first = self.choices[slot].tool_calls;
                 let calls = parts
                     .tool_calls

@@ -70,6 +70,32 @@ impl Upstream {
         self.send(request, idle).await
     }
 
+    /// Sends a request and returns the answer whatever its status (only transport failures
+    /// are errors), for the native passthrough that forwards Google's own errors.
+    pub async fn send_any(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        key: &str,
+        body: Option<Bytes>,
+        idle: Duration,
+    ) -> Result<reqwest::Response, Failure> {
+        let mut request = self
+            .client
+            .request(method, url)
+            .header("x-goog-api-key", key);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        match tokio::time::timeout(idle, request.send()).await {
+            Err(_) => Err(Failure::Timeout),
+            Ok(Err(e)) => Err(transport_failure(&e)),
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+
     pub async fn get(
         &self,
         url: &str,
@@ -111,6 +137,19 @@ pub fn transport_failure(e: &reqwest::Error) -> Failure {
 }
 
 /// Reads a whole body, failing on `idle` silence between chunks or past `limit` bytes.
+/// Reads an error body (bounded) and classifies it.
+pub async fn classify_response(
+    response: reqwest::Response,
+    idle: Duration,
+) -> (u16, Bytes, Failure) {
+    let status = response.status().as_u16();
+    let body = read_body(response, idle, ERROR_BODY_LIMIT)
+        .await
+        .unwrap_or_default();
+    let failure = classify::classify(status, &body);
+    (status, body, failure)
+}
+
 pub async fn read_body(
     response: reqwest::Response,
     idle: Duration,
@@ -169,9 +208,14 @@ impl GeminiEvents {
     /// The next event; `None` when the upstream closed the stream. An event carrying an
     /// `error` object is returned as its classified failure.
     pub async fn next(&mut self) -> Option<Result<GenerateContentResponse, Failure>> {
+        self.next_raw().await.map(|r| r.map(|(_, event)| event))
+    }
+
+    /// Like [`Self::next`], with the event's `data` bytes exactly as Google sent them.
+    pub async fn next_raw(&mut self) -> Option<Result<(Bytes, GenerateContentResponse), Failure>> {
         loop {
             if let Some(data) = self.pending.pop_front() {
-                return Some(parse_event(&data));
+                return Some(parse_event(&data).map(|event| (data, event)));
             }
             if self.eof {
                 return None;

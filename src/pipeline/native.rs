@@ -1,0 +1,506 @@
+//! Native Gemini API (`/gemini/{ver}/…`, `/v1beta/…`, `/v1alpha/…`, `POST /v1/models/{m}:{a}`):
+//! Google's own SDKs work by changing only the base URL. Bodies are forwarded unchanged
+//! (except for `-search` models, which get the search tool), answers come back as Google sent
+//! them, streams event by event. The key pool, retries and limits apply; Google's errors
+//! about the request pass through with Google's status and body (keys masked); failures of
+//! our keys or availability become 503 `UNAVAILABLE` (429 if all quota) in Google's shape.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::config::Settings;
+use crate::error::{Flavor, GatewayError};
+use crate::pipeline::auth::authenticate;
+use crate::pipeline::body::read_limited;
+use crate::pipeline::dispatch;
+use crate::telemetry::Outcome;
+use crate::translate::chat::{Assessment, FirstEvent, assess, first_event};
+use crate::upstream::classify::Failure;
+use crate::upstream::http::encode_segment;
+use crate::upstream::{ANSWER_LIMIT, GeminiEvents, classify_response, read_body};
+use crate::wire::gemini::GenerateContentResponse;
+
+const VERSIONS: [&str; 3] = ["v1beta", "v1alpha", "v1"];
+
+/// What one attempt produced for the client.
+enum Answer {
+    /// A complete body, with its status (Google's request errors are forwarded too).
+    Body { status: u16, bytes: Bytes },
+    /// An SSE stream whose first events are held.
+    Sse {
+        events: GeminiEvents,
+        held: Vec<Bytes>,
+    },
+    /// A JSON-array stream, forwarded byte for byte.
+    Array(reqwest::Response),
+}
+
+pub async fn list_models(
+    State(state): State<AppState>,
+    Path(ver): Path<String>,
+    request: Request,
+) -> Response {
+    proxy_get(state, ver, None, request).await
+}
+
+pub async fn list_models_v1beta(State(state): State<AppState>, request: Request) -> Response {
+    let ver = version_of(request.uri().path());
+    proxy_get(state, ver, None, request).await
+}
+
+pub async fn get_model(
+    State(state): State<AppState>,
+    Path((ver, model)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    proxy_get(state, ver, Some(model), request).await
+}
+
+pub async fn get_model_v1beta(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    request: Request,
+) -> Response {
+    let ver = version_of(request.uri().path());
+    proxy_get(state, ver, Some(model), request).await
+}
+
+pub async fn action(
+    State(state): State<AppState>,
+    Path((ver, model_action)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    proxy_action(state, ver, model_action, request).await
+}
+
+pub async fn action_v1beta(
+    State(state): State<AppState>,
+    Path(model_action): Path<String>,
+    request: Request,
+) -> Response {
+    let ver = version_of(request.uri().path());
+    proxy_action(state, ver, model_action, request).await
+}
+
+/// `/v1beta/…` → `v1beta`, `/v1alpha/…` → `v1alpha`, `/v1/…` → `v1`.
+fn version_of(path: &str) -> String {
+    path.trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("v1beta")
+        .to_owned()
+}
+
+fn check_version(ver: &str) -> Result<(), GatewayError> {
+    if VERSIONS.contains(&ver) {
+        Ok(())
+    } else {
+        Err(GatewayError::NotFound {
+            message: format!(
+                "未知的 API 版本 {ver} / Unknown API version {ver}: use v1beta, v1alpha or v1"
+            ),
+            code: "unknown_url",
+        })
+    }
+}
+
+/// The query string to forward: everything but our own `key`.
+fn forwarded_query(query: Option<&str>) -> String {
+    let kept: Vec<&str> = query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("key=") && *p != "key")
+        .collect();
+    if kept.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", kept.join("&"))
+    }
+}
+
+async fn proxy_get(
+    state: AppState,
+    ver: String,
+    model: Option<String>,
+    request: Request,
+) -> Response {
+    let mut outcome = Outcome::default();
+    let result = async {
+        let snap = state.live.current();
+        let (parts, _) = request.into_parts();
+        authenticate(&snap, &parts)?;
+        check_version(&ver)?;
+        let path = match &model {
+            Some(m) => format!(
+                "models/{}",
+                encode_segment(m.strip_prefix("models/").unwrap_or(m))
+            ),
+            None => "models".to_owned(),
+        };
+        let url = format!(
+            "{}/{ver}/{path}{}",
+            snap.gemini_base_url,
+            forwarded_query(parts.uri.query())
+        );
+        let (answer, _) = dispatch::run(
+            &state.keys,
+            &snap,
+            "models.list",
+            &mut outcome,
+            |key| {
+                let url = &url;
+                let snap = &snap;
+                let upstream = &state.upstream;
+                async move {
+                    let response = upstream
+                        .send_any(
+                            reqwest::Method::GET,
+                            url,
+                            key.secret(),
+                            None,
+                            snap.upstream_timeout,
+                        )
+                        .await?;
+                    complete_body(response, snap, false).await
+                }
+            },
+            |_| false,
+        )
+        .await?;
+        Ok::<_, GatewayError>(body_response(answer))
+    }
+    .await;
+    finish(result, outcome)
+}
+
+async fn proxy_action(
+    state: AppState,
+    ver: String,
+    model_action: String,
+    request: Request,
+) -> Response {
+    let mut outcome = Outcome::default();
+    let result = run_action(&state, ver, model_action, request, &mut outcome).await;
+    finish(result, outcome)
+}
+
+async fn run_action(
+    state: &AppState,
+    ver: String,
+    model_action: String,
+    request: Request,
+    outcome: &mut Outcome,
+) -> Result<Response, GatewayError> {
+    let snap = state.live.current();
+    let (parts, body) = request.into_parts();
+    authenticate(&snap, &parts)?;
+    check_version(&ver)?;
+    let Some((model, action)) = model_action.rsplit_once(':') else {
+        return Err(GatewayError::bad_request(format!(
+            "无效的请求路径：缺少 :action / Invalid request path `{model_action}`: expected models/{{model}}:{{action}}"
+        )));
+    };
+    let model = model.strip_prefix("models/").unwrap_or(model).to_owned();
+    let action = action.to_owned();
+    outcome.model = Some(model.clone());
+    let mut bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
+
+    // Search mode: a `-search` model gets the Google Search tool (HAJIMI §7).
+    let mut upstream_model = model.clone();
+    if snap.search_mode
+        && let Some(base) = model.strip_suffix("-search")
+    {
+        upstream_model = base.to_owned();
+        bytes = add_search_tool(&bytes)?;
+    }
+
+    let query = forwarded_query(parts.uri.query());
+    let sse = query.contains("alt=sse");
+    let stream = action == "streamGenerateContent";
+    outcome.stream = stream;
+    let url = format!(
+        "{}/{ver}/models/{}:{action}{query}",
+        snap.gemini_base_url,
+        encode_segment(&upstream_model)
+    );
+    let generate = action == "generateContent";
+
+    let (answer, _) = dispatch::run(
+        &state.keys,
+        &snap,
+        &upstream_model,
+        outcome,
+        |key| {
+            let url = &url;
+            let body = bytes.clone();
+            let snap = &snap;
+            let upstream = &state.upstream;
+            async move {
+                let response = upstream
+                    .send_any(
+                        reqwest::Method::POST,
+                        url,
+                        key.secret(),
+                        Some(body),
+                        snap.upstream_timeout,
+                    )
+                    .await?;
+                if !response.status().is_success() {
+                    return complete_body(response, snap, false).await;
+                }
+                if stream && sse {
+                    open_sse(response, snap).await
+                } else if stream {
+                    Ok(Answer::Array(response))
+                } else {
+                    complete_body(response, snap, generate).await
+                }
+            }
+        },
+        |_| false,
+    )
+    .await?;
+
+    Ok(match answer {
+        Answer::Body { .. } => body_response(answer),
+        Answer::Sse { events, held } => sse_response(events, held),
+        Answer::Array(response) => array_response(response),
+    })
+}
+
+/// Reads a whole answer. A 2xx `generateContent` answer with nothing in it is an empty
+/// answer (retried); Google's errors about the request are forwarded as they are.
+async fn complete_body(
+    response: reqwest::Response,
+    snap: &Settings,
+    assess_answer: bool,
+) -> Result<Answer, Failure> {
+    let status = response.status().as_u16();
+    if !(200..300).contains(&status) {
+        let (status, body, failure) = classify_response(response, snap.upstream_timeout).await;
+        if failure.is_request_error() || matches!(failure, Failure::PenaltyUnsupported { .. }) {
+            let text = crate::mask::scrub_keys(&String::from_utf8_lossy(&body));
+            return Ok(Answer::Body {
+                status,
+                bytes: Bytes::from(text),
+            });
+        }
+        return Err(failure);
+    }
+    let bytes = read_body(response, snap.upstream_timeout, ANSWER_LIMIT).await?;
+    if assess_answer {
+        let parsed: GenerateContentResponse =
+            serde_json::from_slice(&bytes).map_err(|e| Failure::Garbage {
+                detail: format!("unreadable answer: {e}"),
+            })?;
+        if let Assessment::Empty(reason) = assess(&parsed) {
+            return Err(Failure::Empty { reason });
+        }
+    }
+    Ok(Answer::Body { status, bytes })
+}
+
+/// Reads SSE events until one carries content; they are held for the client.
+async fn open_sse(response: reqwest::Response, snap: &Settings) -> Result<Answer, Failure> {
+    let mut events = GeminiEvents::new(response, snap.upstream_timeout);
+    let mut held = Vec::new();
+    loop {
+        let Some(next) = events.next_raw().await else {
+            return Err(Failure::Empty {
+                reason: "stream ended before any content".to_owned(),
+            });
+        };
+        let (raw, event) = next?;
+        held.push(raw);
+        match first_event(&event) {
+            FirstEvent::Commit | FirstEvent::Blocked(_) => return Ok(Answer::Sse { events, held }),
+            FirstEvent::EmptyEnd(reason) => return Err(Failure::Empty { reason }),
+            FirstEvent::Pending => {}
+        }
+    }
+}
+
+fn add_search_tool(bytes: &[u8]) -> Result<Bytes, GatewayError> {
+    let mut body: Value = serde_json::from_slice(bytes).map_err(|e| {
+        GatewayError::bad_request(format!(
+            "请求体不是有效的 JSON：{e} / Invalid JSON body: {e}"
+        ))
+    })?;
+    let Some(obj) = body.as_object_mut() else {
+        return Err(GatewayError::bad_request(
+            "请求体必须是 JSON 对象 / The body must be a JSON object",
+        ));
+    };
+    let tools = obj.entry("tools").or_insert_with(|| json!([]));
+    if let Some(list) = tools.as_array_mut() {
+        let has = list
+            .iter()
+            .any(|t| t.get("googleSearch").is_some() || t.get("google_search").is_some());
+        if !has {
+            list.push(json!({"googleSearch": {}}));
+        }
+    }
+    Ok(Bytes::from(body.to_string()))
+}
+
+fn body_response(answer: Answer) -> Response {
+    let Answer::Body { status, bytes } = answer else {
+        return GatewayError::Internal(anyhow::anyhow!("unexpected answer kind"))
+            .render(Flavor::Gemini);
+    };
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    response
+}
+
+fn sse_headers(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+}
+
+/// Forwards SSE events as they arrive, each `data` payload exactly as Google sent it. A
+/// stream that breaks ends with an error event in Google's shape (CONTRACT §3).
+fn sse_response(events: GeminiEvents, held: Vec<Bytes>) -> Response {
+    struct Relay {
+        events: GeminiEvents,
+        queue: VecDeque<Bytes>,
+        finished: bool,
+        finish_seen: bool,
+    }
+    fn frame(data: &[u8]) -> Bytes {
+        let mut out = Vec::with_capacity(data.len() + 10);
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n\r\n");
+        Bytes::from(out)
+    }
+    let finish_in = |data: &[u8]| -> bool {
+        serde_json::from_slice::<GenerateContentResponse>(data).is_ok_and(|e| {
+            e.candidates
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.finish_reason.is_some())
+                || e.prompt_feedback
+                    .as_ref()
+                    .is_some_and(|f| f.block_reason.is_some())
+        })
+    };
+    let finish_seen = held.iter().any(|d| finish_in(d));
+    let relay = Relay {
+        events,
+        queue: held.iter().map(|d| frame(d)).collect(),
+        finished: false,
+        finish_seen,
+    };
+    let frames = futures_util::stream::unfold(relay, |mut r| async move {
+        loop {
+            if let Some(f) = r.queue.pop_front() {
+                return Some((f, r));
+            }
+            if r.finished {
+                return None;
+            }
+            match r.events.next_raw().await {
+                Some(Ok((raw, event))) => {
+                    r.finish_seen |= event.candidates.as_deref().unwrap_or_default().iter().any(|c| c.finish_reason.is_some());
+                    r.queue.push_back(frame(&raw));
+                }
+                Some(Err(f)) => {
+                    r.finished = true;
+                    let err = GatewayError::BadGateway {
+                        message: format!("上游流中断：{l} / The upstream stream broke: {l}", l = f.label()),
+                    };
+                    r.queue.push_back(frame(err.gemini_body().to_string().as_bytes()));
+                }
+                None => {
+                    r.finished = true;
+                    if !r.finish_seen {
+                        let err = GatewayError::BadGateway {
+                            message: "上游流在完成前意外结束 / The upstream stream ended before the answer was complete".to_owned(),
+                        };
+                        r.queue.push_back(frame(err.gemini_body().to_string().as_bytes()));
+                    }
+                }
+            }
+        }
+    })
+    .map(Ok::<Bytes, Infallible>);
+    let mut response = Response::new(Body::from_stream(frames));
+    sse_headers(&mut response);
+    response
+}
+
+/// A JSON-array stream (`streamGenerateContent` without `alt=sse`), byte for byte.
+fn array_response(response: reqwest::Response) -> Response {
+    let bytes: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>> =
+        Box::pin(
+            response
+                .bytes_stream()
+                .map(|r| r.map_err(std::io::Error::other)),
+        );
+    let mut out = Response::new(Body::from_stream(bytes));
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    out
+}
+
+fn finish(result: Result<Response, GatewayError>, outcome: Outcome) -> Response {
+    let mut response = result.unwrap_or_else(|e| e.render(Flavor::Gemini));
+    response.extensions_mut().insert(outcome);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_key_never_goes_upstream_but_other_parameters_do() {
+        assert_eq!(forwarded_query(Some("alt=sse&key=secret")), "?alt=sse");
+        assert_eq!(forwarded_query(Some("key=secret")), "");
+        assert_eq!(
+            forwarded_query(Some("pageSize=10&pageToken=abc%3D")),
+            "?pageSize=10&pageToken=abc%3D"
+        );
+        assert_eq!(forwarded_query(None), "");
+    }
+
+    #[test]
+    fn versions_come_from_the_path() {
+        assert_eq!(version_of("/v1beta/models/x:generateContent"), "v1beta");
+        assert_eq!(version_of("/v1/models/x:generateContent"), "v1");
+        assert!(check_version("v2").is_err());
+    }
+
+    #[test]
+    fn search_tool_is_added_once() {
+        let out =
+            add_search_tool(br#"{"contents":[],"tools":[{"google_search":{}}]}"#).expect("ok");
+        let v: Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["tools"].as_array().map(Vec::len), Some(1));
+        let out = add_search_tool(br#"{"contents":[]}"#).expect("ok");
+        let v: Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["tools"], json!([{"googleSearch": {}}]));
+    }
+}

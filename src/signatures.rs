@@ -1,0 +1,72 @@
+//! Thought signatures kept server-side (CONTRACT §5): Gemini 3 rejects a tool loop whose
+//! history lacks the signature of each function call, and most OpenAI clients drop unknown
+//! fields. We remember each signature under the tool-call id we minted, with the model that
+//! produced it, bounded in count and kept 24 hours, and put it back when the call comes back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What Google documents for a function call whose signature is unknown.
+pub const SKIP_VALIDATOR: &str = "skip_thought_signature_validator";
+
+const CAPACITY: u64 = 200_000;
+const TTL: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Clone)]
+pub struct Signatures {
+    cache: moka::sync::Cache<Arc<str>, Arc<(String, String)>>,
+}
+
+impl Default for Signatures {
+    fn default() -> Self {
+        Self {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(CAPACITY)
+                .time_to_live(TTL)
+                .build(),
+        }
+    }
+}
+
+impl Signatures {
+    pub fn remember(&self, tool_call_id: &str, model: &str, signature: &str) {
+        self.cache.insert(
+            Arc::from(tool_call_id),
+            Arc::new((model.to_owned(), signature.to_owned())),
+        );
+    }
+
+    /// The signature of a call, if it was produced by the same model family.
+    pub fn recall(&self, tool_call_id: &str, model: &str) -> Option<String> {
+        let entry = self.cache.get(tool_call_id)?;
+        let (produced_by, signature) = entry.as_ref();
+        same_family(produced_by, model).then(|| signature.clone())
+    }
+}
+
+/// Signatures are bound to the model; a sibling version (`-preview-05-20` vs `-preview`) is
+/// the same family, another model is not.
+fn same_family(a: &str, b: &str) -> bool {
+    fn family(m: &str) -> &str {
+        let m = m.strip_prefix("models/").unwrap_or(m);
+        m.split("-preview").next().unwrap_or(m)
+    }
+    family(a) == family(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_come_back_for_the_same_model_only() {
+        let s = Signatures::default();
+        s.remember("call_1", "gemini-3-pro-preview", "sig");
+        assert_eq!(
+            s.recall("call_1", "gemini-3-pro-preview").as_deref(),
+            Some("sig")
+        );
+        assert_eq!(s.recall("call_1", "gemini-3-flash-preview"), None);
+        assert_eq!(s.recall("call_2", "gemini-3-pro-preview"), None);
+    }
+}
