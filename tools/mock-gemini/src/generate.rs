@@ -4,7 +4,11 @@
 //! deterministic embeddings.
 
 use crate::models::Model;
-use crate::wire::{ApiError, Candidate, Content, GenResponse, Part, Usage, pretty, sse_event};
+use crate::validate::{self, Bad};
+use crate::wire::{
+    ApiError, Candidate, Content, FunctionCall, GenResponse, Grounding, Part, Usage, pretty,
+    sse_event,
+};
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -42,10 +46,26 @@ fn snake(camel: &str) -> Cow<'_, str> {
     Cow::Owned(s)
 }
 
-fn known(allowed: &str, name: &str) -> bool {
+/// `name` equals the snake_case spelling of `camel`, without allocating.
+fn snake_eq(camel: &str, name: &str) -> bool {
+    let mut n = name.bytes();
+    for c in camel.bytes() {
+        if c.is_ascii_uppercase() {
+            if n.next() != Some(b'_') || n.next() != Some(c.to_ascii_lowercase()) {
+                return false;
+            }
+        } else if n.next() != Some(c) {
+            return false;
+        }
+    }
+    n.next().is_none()
+}
+
+/// Whether `name` is one of the whitespace-separated camelCase names (or their snake_case).
+pub(crate) fn known(allowed: &str, name: &str) -> bool {
     allowed
         .split_ascii_whitespace()
-        .any(|a| a == name || snake(a) == name)
+        .any(|a| a == name || snake_eq(a, name))
 }
 
 fn obj(v: Option<&Value>) -> Option<&Map<String, Value>> {
@@ -118,44 +138,34 @@ impl ReqInfo {
     }
 }
 
-/// Unknown-field check (runs before the model lookup, like Google's JSON parser).
+/// Parse-level checks (run before the model lookup, like Google's JSON parser): unknown
+/// fields, bad enum values, schemas, tools and non-base64 inline data.
 pub(crate) fn check_fields(body: &Map<String, Value>) -> Result<(), ApiError> {
-    let mut bad: Vec<(String, String)> = Vec::new();
-    let mut unknown = |path: &str, name: &str| {
-        let at = if path.is_empty() {
-            String::new()
-        } else {
-            format!(" at '{path}'")
-        };
-        bad.push((
-            path.to_owned(),
-            format!(
-                "Invalid JSON payload received. Unknown name \"{name}\"{at}: Cannot find field."
-            ),
-        ));
-    };
+    let mut bad = Bad::default();
     for k in body.keys().filter(|k| !known(TOP_FIELDS, k)) {
-        unknown("", k);
+        bad.unknown("", k);
     }
     if let Some(gen_cfg) = obj(field(body, "generationConfig")) {
         for k in gen_cfg.keys().filter(|k| !known(GEN_FIELDS, k)) {
-            unknown("generation_config", k);
+            bad.unknown("generation_config", k);
         }
         if let Some(t) = obj(field(gen_cfg, "thinkingConfig")) {
             for k in t.keys().filter(|k| !known(THINKING_FIELDS, k)) {
-                unknown("generation_config.thinking_config", k);
+                bad.unknown("generation_config.thinking_config", k);
             }
         }
     }
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(&bad))
-    }
+    validate::check_parse(body, &mut bad);
+    bad.into_result()
 }
 
 /// Semantic checks that need the model (after it was found).
-pub(crate) fn check_semantics(body: &Map<String, Value>, model: &Model) -> Result<(), ApiError> {
+/// `issued` tells whether the mock issued a thought signature (Gemini 3 replay check).
+pub(crate) fn check_semantics(
+    body: &Map<String, Value>,
+    model: &Model,
+    issued: &dyn Fn(&str) -> bool,
+) -> Result<(), ApiError> {
     let gen_cfg = obj(field(body, "generationConfig"));
     let thinking = obj(gen_cfg.and_then(|g| field(g, "thinkingConfig")));
     if let Some(t) = thinking
@@ -209,18 +219,32 @@ pub(crate) fn check_semantics(body: &Map<String, Value>, model: &Model) -> Resul
             "Thinking is not supported by this model.",
         ));
     }
-    Ok(())
+    validate::check_semantics(body, &model.name, issued)
 }
+
+/// One function call of a decided answer.
+pub(crate) struct PlannedCall {
+    pub name: String,
+    pub args: Option<Value>,
+    /// `thoughtSignature` of this part (Gemini 3 signs only the first of parallel calls).
+    pub signature: Option<String>,
+}
+
+pub(crate) const FUNCTION_CALL_MESSAGE: &str = "Model generated function call(s).";
 
 /// A fully decided successful answer.
 pub(crate) struct TextPlan {
-    /// Full text per candidate.
+    /// Full text per candidate (with `calls`: one optional leading text, "" for none).
     pub texts: Vec<String>,
     pub thought: Option<String>,
     pub finish_reason: String,
     pub prompt_tokens: u64,
     pub model: String,
     pub response_id: String,
+    /// Function calls; when non-empty the answer is one candidate of functionCall parts.
+    pub calls: Vec<PlannedCall>,
+    /// `groundingMetadata` per candidate (empty: none); streams send it on the last event.
+    pub grounding: Vec<Grounding>,
 }
 
 /// `n` byte-balanced pieces of `s`, split on char boundaries.
@@ -254,7 +278,29 @@ impl TextPlan {
             prompt_tokens: 1,
             model: model.to_owned(),
             response_id: response_id(),
+            calls: Vec::new(),
+            grounding: Vec::new(),
         }
+    }
+
+    /// A function-call answer: optional leading text, then the calls.
+    pub(crate) fn function_calls(
+        text: Option<&str>,
+        calls: Vec<PlannedCall>,
+        model: &str,
+    ) -> TextPlan {
+        let mut plan = TextPlan::new(text.unwrap_or_default(), 1, model);
+        plan.calls = calls;
+        plan
+    }
+
+    /// Adds Google Search `groundingMetadata` to every candidate.
+    pub(crate) fn ground(&mut self, last_user_text: &str) {
+        self.grounding = self
+            .texts
+            .iter()
+            .map(|t| crate::tools::grounding(t, last_user_text))
+            .collect();
     }
 
     fn response<'a>(
@@ -270,31 +316,83 @@ impl TextPlan {
             .map(|(index, text)| {
                 let mut parts = Vec::with_capacity(2);
                 if let (true, 0, Some(t)) = (first, index, &self.thought) {
-                    parts.push(Part {
-                        text: t,
-                        thought: true,
-                    });
+                    parts.push(Part::thought(t));
                 }
-                parts.push(Part {
-                    text,
-                    thought: false,
-                });
-                let finish_reason = finish.then_some(self.finish_reason.as_str());
+                parts.push(Part::text(text));
                 Candidate {
                     content: Content {
                         parts,
                         role: "model",
                     },
-                    finish_reason,
+                    finish_reason: finish.then_some(self.finish_reason.as_str()),
+                    grounding_metadata: self.grounding.get(index).filter(|_| finish),
                     index,
+                    finish_message: None,
                 }
             })
             .collect();
+        self.wrap(candidates, usage)
+    }
+
+    fn wrap<'a>(&'a self, candidates: Vec<Candidate<'a>>, usage: Usage) -> GenResponse<'a> {
         GenResponse {
             candidates,
             usage_metadata: usage,
             model_version: &self.model,
             response_id: &self.response_id,
+        }
+    }
+
+    /// The parts of a function-call answer: thought, text (if any), one part per call.
+    fn call_parts(&self) -> Vec<Part<'_>> {
+        let mut parts = Vec::with_capacity(self.calls.len() + 2);
+        if let Some(t) = &self.thought {
+            parts.push(Part::thought(t));
+        }
+        if let Some(t) = self.texts.first().filter(|t| !t.is_empty()) {
+            parts.push(Part::text(t));
+        }
+        parts.extend(self.calls.iter().map(|c| Part {
+            text: None,
+            thought: false,
+            function_call: Some(FunctionCall {
+                name: &c.name,
+                args: c.args.as_ref(),
+            }),
+            thought_signature: c.signature.as_deref(),
+        }));
+        parts
+    }
+
+    fn call_usage(&self) -> Usage {
+        let text = self.texts.first().map_or(0, String::len);
+        let calls: usize = self
+            .calls
+            .iter()
+            .map(|c| c.name.len() + c.args.as_ref().map_or(0, |a| a.to_string().len()))
+            .sum();
+        Usage::new(
+            self.prompt_tokens,
+            tokens(text + calls).max(1),
+            self.thought_tokens(),
+        )
+    }
+
+    fn call_candidate<'a>(
+        &'a self,
+        parts: Vec<Part<'a>>,
+        finish: bool,
+        message: bool,
+    ) -> Candidate<'a> {
+        Candidate {
+            content: Content {
+                parts,
+                role: "model",
+            },
+            finish_reason: finish.then_some(self.finish_reason.as_str()),
+            grounding_metadata: None,
+            index: 0,
+            finish_message: message.then_some(FUNCTION_CALL_MESSAGE),
         }
     }
 
@@ -306,6 +404,10 @@ impl TextPlan {
 
     /// The generateContent body.
     pub(crate) fn unary(&self) -> Vec<u8> {
+        if !self.calls.is_empty() {
+            let c = self.call_candidate(self.call_parts(), true, true);
+            return pretty(&self.wrap(vec![c], self.call_usage()));
+        }
         let pieces: Vec<&str> = self.texts.iter().map(String::as_str).collect();
         let out: u64 = pieces.iter().map(|t| tokens(t.len())).sum();
         pretty(&self.response(
@@ -317,7 +419,18 @@ impl TextPlan {
     }
 
     /// The stream as `chunks` delta events, each already encoded (`sse` or pretty for the array).
+    /// Function calls come whole in one event, followed by a final `{"text": ""}` event.
     pub(crate) fn events(&self, chunks: usize, sse: bool) -> Vec<Vec<u8>> {
+        let encode = |r: &GenResponse<'_>| if sse { sse_event(r) } else { pretty(r) };
+        if !self.calls.is_empty() {
+            let usage = self.call_usage();
+            let first = self.call_candidate(self.call_parts(), false, false);
+            let last = self.call_candidate(vec![Part::text("")], true, false);
+            return vec![
+                encode(&self.wrap(vec![first], usage)),
+                encode(&self.wrap(vec![last], usage)),
+            ];
+        }
         let n = chunks.max(1);
         let split_texts: Vec<Vec<&str>> = self.texts.iter().map(|t| split(t, n)).collect();
         let mut sent = vec![0usize; self.texts.len()];
@@ -329,8 +442,7 @@ impl TextPlan {
                 }
                 let out = sent.iter().map(|&b| tokens(b)).sum();
                 let usage = Usage::new(self.prompt_tokens, out, self.thought_tokens());
-                let resp = self.response(&pieces, e == 0, e + 1 == n, usage);
-                if sse { sse_event(&resp) } else { pretty(&resp) }
+                encode(&self.response(&pieces, e == 0, e + 1 == n, usage))
             })
             .collect()
     }

@@ -5,6 +5,15 @@
 //! `POST /__mock/reset`, `GET /__mock/requests`, `POST /__mock/models` (array of Model
 //! objects), `POST /__mock/latency` `{"ms": N}`, `GET /__mock/health` → `ok`.
 //!
+//! Beyond text, the default answers follow the request like Gemini does: `toolConfig`
+//! mode `ANY` with function declarations answers a function call (args sampled from the
+//! schema's required properties), `googleSearch` adds `groundingMetadata`,
+//! `responseMimeType: application/json` answers JSON, and Gemini 3 models sign function calls
+//! and reject replayed calls of the current turn without a signature the mock issued (see
+//! [`MockGemini::issued_signatures`]). Tools, schemas, function turns, thinking settings and
+//! inline data are validated with Google's messages. Scripted function calls:
+//! `{"kind":"function_call","calls":[{"name":"get_weather","args":{"city":"Paris"}}]}`.
+//!
 //! This module owns the public API: [`Options`], the running server handle [`MockGemini`]
 //! and the [`Recorded`] request log entries. Scripting lives in [`Rule`] / [`Reply`].
 //!
@@ -21,9 +30,11 @@ mod generate;
 mod models;
 mod rules;
 mod server;
+mod tools;
+mod validate;
 mod wire;
 
-pub use rules::{Reply, Rule};
+pub use rules::{CallSpec, Reply, Rule};
 /// Names accepted by [`Reply::Preset`].
 pub use wire::PRESETS;
 
@@ -134,6 +145,12 @@ impl MockGemini {
 
     pub fn set_latency_ms(&self, ms: u64) {
         self.shared.set_latency_ms(ms);
+    }
+
+    /// Thought signatures the mock put on function calls, oldest first (the last 10 000).
+    /// They survive [`MockGemini::reset`], like real signatures stay valid.
+    pub fn issued_signatures(&self) -> Vec<String> {
+        self.shared.issued_signatures()
     }
 }
 

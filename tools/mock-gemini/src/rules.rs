@@ -28,7 +28,7 @@ pub enum Reply {
     /// `finish_reason` (default "STOP") on the last one. `thought` is sent first as a
     /// `"thought": true` part. `cut_after: n` sends n events and closes without a finishReason;
     /// `stall_after: n` sends n events and keeps the connection open. `candidates` defaults to
-    /// generationConfig.candidateCount; candidate i > 0 says "<text> [i]".
+    /// generationConfig.candidateCount; candidate i > 0 says `"<text> [i]"`.
     Text {
         text: String,
         chunks: Option<usize>,
@@ -57,10 +57,30 @@ pub enum Reply {
         content_type: String,
         body: String,
     },
+    /// A function-call answer: one candidate whose parts are the optional `text` part, then one
+    /// `functionCall` part per call (`finishReason: STOP`, `finishMessage: "Model generated
+    /// function call(s)."`). Streams send one event with all the parts, then a final
+    /// `{"text": ""}` event with the finishReason. The FIRST functionCall part carries a fresh
+    /// `thoughtSignature` when `signature` is `Some(true)`, or when it is `None` and the model
+    /// name starts with `gemini-3`; issued signatures are remembered for the Gemini 3 replay check.
+    FunctionCall {
+        calls: Vec<CallSpec>,
+        text: Option<String>,
+        signature: Option<bool>,
+    },
     /// Wait, then do `then`.
     Delay { ms: u64, then: Box<Reply> },
     /// Accept the request and never send headers.
     Hang,
+}
+
+/// One call of a [`Reply::FunctionCall`]; `args` is omitted from the part when `None`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Value>,
 }
 
 impl Rule {
@@ -121,6 +141,17 @@ impl Reply {
             candidates: None,
         }
     }
+    /// `Reply::FunctionCall` with one call, no text and the default signature behaviour.
+    pub fn function_call(name: impl Into<String>, args: Value) -> Reply {
+        Reply::FunctionCall {
+            calls: vec![CallSpec {
+                name: name.into(),
+                args: Some(args),
+            }],
+            text: None,
+            signature: None,
+        }
+    }
     pub fn preset(name: impl Into<String>) -> Reply {
         Reply::Preset { name: name.into() }
     }
@@ -128,7 +159,9 @@ impl Reply {
     /// Without an explicit action, success replies only apply where they make sense.
     fn fits(&self, action: &str) -> bool {
         match self {
-            Reply::Text { .. } => matches!(action, "generateContent" | "streamGenerateContent"),
+            Reply::Text { .. } | Reply::FunctionCall { .. } => {
+                matches!(action, "generateContent" | "streamGenerateContent")
+            }
             Reply::Sse { .. } => action == "streamGenerateContent",
             Reply::Delay { then, .. } => then.fits(action),
             _ => true,
@@ -194,5 +227,19 @@ mod tests {
         assert!(serde_json::from_str::<Reply>(typo).is_err());
         let ok = r#"{"kind":"text","text":"x","stall_after":1}"#;
         assert!(serde_json::from_str::<Reply>(ok).is_ok());
+        let call =
+            r#"{"kind":"function_call","calls":[{"name":"get_weather","args":{"city":"Paris"}}]}"#;
+        let parsed = serde_json::from_str::<Reply>(call);
+        assert!(
+            matches!(&parsed, Ok(Reply::FunctionCall { calls, text: None, signature: None })
+                if calls.len() == 1
+                    && calls[0].name == "get_weather"
+                    && calls[0].args.as_ref().and_then(|a| a.get("city")) == Some(&Value::from("Paris"))),
+            "{parsed:?}"
+        );
+        let bad_call = r#"{"kind":"function_call","calls":[{"name":"f","arg":{}}]}"#;
+        assert!(serde_json::from_str::<Reply>(bad_call).is_err());
+        let built = serde_json::to_value(Reply::function_call("f", Value::Null));
+        assert!(built.is_ok_and(|v| v["kind"] == "function_call"));
     }
 }

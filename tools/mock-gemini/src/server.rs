@@ -2,9 +2,10 @@
 //! aborted with the server), routing of the Gemini paths and the `/__mock/` control API,
 //! recording, and turning a `Reply` or a default answer into bytes on the wire.
 
-use crate::generate::{self, ReqInfo, TextPlan};
+use crate::generate::{self, PlannedCall, ReqInfo, TextPlan};
 use crate::models::ModelStore;
-use crate::rules::{self, Reply, Rule};
+use crate::rules::{self, CallSpec, Reply, Rule};
+use crate::tools::{self, ToolInfo};
 use crate::wire::{ApiError, JSON_CT, SSE_CT, preset, pretty, sse_event};
 use crate::{Options, Recorded};
 use arc_swap::ArcSwap;
@@ -18,7 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,6 +31,7 @@ type Resp = Response<Body>;
 
 const MAX_BODY: usize = 64 << 20;
 const MAX_RECORDED: usize = 10_000;
+const MAX_SIGNATURES: usize = 10_000;
 const ECHO_PREFIX: &str = "Hello from mock Gemini. You said: ";
 const FIXED_TEXT: &str = "Hello from mock Gemini.";
 
@@ -43,6 +45,14 @@ pub(crate) struct Shared {
     rules: Mutex<Vec<Rule>>,
     recorded: Mutex<VecDeque<Recorded>>,
     models: ArcSwap<ModelStore>,
+    signatures: Mutex<Signatures>,
+}
+
+/// Thought signatures the mock issued (the last `MAX_SIGNATURES`), for the Gemini 3 replay check.
+#[derive(Default)]
+struct Signatures {
+    known: HashSet<String>,
+    order: VecDeque<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -61,7 +71,43 @@ impl Shared {
             rules: Mutex::new(Vec::new()),
             recorded: Mutex::new(VecDeque::new()),
             models: ArcSwap::from_pointee(ModelStore::default_store()),
+            signatures: Mutex::new(Signatures::default()),
         }
+    }
+
+    /// A fresh thought signature, remembered as issued.
+    pub(crate) fn issue_signature(&self) -> String {
+        let sig = tools::new_signature();
+        let mut s = lock(&self.signatures);
+        if s.order.len() >= MAX_SIGNATURES
+            && let Some(old) = s.order.pop_front()
+        {
+            s.known.remove(&old);
+        }
+        s.known.insert(sig.clone());
+        s.order.push_back(sig.clone());
+        sig
+    }
+
+    fn signature_issued(&self, sig: &str) -> bool {
+        lock(&self.signatures).known.contains(sig)
+    }
+
+    pub(crate) fn issued_signatures(&self) -> Vec<String> {
+        lock(&self.signatures).order.iter().cloned().collect()
+    }
+
+    /// Function calls as answered for `model`: the first one signed when `sign`.
+    fn plan_calls(&self, calls: Vec<CallSpec>, sign: bool) -> Vec<PlannedCall> {
+        calls
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| PlannedCall {
+                name: c.name,
+                args: c.args,
+                signature: (sign && i == 0).then(|| self.issue_signature()),
+            })
+            .collect()
     }
 
     pub(crate) fn add_rules(&self, new: impl IntoIterator<Item = Rule>) {
@@ -384,6 +430,9 @@ async fn render(mut reply: Reply, ctx: &Ctx<'_>) -> Resp {
                     TextPlan::new(&text, candidates.unwrap_or(info.candidate_count), ctx.model);
                 plan.thought = thought;
                 plan.prompt_tokens = info.prompt_tokens;
+                if tools::has_google_search(ctx.body) {
+                    plan.ground(&info.last_user_text);
+                }
                 if let Some(f) = finish_reason {
                     plan.finish_reason = f;
                 }
@@ -392,6 +441,24 @@ async fn render(mut reply: Reply, ctx: &Ctx<'_>) -> Resp {
                     delay_ms: chunk_delay_ms.unwrap_or(ctx.shared.chunk_delay_ms),
                     cut_after,
                     stall_after,
+                };
+                success(&plan, &pace, ctx.mode)
+            }
+            Reply::FunctionCall {
+                calls,
+                text,
+                signature,
+            } => {
+                let info = ReqInfo::from_body(ctx.body);
+                let sign = signature.unwrap_or_else(|| ctx.model.starts_with("gemini-3"));
+                let calls = ctx.shared.plan_calls(calls, sign);
+                let mut plan = TextPlan::function_calls(text.as_deref(), calls, ctx.model);
+                plan.prompt_tokens = info.prompt_tokens;
+                let pace = Pace {
+                    chunks: 2,
+                    delay_ms: ctx.shared.chunk_delay_ms,
+                    cut_after: None,
+                    stall_after: None,
                 };
                 success(&plan, &pace, ctx.mode)
             }
@@ -572,13 +639,32 @@ fn default_answer(ctx: &Ctx<'_>, route: &Route<'_>, invalid_json: bool) -> Resul
         }
         _ => {}
     }
-    generate::check_semantics(ctx.body, model)?;
+    generate::check_semantics(ctx.body, model, &|s| ctx.shared.signature_issued(s))?;
     let info = ReqInfo::from_body(ctx.body);
-    let text = match ctx.shared.echo {
-        true => Cow::Owned(format!("{ECHO_PREFIX}{}", info.last_user_text)),
-        false => Cow::Borrowed(FIXED_TEXT),
+    let tool_info = ToolInfo::from_body(ctx.body);
+    let mut plan = if let Some((name, args)) = tool_info.forced_call() {
+        let call = CallSpec {
+            name,
+            args: Some(args),
+        };
+        let calls = ctx
+            .shared
+            .plan_calls(vec![call], model.name.starts_with("gemini-3"));
+        TextPlan::function_calls(None, calls, &model.name)
+    } else {
+        let mut text = match ctx.shared.echo {
+            true => Cow::Owned(format!("{ECHO_PREFIX}{}", info.last_user_text)),
+            false => Cow::Borrowed(FIXED_TEXT),
+        };
+        if let Some(json) = tools::json_answer(ctx.body, &text) {
+            text = Cow::Owned(json);
+        }
+        let mut plan = TextPlan::new(&text, info.candidate_count, &model.name);
+        if tool_info.google_search {
+            plan.ground(&info.last_user_text);
+        }
+        plan
     };
-    let mut plan = TextPlan::new(&text, info.candidate_count, &model.name);
     plan.prompt_tokens = info.prompt_tokens;
     if info.include_thoughts && model.thinking {
         plan.thought = Some(generate::THOUGHT_TEXT.to_owned());

@@ -80,7 +80,11 @@ pub(crate) struct Candidate<'a> {
     pub content: Content<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grounding_metadata: Option<&'a Grounding>,
     pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finish_message: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -89,14 +93,92 @@ pub(crate) struct Content<'a> {
     pub role: &'static str,
 }
 
+/// A response part: text (optionally a thought) or a function call, with an optional
+/// `thoughtSignature` sibling.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct Part<'a> {
-    pub text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<&'a str>,
     #[serde(skip_serializing_if = "is_false")]
     pub thought: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_call: Option<FunctionCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thought_signature: Option<&'a str>,
+}
+
+impl<'a> Part<'a> {
+    pub(crate) fn text(text: &'a str) -> Part<'a> {
+        Part {
+            text: Some(text),
+            thought: false,
+            function_call: None,
+            thought_signature: None,
+        }
+    }
+    pub(crate) fn thought(text: &'a str) -> Part<'a> {
+        Part {
+            thought: true,
+            ..Part::text(text)
+        }
+    }
 }
 
 #[derive(Serialize)]
+pub(crate) struct FunctionCall<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<&'a Value>,
+}
+
+/// `groundingMetadata` of a Google Search grounded answer (field order as recorded).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Grounding {
+    pub search_entry_point: SearchEntryPoint,
+    pub grounding_chunks: Vec<GroundingChunk>,
+    pub grounding_supports: Vec<GroundingSupport>,
+    pub retrieval_metadata: serde_json::Map<String, Value>,
+    pub web_search_queries: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SearchEntryPoint {
+    pub rendered_content: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct GroundingChunk {
+    pub web: WebChunk,
+}
+
+#[derive(Serialize)]
+pub(crate) struct WebChunk {
+    pub uri: String,
+    pub title: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct GroundingSupport {
+    pub segment: Segment,
+    pub grounding_chunk_indices: Vec<u32>,
+    pub confidence_scores: Vec<f64>,
+}
+
+/// Byte offsets into the UTF-8 text; a zero `startIndex` is omitted like proto3 JSON does.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Segment {
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_index: u64,
+    pub end_index: u64,
+    pub text: String,
+}
+
+#[derive(Serialize, Clone, Copy)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Usage {
     pub prompt_token_count: u64,
@@ -108,7 +190,7 @@ pub(crate) struct Usage {
     pub thoughts_token_count: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone, Copy)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct TokenDetail {
     pub modality: &'static str,
@@ -218,6 +300,17 @@ impl ApiError {
         let details =
             [json!({ "@type": "type.googleapis.com/google.rpc.DebugInfo", "detail": detail })];
         ApiError::with_details(404, "NOT_FOUND", &msg, &details)
+    }
+
+    /// The recorded 400 for `functionCallingConfig.mode: ANY` with `responseMimeType: application/json`.
+    pub(crate) fn any_mode_with_json() -> ApiError {
+        ApiError {
+            status: 400,
+            body: include_bytes!(
+                "../../../tests/fixtures/gemini/error.400.any-mode-with-json-mime.json"
+            )
+            .to_vec(),
+        }
     }
 
     pub(crate) fn penalty(model: &str) -> ApiError {
