@@ -151,14 +151,29 @@ async fn fetch_all(
 pub fn visible_ids(settings: &Settings, models: Option<&[ModelInfo]>) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
     let mut seen = HashSet::new();
-    let listed = models
-        .unwrap_or_default()
-        .iter()
-        .map(|m| m.name.strip_prefix("models/").unwrap_or(&m.name).to_owned());
-    for id in listed.chain(settings.extra_models.iter().cloned()) {
+    let mut push = |id: String, ids: &mut Vec<String>| {
         if !id.is_empty() && seen.insert(id.clone()) {
             ids.push(id);
         }
+    };
+    for m in models.unwrap_or_default() {
+        let id = m.name.strip_prefix("models/").unwrap_or(&m.name).to_owned();
+        // With SEARCH_MODE, every Gemini 2.x+ model that generates gets a `-search` twin,
+        // listed right after it (HAJIMI §8, extended to 3.x).
+        let search_twin = settings.search_mode
+            && crate::translate::chat::gemini_version(&id).is_some_and(|(major, _)| major >= 2)
+            && (m.supported_generation_methods.is_empty()
+                || m.supported_generation_methods
+                    .iter()
+                    .any(|g| g == "generateContent"));
+        let twin = search_twin.then(|| format!("{id}-search"));
+        push(id, &mut ids);
+        if let Some(t) = twin {
+            push(t, &mut ids);
+        }
+    }
+    for id in &settings.extra_models {
+        push(id.clone(), &mut ids);
     }
     ids.retain(|id| model_allowed(settings, id));
     ids
