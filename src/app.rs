@@ -23,6 +23,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::{Config, Settings};
 use crate::error::{Flavor, GatewayError};
+use crate::fetch::Fetcher;
 use crate::keys::KeyPool;
 use crate::live::Live;
 use crate::models::Catalog;
@@ -42,6 +43,7 @@ pub struct Inner {
     pub models: Catalog,
     pub signatures: Signatures,
     pub upstream: Upstream,
+    pub fetcher: Fetcher,
     pub started: Instant,
     pub ready: AtomicBool,
     pub shutdown: CancellationToken,
@@ -58,12 +60,14 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let upstream = Upstream::new(&config.settings)?;
+        let fetcher = Fetcher::new(config.settings.image_fetch_allow_loopback)?;
         Ok(Self(Arc::new(Inner {
             keys: KeyPool::new(config.keys),
             live: Live::new(config.settings),
             models: Catalog::default(),
             signatures: Signatures::default(),
             upstream,
+            fetcher,
             started: Instant::now(),
             ready: AtomicBool::new(true),
             shutdown,

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod fetch;
 pub mod keys;
 pub mod live;
 pub mod mask;

@@ -94,6 +94,8 @@ pub struct Settings {
     pub request_deadline: Duration,
     /// Outbound proxies (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, either case).
     pub proxies: ProxyEnv,
+    /// Test-only: let `image_url` fetching reach loopback (the test servers). Never in production.
+    pub image_fetch_allow_loopback: bool,
     // --- delivery ---
     pub fake_streaming: bool,
     pub fake_streaming_interval: Duration,
@@ -343,6 +345,7 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
         upstream_timeout: v.duration("UPSTREAM_TIMEOUT", secs(600), millis(100), day)?,
         request_deadline: v.duration("REQUEST_DEADLINE", secs(900), millis(100), day)?,
         proxies,
+        image_fetch_allow_loopback: v.bool("IMAGE_FETCH_ALLOW_LOOPBACK", false),
         fake_streaming: v.bool("FAKE_STREAMING", true),
         fake_streaming_interval: v.duration(
             "FAKE_STREAMING_INTERVAL",

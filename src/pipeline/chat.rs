@@ -53,10 +53,11 @@ async fn run(
     let (parts, body) = request.into_parts();
     authenticate(snap, &parts)?;
     let bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
-    let chat: ChatRequest = parse_json(&bytes)?;
+    let mut chat: ChatRequest = parse_json(&bytes)?;
     drop(bytes);
     outcome.model = Some(chat.model.clone());
     outcome.stream = chat.is_stream();
+    crate::fetch::inline_remote_images(&mut chat, &state.fetcher).await?;
     let translated = translate(state, snap, &chat)?;
     if chat.is_stream() {
         stream(state, snap, &chat, translated, outcome).await

@@ -570,7 +570,7 @@ fn user_part(p: &ContentPart, i: usize, j: usize) -> Result<Option<Part>, Gatewa
             } else {
                 Err(GatewayError::bad_param(
                     format!(
-                        "{at}：图片地址必须是 data: URL / {at}: image_url must be a data: URL (remote URLs are not supported yet)"
+                        "{at}：图片地址必须是 http(s) 或 data: URL / {at}: image_url must be an http(s) or data: URL"
                     ),
                     "messages",
                 ))

@@ -1,0 +1,384 @@
+//! Fetching `image_url` http(s) URLs for the model (CONTRACT §5): at most 3 redirects, each
+//! hop checked after DNS resolution against loopback, private, link-local, carrier-grade NAT,
+//! multicast and cloud-metadata addresses (refused), 20 MiB and 10 s limits, no outbound
+//! proxy (a proxy would resolve names where we cannot check them). The connection goes to
+//! the very address that was checked: resolution happens in our resolver, so a DNS answer
+//! cannot change between the check and the connect.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures_util::StreamExt;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::redirect::Policy;
+
+use crate::error::GatewayError;
+use crate::wire::gemini::Blob;
+
+pub const MAX_BYTES: usize = 20 * 1024 * 1024;
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+pub const MAX_REDIRECTS: usize = 3;
+
+#[derive(Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    allow_loopback: bool,
+}
+
+/// Resolves names and keeps only addresses we may connect to.
+struct GuardedResolver {
+    allow_loopback: bool,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_loopback = self.allow_loopback;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| address_allowed(a.ip(), allow_loopback))
+                .collect();
+            if allowed.is_empty() {
+                return Err(Box::new(Blocked(host)) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0} resolves only to refused addresses")]
+struct Blocked(String);
+
+/// Whether an address is on the public internet (or loopback, when allowed for tests).
+pub fn address_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4_allowed(v4, allow_loopback),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return v4_allowed(v4, allow_loopback);
+            }
+            if v6.is_loopback() {
+                return allow_loopback;
+            }
+            let seg0 = v6.segments()[0];
+            !(v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg0 & 0xfe00) == 0xfc00 // unique local (incl. fd00:ec2::254, AWS metadata)
+                || (seg0 & 0xffc0) == 0xfe80 // link-local
+                || seg0 == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
+                || seg0 == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64 can reach v4 private space
+        }
+    }
+}
+
+fn v4_allowed(ip: Ipv4Addr, allow_loopback: bool) -> bool {
+    if ip.is_loopback() {
+        return allow_loopback;
+    }
+    let o = ip.octets();
+    !(ip.is_private()
+        || ip.is_link_local() // 169.254/16, incl. the 169.254.169.254 metadata service
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || o[0] == 0
+        || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64/10 carrier-grade NAT (Alibaba metadata 100.100.100.200)
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
+        || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking
+        || o[0] >= 240)
+}
+
+fn refused(url: &str, why: &str) -> GatewayError {
+    GatewayError::bad_param(
+        format!("拒绝获取图片 {url}：{why} / Refused to fetch image_url {url}: {why}"),
+        "messages",
+    )
+}
+
+fn failed(url: &str, why: &str) -> GatewayError {
+    GatewayError::bad_param(
+        format!("无法获取图片 {url}：{why} / Could not fetch image_url {url}: {why}"),
+        "messages",
+    )
+}
+
+impl Fetcher {
+    pub fn new(allow_loopback: bool) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver { allow_loopback }))
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("hajimi/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            client,
+            allow_loopback,
+        })
+    }
+
+    /// Downloads a URL into inline data, following at most [`MAX_REDIRECTS`] checked hops.
+    pub async fn fetch(&self, url: &str) -> Result<Blob, GatewayError> {
+        match tokio::time::timeout(TIMEOUT, self.fetch_inner(url)).await {
+            Ok(result) => result,
+            Err(_) => Err(failed(url, "timed out after 10 s")),
+        }
+    }
+
+    async fn fetch_inner(&self, original: &str) -> Result<Blob, GatewayError> {
+        let mut url =
+            reqwest::Url::parse(original).map_err(|_| failed(original, "not a valid URL"))?;
+        for hop in 0..=MAX_REDIRECTS {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(refused(original, "only http and https URLs are fetched"));
+            }
+            // IP literals never reach the resolver: check them here.
+            match url.host() {
+                Some(url::Host::Ipv4(ip))
+                    if !address_allowed(IpAddr::V4(ip), self.allow_loopback) =>
+                {
+                    return Err(refused(
+                        original,
+                        "the address is private, loopback or reserved",
+                    ));
+                }
+                Some(url::Host::Ipv6(ip))
+                    if !address_allowed(IpAddr::V6(ip), self.allow_loopback) =>
+                {
+                    return Err(refused(
+                        original,
+                        "the address is private, loopback or reserved",
+                    ));
+                }
+                None => return Err(failed(original, "the URL has no host")),
+                _ => {}
+            }
+            let response = match self.client.get(url.clone()).send().await {
+                Ok(r) => r,
+                Err(e) if is_blocked(&e) => {
+                    return Err(refused(
+                        original,
+                        "the host resolves to a private, loopback or reserved address",
+                    ));
+                }
+                Err(e) if e.is_timeout() => return Err(failed(original, "timed out")),
+                Err(_) => return Err(failed(original, "connection failed")),
+            };
+            if response.status().is_redirection() {
+                if hop == MAX_REDIRECTS {
+                    return Err(failed(original, "more than 3 redirects"));
+                }
+                let location = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| failed(original, "a redirect without Location"))?;
+                url = url
+                    .join(location)
+                    .map_err(|_| failed(original, "an invalid redirect"))?;
+                continue;
+            }
+            if !response.status().is_success() {
+                return Err(failed(
+                    original,
+                    &format!("HTTP {}", response.status().as_u16()),
+                ));
+            }
+            return read_blob(original, &url, response).await;
+        }
+        Err(failed(original, "more than 3 redirects"))
+    }
+}
+
+fn is_blocked(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<Blocked>() || s.to_string().contains("resolves only to refused addresses") {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+async fn read_blob(
+    original: &str,
+    url: &reqwest::Url,
+    response: reqwest::Response,
+) -> Result<Blob, GatewayError> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BYTES as u64)
+    {
+        return Err(failed(original, "larger than 20 MiB"));
+    }
+    let declared = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .filter(|v| !v.is_empty() && v != "application/octet-stream");
+    let mime = declared
+        .or_else(|| mime_from_path(url.path()).map(str::to_owned))
+        .unwrap_or_default();
+    if !(mime.starts_with("image/")
+        || mime.starts_with("audio/")
+        || mime.starts_with("video/")
+        || mime == "application/pdf"
+        || mime == "text/plain")
+    {
+        return Err(failed(
+            original,
+            &format!("unsupported content type {mime:?}"),
+        ));
+    }
+    let mut body = response.bytes_stream();
+    let mut bytes: Vec<u8> = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|_| failed(original, "the download broke"))?;
+        if bytes.len() + chunk.len() > MAX_BYTES {
+            return Err(failed(original, "larger than 20 MiB"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Blob {
+        mime_type: mime,
+        data: base64::engine::general_purpose::STANDARD.encode(bytes),
+    })
+}
+
+fn mime_from_path(path: &str) -> Option<&'static str> {
+    let ext = path.rsplit('.').next()?.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "heic" => "image/heic",
+        "heif" => "image/heif",
+        "pdf" => "application/pdf",
+        "mp3" => "audio/mp3",
+        "wav" => "audio/wav",
+        _ => return None,
+    })
+}
+
+/// How many remote images one request may carry.
+pub const MAX_REMOTE_IMAGES: usize = 16;
+
+/// Replaces every http(s) `image_url` of a chat request by the fetched data (as a data URL),
+/// fetching up to four at a time.
+pub async fn inline_remote_images(
+    chat: &mut crate::wire::openai::ChatRequest,
+    fetcher: &Fetcher,
+) -> Result<(), GatewayError> {
+    use crate::wire::openai::{ImageUrl, MessageContent};
+    let mut wanted: Vec<(usize, usize, String)> = Vec::new();
+    for (i, msg) in chat.messages.iter().enumerate() {
+        if let Some(MessageContent::Parts(parts)) = &msg.content {
+            for (j, part) in parts.iter().enumerate() {
+                if let Some(url) = part.image_url.as_ref().map(ImageUrl::url)
+                    && (url.starts_with("http://") || url.starts_with("https://"))
+                {
+                    wanted.push((i, j, url.to_owned()));
+                }
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    if wanted.len() > MAX_REMOTE_IMAGES {
+        return Err(GatewayError::bad_param(
+            format!(
+                "远程图片最多 {MAX_REMOTE_IMAGES} 张 / At most {MAX_REMOTE_IMAGES} remote images per request"
+            ),
+            "messages",
+        ));
+    }
+    let fetched: Vec<(usize, usize, Result<Blob, GatewayError>)> =
+        futures_util::stream::iter(wanted)
+            .map(|(i, j, url)| async move { (i, j, fetcher.fetch(&url).await) })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+    for (i, j, blob) in fetched {
+        let blob = blob?;
+        if let Some(MessageContent::Parts(parts)) =
+            chat.messages.get_mut(i).and_then(|m| m.content.as_mut())
+            && let Some(part) = parts.get_mut(j)
+        {
+            part.image_url = Some(ImageUrl::Bare(format!(
+                "data:{};base64,{}",
+                blob.mime_type, blob.data
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn private_loopback_link_local_and_metadata_addresses_are_refused() {
+        for bad in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.100.100.200",
+            "0.0.0.0",
+            "::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(!address_allowed(ip(bad), false), "{bad}");
+        }
+        for good in [
+            "8.8.8.8",
+            "142.250.72.14",
+            "2607:f8b0:4005:80a::200e",
+            "1.1.1.1",
+        ] {
+            assert!(address_allowed(ip(good), false), "{good}");
+        }
+    }
+
+    #[test]
+    fn the_test_switch_admits_loopback_only() {
+        assert!(address_allowed(ip("127.0.0.1"), true));
+        assert!(address_allowed(ip("::1"), true));
+        assert!(!address_allowed(ip("10.0.0.1"), true));
+        assert!(!address_allowed(ip("169.254.169.254"), true));
+    }
+
+    #[test]
+    fn mime_types_are_guessed_from_the_path() {
+        assert_eq!(mime_from_path("/a/b.JPG"), Some("image/jpeg"));
+        assert_eq!(mime_from_path("/x"), None);
+    }
+}
