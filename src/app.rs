@@ -21,10 +21,12 @@ use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::cache::{Inflight, ResponseCache};
 use crate::config::{Config, Settings};
 use crate::error::{Flavor, GatewayError};
 use crate::fetch::Fetcher;
 use crate::keys::KeyPool;
+use crate::limits::RateLimiter;
 use crate::live::Live;
 use crate::models::Catalog;
 use crate::pipeline::chat::chat_completions;
@@ -44,6 +46,9 @@ pub struct Inner {
     pub signatures: Signatures,
     pub upstream: Upstream,
     pub fetcher: Fetcher,
+    pub cache: ResponseCache,
+    pub inflight: Inflight,
+    pub limiter: RateLimiter,
     pub started: Instant,
     pub ready: AtomicBool,
     pub shutdown: CancellationToken,
@@ -68,6 +73,9 @@ impl AppState {
             signatures: Signatures::default(),
             upstream,
             fetcher,
+            cache: ResponseCache::default(),
+            inflight: Inflight::default(),
+            limiter: RateLimiter::default(),
             started: Instant::now(),
             ready: AtomicBool::new(true),
             shutdown,
@@ -195,7 +203,7 @@ fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
         .or_else(|| err.downcast_ref::<&str>().copied())
         .unwrap_or("panic");
     tracing::error!(panic = %crate::mask::scrub_keys(detail), "handler panicked");
-    GatewayError::Internal(anyhow::anyhow!("handler panicked"))
+    GatewayError::internal(anyhow::anyhow!("handler panicked"))
         .render(Flavor::OpenAi)
         .into_response()
 }

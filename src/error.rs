@@ -19,7 +19,7 @@ pub enum Flavor {
     Detail,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
     /// The request is malformed or asks for something impossible (400).
     #[error("{message}")]
@@ -70,10 +70,20 @@ pub enum GatewayError {
     NotImplemented(String),
     /// A failure inside the gateway; details go to the log, never to the client.
     #[error("内部错误 / Internal error")]
-    Internal(#[from] anyhow::Error),
+    Internal(std::sync::Arc<anyhow::Error>),
+}
+
+impl From<anyhow::Error> for GatewayError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Internal(std::sync::Arc::new(e))
+    }
 }
 
 impl GatewayError {
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(std::sync::Arc::new(e.into()))
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::BadRequest {
             message: message.into(),
@@ -278,7 +288,7 @@ mod tests {
 
     #[test]
     fn internal_errors_hide_their_cause() {
-        let err = GatewayError::Internal(anyhow::anyhow!(
+        let err = GatewayError::internal(anyhow::anyhow!(
             "secret detail AIzaSyA0000000000000000000000000000001"
         ));
         let body = err.openai_body();

@@ -7,10 +7,12 @@
 //! endpoint; `routes` are thin handlers; `app` assembles the router.
 
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod fetch;
 pub mod keys;
+pub mod limits;
 pub mod live;
 pub mod mask;
 pub mod models;

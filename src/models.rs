@@ -85,7 +85,12 @@ impl Catalog {
         let mut tried = HashSet::new();
         let mut last = Failure::Connection;
         for _ in 0..3 {
-            let key = match pool.pick("models.list", &tried, Instant::now()) {
+            let key = match pool.pick(
+                "models.list",
+                &tried,
+                Instant::now(),
+                crate::keys::Limits::default(),
+            ) {
                 Pick::Key(k) => k,
                 _ => break,
             };

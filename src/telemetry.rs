@@ -53,6 +53,29 @@ pub struct Outcome {
     pub key: Option<KeyId>,
     pub attempts: u32,
     pub stream: bool,
+    pub cache_hit: bool,
+}
+
+/// A handler's [`Outcome`], shared with the request log: streams and deferred answers keep
+/// updating it after the response headers are out.
+#[derive(Clone, Debug, Default)]
+pub struct OutcomeHandle(std::sync::Arc<std::sync::Mutex<Outcome>>);
+
+impl OutcomeHandle {
+    pub fn update(&self, change: impl FnOnce(&mut Outcome)) {
+        let mut guard = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        change(&mut guard);
+    }
+
+    pub fn get(&self) -> Outcome {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Request id assigned by the logging middleware, also returned as `x-request-id`.
@@ -84,7 +107,7 @@ pub async fn log_requests(mut request: Request, next: Next) -> Response {
     }
     let outcome = response
         .extensions()
-        .get::<Outcome>()
+        .get::<OutcomeHandle>()
         .cloned()
         .unwrap_or_default();
     let error = response.extensions().get::<ErrorSeen>().map(|e| e.0);
@@ -115,7 +138,7 @@ struct LogLine {
     route: String,
     query: Option<String>,
     status: u16,
-    outcome: Outcome,
+    outcome: OutcomeHandle,
     error: Option<&'static str>,
     started: Instant,
     headers_ms: f64,
@@ -124,8 +147,9 @@ struct LogLine {
 impl LogLine {
     fn emit(&self, completed: bool) {
         let total_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let key = self.outcome.key.map(|k| k.to_string());
-        let model = self.outcome.model.as_deref().unwrap_or("-");
+        let outcome = self.outcome.get();
+        let key = outcome.key.map(|k| k.to_string());
+        let model = outcome.model.as_deref().unwrap_or("-");
         if self.route == "/health" || self.route == "/ready" {
             tracing::debug!(request_id = %self.id, route = %self.route, status = self.status, "request");
             return;
@@ -137,8 +161,9 @@ impl LogLine {
             query = %self.query.as_deref().unwrap_or("-"),
             model = %model,
             key = %key.as_deref().unwrap_or("-"),
-            attempts = self.outcome.attempts,
-            stream = self.outcome.stream,
+            attempts = outcome.attempts,
+            stream = outcome.stream,
+            cache_hit = outcome.cache_hit,
             status = self.status,
             error = %self.error.unwrap_or("-"),
             latency_ms = format_args!("{:.2}", self.headers_ms),

@@ -108,6 +108,12 @@ pub struct Settings {
     pub max_concurrent_requests: u32,
     pub max_retry_num: u32,
     pub max_empty_responses: u32,
+    /// Cancel the other attempts of a race once one succeeded (HAJIMI keeps them for the cache).
+    pub race_cancel_losers: bool,
+    /// Most attempts in flight per key (0: unlimited).
+    pub key_max_concurrency: u32,
+    /// How often invalid and suspended keys are checked again.
+    pub key_recheck_interval: Duration,
     pub cache_expiry_time: Duration,
     pub max_cache_entries: usize,
     pub calculate_cache_entries: usize,
@@ -373,6 +379,9 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
         max_retry_num: v.uint("MAX_RETRY_NUM", 15, 1)?,
         // HAJIMI accepts 0 and then refuses every request (§18 #27); 1 is the nearest sane value.
         max_empty_responses: v.uint("MAX_EMPTY_RESPONSES", 5, 1)?,
+        race_cancel_losers: v.bool("RACE_CANCEL_LOSERS", false),
+        key_max_concurrency: v.uint("KEY_MAX_CONCURRENCY", 0, 0)?,
+        key_recheck_interval: v.duration("KEY_RECHECK_INTERVAL", secs(1800), secs(1), day * 7)?,
         cache_expiry_time: v.duration(
             "CACHE_EXPIRY_TIME",
             secs(21_600),

@@ -4,4 +4,4 @@
 
 pub mod pool;
 
-pub use pool::{KeyPool, KeySlot, KeyState, Pick};
+pub use pool::{KeyPool, KeySlot, KeyState, Lease, Limits, Pick};

@@ -1,10 +1,14 @@
-//! Key pool v1: HAJIMI's shared shuffled rotation (one permutation consumed by all requests,
-//! refilled when empty) over the keys that can serve the model now, with per-key states
-//! (active, invalid, suspended) and per key × model cooldowns (quota `RetryInfo`, exhausted
-//! until Google's daily reset). Time is `tokio::time::Instant`, so tests run on a paused clock.
+//! The key pool: HAJIMI's shared shuffled rotation (one permutation consumed by all requests,
+//! refilled when empty) over the keys that can serve the model now. Each key has a state
+//! (active, invalid, suspended), per key × model cooldowns (quota `RetryInfo`, exhausted until
+//! Google's daily reset), a count of today's calls for `API_KEY_DAILY_LIMIT` (a soft limit:
+//! when every key is over it, one is used anyway) and an in-flight count for the optional
+//! per-key concurrency cap. A key is used through a [`Lease`]; dropping it (an attempt ended,
+//! a race lost, a client left) costs the key nothing. Time is `tokio::time::Instant`, so
+//! cooldowns are tested on a paused clock.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -59,6 +63,9 @@ pub struct KeySlot {
     cooldowns: Mutex<Vec<Cooldown>>,
     successes: AtomicU64,
     failures: AtomicU64,
+    /// Successful calls since the last daily reset (`API_KEY_DAILY_LIMIT`).
+    calls_today: AtomicU64,
+    in_flight: AtomicU32,
 }
 
 impl KeySlot {
@@ -70,6 +77,8 @@ impl KeySlot {
             cooldowns: Mutex::new(Vec::new()),
             successes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            calls_today: AtomicU64::new(0),
+            in_flight: AtomicU32::new(0),
         }
     }
 
@@ -126,6 +135,15 @@ impl KeySlot {
 
     pub fn record_success(&self) {
         self.successes.fetch_add(1, Ordering::Relaxed);
+        self.calls_today.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn calls_today(&self) -> u64 {
+        self.calls_today.load(Ordering::Relaxed)
+    }
+
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// Applies what one failed attempt means for this key.
@@ -189,14 +207,52 @@ pub fn until_midnight_in(tz_name: &str) -> Option<Duration> {
     u64::try_from(secs).ok().map(Duration::from_secs)
 }
 
+/// A key in use by one attempt. Dropping it releases the key without judging it.
+#[derive(Debug)]
+pub struct Lease {
+    slot: Arc<KeySlot>,
+    released: Arc<tokio::sync::Notify>,
+}
+
+impl Lease {
+    pub fn slot(&self) -> &Arc<KeySlot> {
+        &self.slot
+    }
+}
+
+impl std::ops::Deref for Lease {
+    type Target = KeySlot;
+    fn deref(&self) -> &KeySlot {
+        &self.slot
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.slot.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.released.notify_waiters();
+    }
+}
+
+/// Per-pick limits from the settings of the request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// `API_KEY_DAILY_LIMIT` (0: none): keys over it are skipped unless all are.
+    pub daily_limit: u32,
+    /// Most attempts in flight per key (0: unlimited).
+    pub max_in_flight: u32,
+}
+
 /// The result of asking the pool for a key.
 #[derive(Debug)]
 pub enum Pick {
-    Key(Arc<KeySlot>),
+    Key(Lease),
     /// Every usable key has been tried by this request already.
     AllTried,
     /// No key can serve the model before this instant.
     CoolingUntil(Instant),
+    /// Usable keys exist but all are at their concurrency cap.
+    Busy,
     /// No active key at all.
     NoneUsable,
 }
@@ -205,10 +261,18 @@ pub struct KeyPool {
     slots: ArcSwap<Vec<Arc<KeySlot>>>,
     /// HAJIMI's shared shuffled stack, popped from the end.
     stack: Mutex<Vec<Arc<KeySlot>>>,
+    released: Arc<tokio::sync::Notify>,
+    /// Unix second of the next daily reset of `calls_today`, and the zone that defines it.
+    next_reset: AtomicU64,
+    reset_zone: String,
 }
 
 impl KeyPool {
     pub fn new(keys: Vec<String>) -> Self {
+        Self::with_reset_zone(keys, "America/Los_Angeles")
+    }
+
+    pub fn with_reset_zone(keys: Vec<String>, zone: &str) -> Self {
         let slots: Vec<Arc<KeySlot>> = keys
             .into_iter()
             .map(|k| Arc::new(KeySlot::new(k)))
@@ -216,6 +280,9 @@ impl KeyPool {
         Self {
             slots: ArcSwap::from_pointee(slots),
             stack: Mutex::new(Vec::new()),
+            released: Arc::new(tokio::sync::Notify::new()),
+            next_reset: AtomicU64::new(next_midnight_unix(zone)),
+            reset_zone: zone.to_owned(),
         }
     }
 
@@ -239,14 +306,17 @@ impl KeyPool {
             .count()
     }
 
+    pub fn find(&self, id: KeyId) -> Option<Arc<KeySlot>> {
+        self.slots.load().iter().find(|s| s.id == id).cloned()
+    }
+
     /// Adds keys not already present; returns how many were added.
     pub fn add(&self, keys: &[String]) -> usize {
         let current = self.slots.load_full();
-        let known: HashSet<&str> = current.iter().map(|s| s.secret()).collect();
         let mut next: Vec<Arc<KeySlot>> = current.as_ref().clone();
         let mut added = 0;
         for k in keys {
-            if !known.contains(k.as_str()) && !next.iter().any(|s| s.secret() == k) {
+            if !next.iter().any(|s| s.secret() == k) {
                 next.push(Arc::new(KeySlot::new(k.clone())));
                 added += 1;
             }
@@ -258,17 +328,67 @@ impl KeyPool {
         added
     }
 
+    /// Removes keys; returns how many were removed.
+    pub fn remove(&self, keys: &[String]) -> usize {
+        let current = self.slots.load_full();
+        let next: Vec<Arc<KeySlot>> = current
+            .iter()
+            .filter(|s| !keys.iter().any(|k| k == s.secret()))
+            .cloned()
+            .collect();
+        let removed = current.len() - next.len();
+        if removed > 0 {
+            self.slots.store(Arc::new(next));
+            self.lock_stack().clear();
+        }
+        removed
+    }
+
     fn lock_stack(&self) -> std::sync::MutexGuard<'_, Vec<Arc<KeySlot>>> {
         self.stack.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Resets today's call counts when the daily reset time has passed.
+    fn roll_day(&self) {
+        let now = jiff::Timestamp::now().as_second();
+        let reset = self.next_reset.load(Ordering::Relaxed);
+        if u64::try_from(now).is_ok_and(|n| n >= reset) {
+            let next = next_midnight_unix(&self.reset_zone);
+            if self
+                .next_reset
+                .compare_exchange(reset, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                for s in self.slots.load().iter() {
+                    s.calls_today.store(0, Ordering::Relaxed);
+                }
+                tracing::info!("daily key call counts reset");
+            }
+        }
+    }
+
+    fn lease(&self, slot: Arc<KeySlot>) -> Lease {
+        slot.in_flight.fetch_add(1, Ordering::Relaxed);
+        Lease {
+            slot,
+            released: Arc::clone(&self.released),
+        }
+    }
+
     /// The next key from the shared rotation that can serve `model` now and that this
     /// request has not tried yet.
-    pub fn pick(&self, model: &str, tried: &HashSet<KeyId>, now: Instant) -> Pick {
+    pub fn pick(&self, model: &str, tried: &HashSet<KeyId>, now: Instant, limits: Limits) -> Pick {
+        self.roll_day();
         let slots = self.slots.load();
         if slots.is_empty() {
             return Pick::NoneUsable;
         }
+        let under_cap =
+            |s: &KeySlot| limits.max_in_flight == 0 || s.in_flight() < limits.max_in_flight;
+        let over_daily = |s: &KeySlot| {
+            limits.daily_limit > 0 && s.calls_today() >= u64::from(limits.daily_limit)
+        };
+        let mut over_limit_fallback: Option<Arc<KeySlot>> = None;
         {
             let mut stack = self.lock_stack();
             let mut refilled = false;
@@ -287,10 +407,20 @@ impl KeyPool {
                     budget = stack.len();
                     continue;
                 };
-                if !tried.contains(&slot.id) && slot.usable_for(model, now) {
-                    return Pick::Key(slot);
+                if tried.contains(&slot.id) || !slot.usable_for(model, now) || !under_cap(&slot) {
+                    continue;
                 }
+                if over_daily(&slot) {
+                    over_limit_fallback.get_or_insert(slot);
+                    continue;
+                }
+                return Pick::Key(self.lease(slot));
             }
+        }
+        if let Some(slot) = over_limit_fallback {
+            // HAJIMI's soft limit: when every key is over it, traffic still flows.
+            tracing::debug!(key = %slot.id, "every usable key is over API_KEY_DAILY_LIMIT; using one anyway");
+            return Pick::Key(self.lease(slot));
         }
         // Nothing found: say why.
         let active: Vec<&Arc<KeySlot>> = slots
@@ -300,7 +430,14 @@ impl KeyPool {
         if active.is_empty() {
             return Pick::NoneUsable;
         }
-        if active.iter().any(|s| s.cooling_until(model, now).is_none()) {
+        let free: Vec<&&Arc<KeySlot>> = active
+            .iter()
+            .filter(|s| s.cooling_until(model, now).is_none())
+            .collect();
+        if free.iter().any(|s| !tried.contains(&s.id) && !under_cap(s)) {
+            return Pick::Busy;
+        }
+        if !free.is_empty() {
             return Pick::AllTried;
         }
         match active
@@ -311,6 +448,11 @@ impl KeyPool {
             Some(until) => Pick::CoolingUntil(until),
             None => Pick::NoneUsable,
         }
+    }
+
+    /// Resolves when some lease is released (for requests waiting on busy keys).
+    pub async fn released(&self) {
+        self.released.notified().await;
     }
 
     /// The earliest moment a key can serve `model` again, if all active keys are cooling.
@@ -324,6 +466,12 @@ impl KeyPool {
     }
 }
 
+/// Unix second of the next midnight in a time zone.
+pub fn next_midnight_unix(zone: &str) -> u64 {
+    let now = u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0);
+    now + until_midnight_in(zone).map_or(86_400, |d| d.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,10 +481,68 @@ mod tests {
     }
 
     fn pick_key(pool: &KeyPool, model: &str, tried: &HashSet<KeyId>) -> Option<Arc<KeySlot>> {
-        match pool.pick(model, tried, Instant::now()) {
-            Pick::Key(k) => Some(k),
+        match pool.pick(model, tried, Instant::now(), Limits::default()) {
+            Pick::Key(k) => Some(Arc::clone(k.slot())),
             _ => None,
         }
+    }
+
+    #[test]
+    fn the_daily_limit_is_soft() {
+        let pool = KeyPool::new(keys(2));
+        let limits = Limits {
+            daily_limit: 1,
+            max_in_flight: 0,
+        };
+        let a = pick_key(&pool, "m", &HashSet::new()).expect("key");
+        a.record_success();
+        for _ in 0..4 {
+            let Pick::Key(k) = pool.pick("m", &HashSet::new(), Instant::now(), limits) else {
+                panic!("a key")
+            };
+            assert_ne!(
+                k.id, a.id,
+                "the key over its daily limit is skipped while another is under it"
+            );
+        }
+        for s in pool.slots().iter() {
+            s.record_success();
+        }
+        assert!(
+            matches!(
+                pool.pick("m", &HashSet::new(), Instant::now(), limits),
+                Pick::Key(_)
+            ),
+            "all over: one is used anyway"
+        );
+    }
+
+    #[test]
+    fn the_concurrency_cap_makes_keys_busy_until_released() {
+        let pool = KeyPool::new(keys(1));
+        let limits = Limits {
+            daily_limit: 0,
+            max_in_flight: 1,
+        };
+        let Pick::Key(lease) = pool.pick("m", &HashSet::new(), Instant::now(), limits) else {
+            panic!("a key")
+        };
+        assert!(matches!(
+            pool.pick("m", &HashSet::new(), Instant::now(), limits),
+            Pick::Busy
+        ));
+        drop(lease);
+        assert!(matches!(
+            pool.pick("m", &HashSet::new(), Instant::now(), limits),
+            Pick::Key(_)
+        ));
+    }
+
+    #[test]
+    fn keys_can_be_removed() {
+        let pool = KeyPool::new(keys(3));
+        assert_eq!(pool.remove(&keys(1)), 1);
+        assert_eq!(pool.len(), 2);
     }
 
     #[test]
@@ -359,7 +565,7 @@ mod tests {
             assert!(tried.insert(k.id));
         }
         assert!(matches!(
-            pool.pick("m", &tried, Instant::now()),
+            pool.pick("m", &tried, Instant::now(), Limits::default()),
             Pick::AllTried
         ));
     }
@@ -388,7 +594,9 @@ mod tests {
             "flash",
             Instant::now(),
         );
-        let Pick::CoolingUntil(until) = pool.pick("flash", &HashSet::new(), Instant::now()) else {
+        let Pick::CoolingUntil(until) =
+            pool.pick("flash", &HashSet::new(), Instant::now(), Limits::default())
+        else {
             panic!("cooling expected")
         };
         assert_eq!(until - Instant::now(), Duration::from_secs(30));
@@ -424,7 +632,8 @@ mod tests {
             "m",
             now,
         );
-        let Pick::CoolingUntil(until) = pool.pick("m", &HashSet::new(), now) else {
+        let Pick::CoolingUntil(until) = pool.pick("m", &HashSet::new(), now, Limits::default())
+        else {
             panic!("cooling")
         };
         let left = until - now;
@@ -438,7 +647,7 @@ mod tests {
     fn empty_pool_has_nothing_usable() {
         let pool = KeyPool::new(Vec::new());
         assert!(matches!(
-            pool.pick("m", &HashSet::new(), Instant::now()),
+            pool.pick("m", &HashSet::new(), Instant::now(), Limits::default()),
             Pick::NoneUsable
         ));
         assert_eq!(pool.add(&keys(2)), 2);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
@@ -19,23 +19,21 @@ use crate::error::{Flavor, GatewayError};
 use crate::keys::KeySlot;
 use crate::pipeline::auth::authenticate;
 use crate::pipeline::body::{parse_json, read_limited};
+use crate::pipeline::complete::{Delivery, Plan, RequestBody, SignatureMemo, deliver, obtain};
 use crate::pipeline::dispatch::{self, prompt_blocked};
-use crate::telemetry::Outcome;
-use crate::translate::chat::{
-    Assessment, FirstEvent, Options, Translated, assess, drop_penalties, first_event,
-    refuses_json_schema, signature_of, to_gemini, to_openai, use_schema_subset,
-};
+use crate::telemetry::OutcomeHandle;
+use crate::translate::chat::{FirstEvent, Options, Translated, first_event, to_gemini};
 use crate::translate::stream::{ChunkMapper, sse_json};
 use crate::translate::{completion_id, unix_now};
 use crate::upstream::classify::Failure;
-use crate::upstream::{ANSWER_LIMIT, GeminiEvents, Upstream, read_body};
-use crate::wire::gemini::{GenerateContentRequest, GenerateContentResponse};
+use crate::upstream::{GeminiEvents, Upstream};
+use crate::wire::gemini::GenerateContentResponse;
 use crate::wire::openai::ChatRequest;
 
 pub async fn chat_completions(State(state): State<AppState>, request: Request) -> Response {
     let snap = state.live.current();
-    let mut outcome = Outcome::default();
-    let result = run(&state, &snap, request, &mut outcome).await;
+    let outcome = OutcomeHandle::default();
+    let result = run(&state, &snap, request, &outcome).await;
     let mut response = match result {
         Ok(r) => r,
         Err(e) => e.render(Flavor::OpenAi),
@@ -48,22 +46,94 @@ async fn run(
     state: &AppState,
     snap: &Arc<Settings>,
     request: Request,
-    outcome: &mut Outcome,
+    outcome: &OutcomeHandle,
 ) -> Result<Response, GatewayError> {
     let (parts, body) = request.into_parts();
     authenticate(snap, &parts)?;
+    crate::limits::admit(&state.limiter, snap, &parts)?;
     let bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
     let mut chat: ChatRequest = parse_json(&bytes)?;
+    let stream = chat.is_stream();
+    outcome.update(|o| {
+        o.model = Some(chat.model.clone());
+        o.stream = stream;
+    });
+    require_allowed_model(snap, &chat.model)?;
+    let real_stream = stream && !snap.fake_streaming;
+    let cache_key = if real_stream {
+        None
+    } else {
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| {
+                crate::cache::openai_key(&v, snap.calculate_cache_entries, snap.precise_cache)
+            })
+    };
     drop(bytes);
-    outcome.model = Some(chat.model.clone());
-    outcome.stream = chat.is_stream();
     crate::fetch::inline_remote_images(&mut chat, &state.fetcher).await?;
     let translated = translate(state, snap, &chat)?;
-    if chat.is_stream() {
-        stream(state, snap, &chat, translated, outcome).await
-    } else {
-        complete(state, snap, &chat, translated, outcome).await
+    if real_stream {
+        return self::stream(state, snap, &chat, translated, outcome).await;
     }
+    let memo = SignatureMemo {
+        store: state.signatures.clone(),
+        model: translated.upstream_model.clone(),
+    };
+    let plan = Plan {
+        url: Upstream::generate_url(&snap.gemini_base_url, &translated.upstream_model),
+        model: translated.upstream_model,
+        body: Arc::new(RequestBody::typed(translated.request)?),
+        cache_key,
+        native: false,
+    };
+    let work = Box::pin(obtain(
+        state.clone(),
+        Arc::clone(snap),
+        plan,
+        outcome.clone(),
+    ));
+    let (delivery, keepalive) = if stream {
+        let mapper = ChunkMapper::new(
+            completion_id(),
+            unix_now(),
+            chat.model.clone(),
+            chat.include_usage(),
+        );
+        (
+            Delivery::OpenAiStream {
+                mapper,
+                memo,
+                inband: snap.inband_errors,
+            },
+            Some(snap.fake_streaming_interval),
+        )
+    } else {
+        (
+            Delivery::OpenAiJson {
+                model: chat.model.clone(),
+                memo,
+                inband: snap.inband_errors,
+            },
+            snap.nonstream_keepalive_enabled
+                .then_some(snap.nonstream_keepalive_interval),
+        )
+    };
+    Ok(deliver(work, delivery, keepalive).await)
+}
+
+/// `BLOCKED_MODELS` and `WHITELIST_MODELS` are enforced on use, not only hidden from lists.
+pub fn require_allowed_model(snap: &Settings, model: &str) -> Result<(), GatewayError> {
+    let id = crate::translate::chat::upstream_model_name(model);
+    let base = id.strip_suffix("-search").unwrap_or(id);
+    if crate::models::model_allowed(snap, id) && crate::models::model_allowed(snap, base) {
+        return Ok(());
+    }
+    Err(GatewayError::NotFound {
+        message: format!(
+            "模型 {id} 在此代理上不可用 / The model `{id}` is not available on this proxy"
+        ),
+        code: "model_not_found",
+    })
 }
 
 /// The request in Gemini's terms, with the settings and remembered signatures it needs.
@@ -83,115 +153,9 @@ fn translate(
         model_thinks: state.models.thinks(base_model),
         search_prompt: snap.search_mode.then_some(snap.search_prompt.as_str()),
         recall_signature: &recall,
+        random_string: snap.random_string.then_some(snap.random_string_length),
     };
     to_gemini(chat, &options)
-}
-
-fn serialise(request: &GenerateContentRequest) -> Result<Bytes, GatewayError> {
-    serde_json::to_vec(request)
-        .map(Bytes::from)
-        .map_err(|e| GatewayError::Internal(e.into()))
-}
-
-/// Non-stream: one `generateContent` per attempt until an answer.
-async fn complete(
-    state: &AppState,
-    snap: &Settings,
-    chat: &ChatRequest,
-    translated: Translated,
-    outcome: &mut Outcome,
-) -> Result<Response, GatewayError> {
-    let url = Upstream::generate_url(&snap.gemini_base_url, &translated.upstream_model);
-    let model = translated.upstream_model.clone();
-    let body = RequestBody::new(translated.request)?;
-    let (answer, _key) = dispatch::run(
-        &state.keys,
-        snap,
-        &model,
-        outcome,
-        |key| {
-            let bytes = body.bytes();
-            let url = &url;
-            async move {
-                let answer = generate(&state.upstream, url, &key, bytes, snap).await?;
-                match assess(&answer) {
-                    Assessment::Answer => Ok(Ok(answer)),
-                    Assessment::PromptBlocked(reason) => Ok(Err(reason)),
-                    Assessment::Empty(reason) => Err(Failure::Empty { reason }),
-                }
-            }
-        },
-        |failure| body.fix(failure),
-    )
-    .await?;
-    let answer = answer.map_err(|reason| prompt_blocked(&reason))?;
-    let completion = to_openai(&answer, &chat.model, completion_id(), unix_now());
-    for call in completion
-        .choices
-        .iter()
-        .flat_map(|c| c.message.tool_calls.iter().flatten())
-    {
-        if let (Some(id), Some(sig)) = (call.id.as_deref(), signature_of(call)) {
-            state.signatures.remember(id, &model, sig);
-        }
-    }
-    Ok(axum::Json(completion).into_response())
-}
-
-/// The upstream request body of one client request, re-serialised when a fix-up changes it.
-struct RequestBody {
-    request: std::sync::Mutex<(GenerateContentRequest, Bytes, Fixups)>,
-}
-
-impl RequestBody {
-    fn new(request: GenerateContentRequest) -> Result<Self, GatewayError> {
-        let bytes = serialise(&request)?;
-        Ok(Self {
-            request: std::sync::Mutex::new((request, bytes, Fixups::default())),
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, (GenerateContentRequest, Bytes, Fixups)> {
-        self.request
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn bytes(&self) -> Bytes {
-        self.lock().1.clone()
-    }
-
-    /// Applies a one-time fix-up for this failure; true when the request changed.
-    fn fix(&self, failure: &Failure) -> bool {
-        let mut guard = self.lock();
-        let (request, bytes, fixups) = &mut *guard;
-        if !fixups.retry_with_fix(failure, request) {
-            return false;
-        }
-        match serialise(request) {
-            Ok(b) => {
-                *bytes = b;
-                true
-            }
-            Err(_) => false,
-        }
-    }
-}
-
-async fn generate(
-    upstream: &Upstream,
-    url: &str,
-    key: &KeySlot,
-    body: Bytes,
-    snap: &Settings,
-) -> Result<GenerateContentResponse, Failure> {
-    let response = upstream
-        .post(url, key.secret(), body, snap.upstream_timeout)
-        .await?;
-    let bytes = read_body(response, snap.upstream_timeout, ANSWER_LIMIT).await?;
-    serde_json::from_slice(&bytes).map_err(|e| Failure::Garbage {
-        detail: format!("unreadable answer: {e}"),
-    })
 }
 
 /// What the first events of a stream amounted to.
@@ -210,11 +174,11 @@ async fn stream(
     snap: &Settings,
     chat: &ChatRequest,
     translated: Translated,
-    outcome: &mut Outcome,
+    outcome: &OutcomeHandle,
 ) -> Result<Response, GatewayError> {
     let url = Upstream::stream_url(&snap.gemini_base_url, &translated.upstream_model);
     let model = translated.upstream_model.clone();
-    let body = RequestBody::new(translated.request)?;
+    let body = RequestBody::typed(translated.request)?;
     let (opened, _key) = dispatch::run(
         &state.keys,
         snap,
@@ -291,17 +255,9 @@ struct Relay {
     finished: bool,
 }
 
-/// Where a stream's thought signatures are remembered.
-struct SignatureMemo {
-    store: crate::signatures::Signatures,
-    model: String,
-}
-
-impl SignatureMemo {
-    fn keep(&self, mapper: &mut ChunkMapper) {
-        for (id, sig) in mapper.drain_signatures() {
-            self.store.remember(&id, &self.model, &sig);
-        }
+fn keep_signatures(memo: &SignatureMemo, mapper: &mut ChunkMapper) {
+    for (id, sig) in mapper.drain_signatures() {
+        memo.store.remember(&id, &memo.model, &sig);
     }
 }
 
@@ -316,7 +272,7 @@ impl Relay {
         for e in &held {
             mapper.map_event(e, &mut out);
         }
-        memo.keep(&mut mapper);
+        keep_signatures(&memo, &mut mapper);
         Self {
             events,
             mapper,
@@ -338,7 +294,7 @@ impl Relay {
             match self.events.next().await {
                 Some(Ok(event)) => {
                     self.mapper.map_event(&event, &mut out);
-                    self.memo.keep(&mut self.mapper);
+                    keep_signatures(&self.memo, &mut self.mapper);
                 }
                 Some(Err(f)) => {
                     self.finished = true;
@@ -389,31 +345,4 @@ fn sse_response(relay: Relay) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
-}
-
-/// One-time corrections of a request that Google refused for a known, fixable reason:
-/// penalties a model does not support (CONTRACT §4), and JSON Schema fields a model does not
-/// accept (then the schemas are converted to Google's subset).
-#[derive(Default)]
-struct Fixups {
-    penalties_dropped: bool,
-    schema_subset: bool,
-}
-
-impl Fixups {
-    fn retry_with_fix(&mut self, failure: &Failure, request: &mut GenerateContentRequest) -> bool {
-        match failure {
-            Failure::PenaltyUnsupported { .. } if !self.penalties_dropped => {
-                self.penalties_dropped = true;
-                drop_penalties(request)
-            }
-            Failure::BadRequest { message, .. }
-                if !self.schema_subset && refuses_json_schema(message) =>
-            {
-                self.schema_subset = true;
-                use_schema_subset(request)
-            }
-            _ => false,
-        }
-    }
 }

@@ -3,18 +3,26 @@
 //! `MAX_RETRY_NUM` attempts and `MAX_EMPTY_RESPONSES` empty answers, all before
 //! `REQUEST_DEADLINE`; short cooldowns are waited out. When every attempt failed, the
 //! client's status is chosen from the failures, first match wins.
+//!
+//! Two drivers share that bookkeeping: [`run`] tries one key at a time (streams, where the
+//! attempt holds the client's connection), and [`race`] runs HAJIMI's batches
+//! (`CONCURRENT_REQUESTS` keys at once, growing by `INCREASE_CONCURRENT_ON_FAILURE` after a
+//! failed batch up to `MAX_CONCURRENT_REQUESTS`), whose losers keep running for the response
+//! cache unless `RACE_CANCEL_LOSERS`.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 
 use crate::config::Settings;
 use crate::error::GatewayError;
-use crate::keys::{KeyPool, KeySlot, Pick};
+use crate::keys::{KeyPool, KeySlot, Lease, Limits, Pick};
 use crate::mask::KeyId;
+use crate::telemetry::OutcomeHandle;
 use crate::upstream::classify::Failure;
 
 /// The longest cooldown a request waits out instead of answering 429 (CONTRACT §3).
@@ -25,11 +33,11 @@ pub struct Attempts {
     pub deadline: Instant,
     max_attempts: u32,
     max_empty: u32,
+    limits: Limits,
     tried: HashSet<KeyId>,
     failures: Vec<Failure>,
     pub attempts: u32,
     pub empty: u32,
-    pub last_key: Option<KeyId>,
 }
 
 impl Attempts {
@@ -39,11 +47,14 @@ impl Attempts {
             deadline: Instant::now() + settings.request_deadline,
             max_attempts: settings.max_retry_num.max(1),
             max_empty: settings.max_empty_responses.max(1),
+            limits: Limits {
+                daily_limit: settings.api_key_daily_limit,
+                max_in_flight: settings.key_max_concurrency,
+            },
             tried: HashSet::new(),
             failures: Vec::new(),
             attempts: 0,
             empty: 0,
-            last_key: None,
         }
     }
 
@@ -51,22 +62,39 @@ impl Attempts {
         &self.model
     }
 
-    /// The key for the next attempt, or the error that ends the request.
-    pub async fn next_key(&mut self, pool: &KeyPool) -> Result<Arc<KeySlot>, GatewayError> {
+    pub fn remaining(&self) -> u32 {
+        self.max_attempts.saturating_sub(self.attempts)
+    }
+
+    fn take(&mut self, lease: &Lease) {
+        self.tried.insert(lease.id);
+        self.attempts += 1;
+    }
+
+    /// The key for the next attempt (waiting out short cooldowns and busy keys), or the
+    /// error that ends the request.
+    pub async fn next_key(&mut self, pool: &KeyPool) -> Result<Lease, GatewayError> {
         if self.attempts >= self.max_attempts {
             return Err(self.final_error(pool));
         }
         loop {
             let now = Instant::now();
-            match pool.pick(&self.model, &self.tried, now) {
-                Pick::Key(key) => {
-                    self.tried.insert(key.id);
-                    self.attempts += 1;
-                    self.last_key = Some(key.id);
-                    return Ok(key);
+            match pool.pick(&self.model, &self.tried, now, self.limits) {
+                Pick::Key(lease) => {
+                    self.take(&lease);
+                    return Ok(lease);
                 }
                 // Every usable key had its turn: a new round may reuse them.
                 Pick::AllTried => self.tried.clear(),
+                Pick::Busy => {
+                    tokio::select! {
+                        () = pool.released() => {}
+                        () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    }
+                    if Instant::now() >= self.deadline {
+                        return Err(self.deadline_error());
+                    }
+                }
                 Pick::CoolingUntil(until) => {
                     let wait = until.saturating_duration_since(now);
                     if wait <= MAX_COOLDOWN_WAIT && until < self.deadline {
@@ -98,13 +126,49 @@ impl Attempts {
         }
     }
 
+    /// Another key for the same batch, only if one is free right now and not in the batch.
+    fn another_key_now(&mut self, pool: &KeyPool, batch: &HashSet<KeyId>) -> Option<Lease> {
+        if self.attempts >= self.max_attempts {
+            return None;
+        }
+        let mut excluded = self.tried.clone();
+        excluded.extend(batch.iter().copied());
+        match pool.pick(&self.model, &excluded, Instant::now(), self.limits) {
+            Pick::Key(lease) => {
+                self.take(&lease);
+                Some(lease)
+            }
+            Pick::AllTried => {
+                // A new round, but never a key already in this batch.
+                self.tried.clear();
+                match pool.pick(&self.model, batch, Instant::now(), self.limits) {
+                    Pick::Key(lease) => {
+                        self.take(&lease);
+                        Some(lease)
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
     /// Records a failed attempt and settles the key.
     pub fn fail(&mut self, key: &KeySlot, failure: Failure) {
         key.settle(&failure, &self.model, Instant::now());
+        self.record(failure);
+    }
+
+    /// Records a failed attempt whose key was already settled.
+    fn record(&mut self, failure: Failure) {
         if matches!(failure, Failure::Empty { .. }) {
             self.empty += 1;
         }
-        tracing::debug!(key = %key.id, failure = failure.kind(), attempt = self.attempts, "upstream attempt failed");
+        tracing::debug!(
+            failure = failure.kind(),
+            attempt = self.attempts,
+            "upstream attempt failed"
+        );
         self.failures.push(failure);
     }
 
@@ -125,7 +189,7 @@ impl Attempts {
             });
             return GatewayError::BadGateway {
                 message: format!(
-                    "模型连续 {n} 次返回空响应，请修改输入提示词 / The model returned empty answers {n} times in a row ({r}); try changing the prompt",
+                    "空响应次数达到上限（{n} 次），请修改输入提示词 / The model returned empty answers {n} times ({r}); try changing the prompt",
                     n = self.empty,
                     r = reason.unwrap_or("empty")
                 ),
@@ -241,18 +305,22 @@ pub fn prompt_blocked(reason: &str) -> GatewayError {
     }
 }
 
-/// Runs attempts across keys until one succeeds (CONTRACT §3). `attempt` makes one upstream
-/// attempt with a key; `fix` may correct the request after a known, fixable refusal and asks
-/// for an immediate retry by returning true. Request errors end the loop at once; other
-/// failures settle the key and move on. The key that succeeded is returned with the value.
+fn ends_request(failure: &Failure) -> bool {
+    failure.is_request_error() || matches!(failure, Failure::PenaltyUnsupported { .. })
+}
+
+/// Runs attempts one key at a time until one succeeds. `attempt` makes one upstream attempt
+/// with a key; `fix` may correct the request after a known, fixable refusal and asks for an
+/// immediate retry by returning true. Request errors end the loop at once; other failures
+/// settle the key and move on. The winning key's lease is returned with the value.
 pub async fn run<T, Fut>(
     pool: &KeyPool,
     settings: &Settings,
     model: &str,
-    outcome: &mut crate::telemetry::Outcome,
+    outcome: &OutcomeHandle,
     mut attempt: impl FnMut(Arc<KeySlot>) -> Fut,
     mut fix: impl FnMut(&Failure) -> bool,
-) -> Result<(T, Arc<KeySlot>), GatewayError>
+) -> Result<(T, Lease), GatewayError>
 where
     Fut: Future<Output = Result<T, Failure>>,
 {
@@ -261,28 +329,147 @@ where
         if attempts.empty_exhausted() {
             return Err(attempts.final_error(pool));
         }
-        let key = tokio::time::timeout_at(attempts.deadline, attempts.next_key(pool))
+        let lease = tokio::time::timeout_at(attempts.deadline, attempts.next_key(pool))
             .await
             .map_err(|_| attempts.deadline_error())??;
-        outcome.key = Some(key.id);
-        outcome.attempts = attempts.attempts;
-        match tokio::time::timeout_at(attempts.deadline, attempt(Arc::clone(&key))).await {
+        let (id, n) = (lease.id, attempts.attempts);
+        outcome.update(|o| {
+            o.key = Some(id);
+            o.attempts = n;
+        });
+        match tokio::time::timeout_at(attempts.deadline, attempt(Arc::clone(lease.slot()))).await {
             Err(_) => return Err(attempts.deadline_error()),
             Ok(Ok(value)) => {
-                key.record_success();
-                return Ok((value, key));
+                lease.record_success();
+                return Ok((value, lease));
             }
             Ok(Err(failure)) => {
                 if fix(&failure) {
                     continue;
                 }
-                if failure.is_request_error()
-                    || matches!(failure, Failure::PenaltyUnsupported { .. })
-                {
+                if ends_request(&failure) {
                     return Err(request_error(&failure));
                 }
-                attempts.fail(&key, failure);
+                attempts.fail(&lease, failure);
             }
+        }
+    }
+}
+
+/// One raced attempt's result, as it reaches the request (or the leftover collector).
+pub type RaceResult<T> = (KeyId, Result<T, Failure>);
+
+/// What a won race leaves behind: the attempts still running, whose results arrive on
+/// `rx` (`remaining` of them). Dropping it lets them finish unobserved.
+pub struct Leftovers<T> {
+    pub rx: tokio::sync::mpsc::Receiver<RaceResult<T>>,
+    pub remaining: usize,
+}
+
+/// Runs HAJIMI's batches of attempts on distinct keys (CONTRACT: `CONCURRENT_REQUESTS`,
+/// `INCREASE_CONCURRENT_ON_FAILURE`, `MAX_CONCURRENT_REQUESTS`, `MAX_RETRY_NUM`). Each attempt
+/// runs as its own task and settles its key itself; the first success answers. The
+/// attempts still running are returned as [`Leftovers`] (or cancelled with
+/// `RACE_CANCEL_LOSERS`).
+pub async fn race<T: Send + 'static>(
+    pool: &KeyPool,
+    settings: &Settings,
+    model: &str,
+    outcome: &OutcomeHandle,
+    spawn: &(dyn Fn(BoxFuture<'static, ()>) -> tokio::task::AbortHandle + Sync),
+    attempt: &(dyn Fn(Arc<KeySlot>) -> BoxFuture<'static, Result<T, Failure>> + Sync),
+    mut fix: impl FnMut(&Failure) -> bool,
+) -> Result<(T, Option<Leftovers<T>>), GatewayError> {
+    let mut attempts = Attempts::new(settings, model);
+    let mut width = settings.concurrent_requests.max(1);
+    let max_width = settings.max_concurrent_requests.max(1).max(width);
+    loop {
+        if attempts.empty_exhausted() {
+            return Err(attempts.final_error(pool));
+        }
+        let first = tokio::time::timeout_at(attempts.deadline, attempts.next_key(pool))
+            .await
+            .map_err(|_| attempts.deadline_error())??;
+        let mut batch_ids = HashSet::from([first.id]);
+        let mut leases = vec![first];
+        while leases.len() < width.min(attempts.remaining() + 1) as usize {
+            match attempts.another_key_now(pool, &batch_ids) {
+                Some(lease) => {
+                    batch_ids.insert(lease.id);
+                    leases.push(lease);
+                }
+                None => break,
+            }
+        }
+        let n = attempts.attempts;
+        outcome.update(|o| o.attempts = n);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<RaceResult<T>>(leases.len());
+        let mut handles = Vec::with_capacity(leases.len());
+        let model_owned = model.to_owned();
+        for lease in leases {
+            let tx = tx.clone();
+            let work = attempt(Arc::clone(lease.slot()));
+            let model = model_owned.clone();
+            handles.push(spawn(Box::pin(async move {
+                let result = work.await;
+                match &result {
+                    Ok(_) => lease.record_success(),
+                    Err(f) if !ends_request(f) => lease.settle(f, &model, Instant::now()),
+                    Err(_) => {}
+                }
+                let id = lease.id;
+                drop(lease);
+                let _ = tx.send((id, result)).await;
+            })));
+        }
+        drop(tx);
+        let mut pending = handles.len();
+        let mut fixed = false;
+        while pending > 0 {
+            let received = tokio::time::timeout_at(attempts.deadline, rx.recv()).await;
+            let Ok(Some((id, result))) = received else {
+                for h in &handles {
+                    h.abort();
+                }
+                return Err(attempts.deadline_error());
+            };
+            pending -= 1;
+            match result {
+                Ok(value) => {
+                    outcome.update(|o| o.key = Some(id));
+                    if settings.race_cancel_losers || pending == 0 {
+                        for h in &handles {
+                            h.abort();
+                        }
+                        return Ok((value, None));
+                    }
+                    return Ok((
+                        value,
+                        Some(Leftovers {
+                            rx,
+                            remaining: pending,
+                        }),
+                    ));
+                }
+                Err(failure) => {
+                    outcome.update(|o| o.key = Some(id));
+                    if fix(&failure) {
+                        fixed = true;
+                        continue;
+                    }
+                    if ends_request(&failure) {
+                        for h in &handles {
+                            h.abort();
+                        }
+                        return Err(request_error(&failure));
+                    }
+                    attempts.record(failure);
+                }
+            }
+        }
+        if !fixed {
+            // HAJIMI: a batch without a success widens the next one.
+            width = (width + settings.increase_concurrent_on_failure).min(max_width);
         }
     }
 }

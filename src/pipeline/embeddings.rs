@@ -14,7 +14,7 @@ use crate::error::{Flavor, GatewayError};
 use crate::pipeline::auth::authenticate;
 use crate::pipeline::body::{parse_json, read_limited};
 use crate::pipeline::dispatch;
-use crate::telemetry::Outcome;
+use crate::telemetry::OutcomeHandle;
 use crate::translate::chat::upstream_model_name;
 use crate::upstream::classify::Failure;
 use crate::upstream::http::encode_segment;
@@ -40,8 +40,8 @@ pub struct EmbeddingsRequest {
 
 pub async fn embeddings(State(state): State<AppState>, request: Request) -> Response {
     let snap = state.live.current();
-    let mut outcome = Outcome::default();
-    let result = run(&state, &snap, request, &mut outcome).await;
+    let outcome = OutcomeHandle::default();
+    let result = run(&state, &snap, request, &outcome).await;
     let mut response = result.unwrap_or_else(|e| e.render(Flavor::OpenAi));
     response.extensions_mut().insert(outcome);
     response
@@ -51,13 +51,13 @@ async fn run(
     state: &AppState,
     snap: &Settings,
     request: Request,
-    outcome: &mut Outcome,
+    outcome: &OutcomeHandle,
 ) -> Result<Response, GatewayError> {
     let (parts, body) = request.into_parts();
     authenticate(snap, &parts)?;
     let bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
     let req: EmbeddingsRequest = parse_json(&bytes)?;
-    outcome.model = Some(req.model.clone());
+    outcome.update(|o| o.model = Some(req.model.clone()));
     let inputs = inputs(&req.input)?;
     let base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
@@ -158,7 +158,7 @@ pub async fn embed(
     texts: &[String],
     dimensions: Option<u32>,
     task_type: Option<&str>,
-    outcome: &mut Outcome,
+    outcome: &OutcomeHandle,
 ) -> Result<Vec<Vec<f32>>, GatewayError> {
     let model = upstream_model_name(model).to_owned();
     if model.is_empty() {

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod body;
 pub mod chat;
+pub mod complete;
 pub mod dispatch;
 pub mod embeddings;
 pub mod native;

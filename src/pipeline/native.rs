@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -21,8 +22,9 @@ use crate::config::Settings;
 use crate::error::{Flavor, GatewayError};
 use crate::pipeline::auth::authenticate;
 use crate::pipeline::body::read_limited;
+use crate::pipeline::complete::{Delivery, Plan, RequestBody, deliver, obtain};
 use crate::pipeline::dispatch;
-use crate::telemetry::Outcome;
+use crate::telemetry::OutcomeHandle;
 use crate::translate::chat::{Assessment, FirstEvent, assess, first_event};
 use crate::upstream::classify::Failure;
 use crate::upstream::http::encode_segment;
@@ -133,7 +135,7 @@ async fn proxy_get(
     model: Option<String>,
     request: Request,
 ) -> Response {
-    let mut outcome = Outcome::default();
+    let outcome = OutcomeHandle::default();
     let result = async {
         let snap = state.live.current();
         let (parts, _) = request.into_parts();
@@ -155,7 +157,7 @@ async fn proxy_get(
             &state.keys,
             &snap,
             "models.list",
-            &mut outcome,
+            &outcome,
             |key| {
                 let url = &url;
                 let snap = &snap;
@@ -188,8 +190,8 @@ async fn proxy_action(
     model_action: String,
     request: Request,
 ) -> Response {
-    let mut outcome = Outcome::default();
-    let result = run_action(&state, ver, model_action, request, &mut outcome).await;
+    let outcome = OutcomeHandle::default();
+    let result = run_action(&state, ver, model_action, request, &outcome).await;
     finish(result, outcome)
 }
 
@@ -198,7 +200,7 @@ async fn run_action(
     ver: String,
     model_action: String,
     request: Request,
-    outcome: &mut Outcome,
+    outcome: &OutcomeHandle,
 ) -> Result<Response, GatewayError> {
     let snap = state.live.current();
     let (parts, body) = request.into_parts();
@@ -211,7 +213,12 @@ async fn run_action(
     };
     let model = model.strip_prefix("models/").unwrap_or(model).to_owned();
     let action = action.to_owned();
-    outcome.model = Some(model.clone());
+    outcome.update(|o| o.model = Some(model.clone()));
+    let generates = matches!(action.as_str(), "generateContent" | "streamGenerateContent");
+    if generates || action.ends_with("mbedContents") || action == "embedContent" {
+        crate::limits::admit(&state.limiter, &snap, &parts)?;
+    }
+    crate::pipeline::chat::require_allowed_model(&snap, &model)?;
     let mut bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
 
     // Search mode: a `-search` model gets the Google Search tool (HAJIMI §7).
@@ -226,13 +233,56 @@ async fn run_action(
     let query = forwarded_query(parts.uri.query());
     let sse = query.contains("alt=sse");
     let stream = action == "streamGenerateContent";
-    outcome.stream = stream;
+    outcome.update(|o| o.stream = stream);
     let url = format!(
         "{}/{ver}/models/{}:{action}{query}",
         snap.gemini_base_url,
         encode_segment(&upstream_model)
     );
     let generate = action == "generateContent";
+
+    // Complete answers (and faked streams) go through the cache, in-flight sharing and
+    // HAJIMI's racing, like OpenAI requests (CONTRACT §6).
+    if generate || (stream && snap.fake_streaming) {
+        let without_alt =
+            forwarded_query(Some(&query.trim_start_matches('?').replace("alt=sse", "")));
+        let url = format!(
+            "{}/{ver}/models/{}:generateContent{without_alt}",
+            snap.gemini_base_url,
+            encode_segment(&upstream_model)
+        );
+        let cache_key = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
+            crate::cache::native_key(
+                &upstream_model,
+                &v,
+                snap.calculate_cache_entries,
+                snap.precise_cache,
+            )
+        });
+        let plan = Plan {
+            model: upstream_model,
+            url,
+            body: Arc::new(RequestBody::raw(bytes)),
+            cache_key,
+            native: true,
+        };
+        let work = Box::pin(obtain(
+            state.clone(),
+            Arc::clone(&snap),
+            plan,
+            outcome.clone(),
+        ));
+        let (delivery, keepalive) = match (stream, sse) {
+            (false, _) => (
+                Delivery::GeminiJson,
+                snap.nonstream_keepalive_enabled
+                    .then_some(snap.nonstream_keepalive_interval),
+            ),
+            (true, true) => (Delivery::GeminiSse, Some(snap.fake_streaming_interval)),
+            (true, false) => (Delivery::GeminiArray, Some(snap.fake_streaming_interval)),
+        };
+        return Ok(deliver(work, delivery, keepalive).await);
+    }
 
     let (answer, _) = dispatch::run(
         &state.keys,
@@ -354,7 +404,7 @@ fn add_search_tool(bytes: &[u8]) -> Result<Bytes, GatewayError> {
 
 fn body_response(answer: Answer) -> Response {
     let Answer::Body { status, bytes } = answer else {
-        return GatewayError::Internal(anyhow::anyhow!("unexpected answer kind"))
+        return GatewayError::internal(anyhow::anyhow!("unexpected answer kind"))
             .render(Flavor::Gemini);
     };
     let mut response = Response::new(Body::from(bytes));
@@ -465,7 +515,7 @@ fn array_response(response: reqwest::Response) -> Response {
     out
 }
 
-fn finish(result: Result<Response, GatewayError>, outcome: Outcome) -> Response {
+fn finish(result: Result<Response, GatewayError>, outcome: OutcomeHandle) -> Response {
     let mut response = result.unwrap_or_else(|e| e.render(Flavor::Gemini));
     response.extensions_mut().insert(outcome);
     response

@@ -12,7 +12,7 @@ use crate::error::{Flavor, GatewayError};
 use crate::pipeline::auth::authenticate;
 use crate::pipeline::body::{parse_json, read_limited};
 use crate::pipeline::embeddings::embed;
-use crate::telemetry::Outcome;
+use crate::telemetry::OutcomeHandle;
 
 #[derive(Deserialize)]
 struct Query {
@@ -39,7 +39,7 @@ struct Item {
 const DEFAULT_MODEL: &str = "gemini-embedding-001";
 
 pub async fn query(State(state): State<AppState>, request: Request) -> Response {
-    let mut outcome = Outcome::default();
+    let outcome = OutcomeHandle::default();
     let result = async {
         let snap = state.live.current();
         let (parts, body) = request.into_parts();
@@ -50,8 +50,8 @@ pub async fn query(State(state): State<AppState>, request: Request) -> Response 
             GatewayError::bad_param("缺少 searchText / `searchText` is required", "searchText")
         })?;
         let model = q.model.unwrap_or_else(|| DEFAULT_MODEL.to_owned());
-        outcome.model = Some(model.clone());
-        let vectors = embed(&state, &snap, &model, &[text], None, None, &mut outcome).await?;
+        outcome.update(|o| o.model = Some(model.clone()));
+        let vectors = embed(&state, &snap, &model, &[text], None, None, &outcome).await?;
         let embedding = vectors.into_iter().next().unwrap_or_default();
         Ok::<_, GatewayError>(
             axum::Json(json!({
@@ -68,7 +68,7 @@ pub async fn query(State(state): State<AppState>, request: Request) -> Response 
 }
 
 pub async fn insert(State(state): State<AppState>, request: Request) -> Response {
-    let mut outcome = Outcome::default();
+    let outcome = OutcomeHandle::default();
     let result = async {
         let snap = state.live.current();
         let (parts, body) = request.into_parts();
@@ -88,15 +88,15 @@ pub async fn insert(State(state): State<AppState>, request: Request) -> Response
             ));
         }
         let model = ins.model.unwrap_or_else(|| DEFAULT_MODEL.to_owned());
-        outcome.model = Some(model.clone());
-        embed(&state, &snap, &model, &texts, None, None, &mut outcome).await?;
+        outcome.update(|o| o.model = Some(model.clone()));
+        embed(&state, &snap, &model, &texts, None, None, &outcome).await?;
         Ok(axum::Json(json!({"success": true})).into_response())
     }
     .await;
     finish(result, outcome)
 }
 
-fn finish(result: Result<Response, GatewayError>, outcome: Outcome) -> Response {
+fn finish(result: Result<Response, GatewayError>, outcome: OutcomeHandle) -> Response {
     let mut response = result.unwrap_or_else(|e| e.render(Flavor::OpenAi));
     response.extensions_mut().insert(outcome);
     response

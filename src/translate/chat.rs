@@ -33,6 +33,8 @@ pub struct Options<'a> {
     pub search_prompt: Option<&'a str>,
     /// A remembered thought signature by tool-call id, for the request's model.
     pub recall_signature: &'a dyn Fn(&str) -> Option<String>,
+    /// HAJIMI's `RANDOM_STRING` disguise: the length of the two random user turns.
+    pub random_string: Option<usize>,
 }
 
 impl Default for Options<'_> {
@@ -42,6 +44,7 @@ impl Default for Options<'_> {
             model_thinks: None,
             search_prompt: None,
             recall_signature: &|_| None,
+            random_string: None,
         }
     }
 }
@@ -159,6 +162,26 @@ pub fn to_gemini(req: &ChatRequest, opts: &Options<'_>) -> Result<Translated, Ga
         );
     }
 
+    if let Some(len) = opts.random_string.filter(|n| *n > 0) {
+        // HAJIMI §6.6: one random user turn after the first content, one before the last.
+        let first = safe_insert_index(&contents, 1);
+        contents.insert(
+            first,
+            Content {
+                role: Some("user".into()),
+                parts: vec![Part::text(random_text(len))],
+            },
+        );
+        let last = safe_insert_index(&contents, contents.len().saturating_sub(1));
+        contents.insert(
+            last,
+            Content {
+                role: Some("user".into()),
+                parts: vec![Part::text(random_text(len))],
+            },
+        );
+    }
+
     let mut generation_config = generation_config(req)?;
     let google = req
         .google
@@ -195,6 +218,12 @@ pub fn to_gemini(req: &ChatRequest, opts: &Options<'_>) -> Result<Translated, Ga
         upstream_model,
         request,
     })
+}
+
+fn random_text(len: usize) -> String {
+    (0..len.min(256))
+        .map(|_| fastrand::alphanumeric())
+        .collect()
 }
 
 /// An insertion index that never separates a function-call turn from its responses.
@@ -1785,5 +1814,35 @@ mod tests {
         let c = to_openai(&resp, "m", "i".into(), 0);
         let call = &c.choices[0].message.tool_calls.as_ref().expect("calls")[0];
         assert!(signature_of(call).is_some_and(|s| !s.is_empty()));
+    }
+
+    #[test]
+    fn random_strings_are_inserted_as_hajimi_does_but_never_inside_a_tool_exchange() {
+        let opts = Options {
+            random_string: Some(5),
+            ..Options::default()
+        };
+        let g = translate_with(
+            json!({"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]}),
+            &opts,
+        );
+        let c = g["contents"].as_array().expect("contents");
+        assert_eq!(c.len(), 5);
+        assert_eq!(c[0]["parts"][0]["text"], "a");
+        assert_eq!(c[1]["parts"][0]["text"].as_str().map(str::len), Some(5));
+        assert_eq!(c[3]["parts"][0]["text"].as_str().map(str::len), Some(5));
+        assert_eq!(c[4]["parts"][0]["text"], "c");
+        let g = translate_with(tool_loop("gemini-2.5-flash"), &opts);
+        let c = g["contents"].as_array().expect("contents");
+        for (i, content) in c.iter().enumerate() {
+            if content["parts"][0].get("functionResponse").is_some() {
+                assert!(
+                    c[i - 1]["parts"]
+                        .as_array()
+                        .is_some_and(|p| p.iter().any(|p| p.get("functionCall").is_some())),
+                    "a result follows its call: {g}"
+                );
+            }
+        }
     }
 }

@@ -44,6 +44,28 @@ impl ChunkMapper {
         }
     }
 
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn created(&self) -> u64 {
+        self.created
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// A keep-alive chunk: same id, an empty delta, no finish reason (fake streaming).
+    pub fn keepalive(&self) -> Bytes {
+        self.frame(vec![ChunkChoice {
+            index: 0,
+            delta: Delta::default(),
+            logprobs: None,
+            finish_reason: None,
+        }])
+    }
+
     /// True once every choice seen so far has finished (and at least one was seen).
     pub fn is_finished(&self) -> bool {
         !self.choices.is_empty() && self.choices.iter().all(|c| c.finished)

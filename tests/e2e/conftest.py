@@ -41,7 +41,8 @@ _direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 def _binary(env_var: str, name: str) -> Path:
     explicit = os.environ.get(env_var)
     if explicit:
-        path = Path(explicit)
+        # Relative to where pytest was started: the processes run in a temporary directory.
+        path = Path(explicit).absolute()
     else:
         target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO_ROOT / "target")
         if not target.is_absolute():

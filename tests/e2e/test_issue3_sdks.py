@@ -5,10 +5,14 @@ The mock upstream answers function calls when a rule says so (`function_call_rep
 first call on Gemini 3 models and then rejects a later request whose replayed call lacks a
 signature it issued, like Google. JSON-mode requests get JSON following the schema; thinking
 models with `includeThoughts` get a thought part first.
+
+Known defects are strict xfails (they fail today; an XPASS means the fix landed, drop the mark):
+V1_MODELS_IS_OPENAI (hajimi) and MOCK_URLSAFE_SIGNATURE (the mock, not hajimi).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -83,6 +87,27 @@ def call_parts(content: dict) -> list[dict]:
     return [p for p in content["parts"] if "functionCall" in p]
 
 
+def accumulate_tool_calls(chunks) -> dict[int, dict]:
+    """Tool-call deltas merged by `index`, the way OpenAI's streaming clients do it."""
+    calls: dict[int, dict] = {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            for delta in choice.delta.tool_calls or []:
+                slot = calls.setdefault(delta.index, {"id": None, "name": "", "arguments": ""})
+                if delta.id:
+                    assert slot["id"] in (None, delta.id), "an id never changes"
+                    assert delta.type == "function"
+                    slot["id"] = delta.id
+                if delta.function is not None:
+                    slot["name"] += delta.function.name or ""
+                    slot["arguments"] += delta.function.arguments or ""
+    return dict(sorted(calls.items()))
+
+
+def finish_reasons(chunks) -> list[str]:
+    return [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+
+
 # --- Tools and thought signatures (OpenAI SDK) ------------------------------------------------
 
 
@@ -117,7 +142,9 @@ def test_gemini_3_tool_loop_keeps_thought_signatures_server_side(client, gateway
             ],
         }
     else:
+        # What most code does: send the SDK's message back, signature in `extra_content` included.
         assistant = choice.message.model_dump(exclude_none=True)
+        assert assistant["tool_calls"][0]["extra_content"]["google"]["thought_signature"]
     messages.append(assistant)
     messages.append({"role": "tool", "tool_call_id": call.id, "content": run_tool(call.function.name, call.function.arguments)})
 
@@ -137,6 +164,50 @@ def test_gemini_3_tool_loop_keeps_thought_signatures_server_side(client, gateway
     assert signature and signature != SKIP_SIGNATURE, part
     responses = [p["functionResponse"] for c in body["contents"] for p in c["parts"] if "functionResponse" in p]
     assert [r["name"] for r in responses] == ["get_weather"]
+
+
+def test_gemini_3_parallel_calls_replay_with_both_results_in_one_turn(client, gateway):
+    gateway.add_rules(
+        rule(
+            function_call_reply(("get_weather", {"city": "Paris"}), ("get_time", {"city": "Paris"}), text="Let me check."),
+            model=GEMINI_3,
+            times=1,
+        )
+    )
+    messages: list[dict] = [{"role": "user", "content": "Weather and time in Paris?"}]
+
+    first = client.chat.completions.create(model=GEMINI_3, messages=messages, tools=TOOLS)
+
+    [choice] = first.choices
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content == "Let me check."
+    calls = choice.message.tool_calls
+    assert [c.function.name for c in calls] == ["get_weather", "get_time"]
+    assert len({c.id for c in calls}) == 2
+    messages.append(
+        {
+            "role": "assistant",
+            "content": choice.message.content,
+            "tool_calls": [
+                {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                for c in calls
+            ],
+        }
+    )
+    # Results in the opposite order: hajimi matches them to the calls by id.
+    for c in reversed(calls):
+        messages.append({"role": "tool", "tool_call_id": c.id, "content": run_tool(c.function.name, c.function.arguments)})
+
+    second = client.chat.completions.create(model=GEMINI_3, messages=messages, tools=TOOLS)
+
+    assert second.choices[0].finish_reason == "stop"
+    body = gateway.upstream_calls()[-1]["body"]
+    [model_turn] = model_turns(body)
+    parts = call_parts(model_turn)
+    assert [p["functionCall"]["name"] for p in parts] == ["get_weather", "get_time"]
+    assert parts[0].get("thoughtSignature") not in (None, SKIP_SIGNATURE), parts[0]
+    [results] = [c for c in body["contents"] if any("functionResponse" in p for p in c["parts"])]
+    assert [p["functionResponse"]["name"] for p in results["parts"]] == ["get_weather", "get_time"]
 
 
 def test_gemini_3_streamed_tool_call_signature_is_kept_for_the_next_turn(client, gateway):
@@ -164,26 +235,6 @@ def test_gemini_3_streamed_tool_call_signature_is_kept_for_the_next_turn(client,
     assert part.get("thoughtSignature") not in (None, SKIP_SIGNATURE), part
 
 
-def accumulate_tool_calls(chunks) -> dict[int, dict]:
-    """Tool-call deltas merged by `index`, the way OpenAI's streaming clients do it."""
-    calls: dict[int, dict] = {}
-    for chunk in chunks:
-        for choice in chunk.choices:
-            for delta in choice.delta.tool_calls or []:
-                slot = calls.setdefault(delta.index, {"id": None, "name": "", "arguments": ""})
-                if delta.id:
-                    assert slot["id"] in (None, delta.id), "an id never changes"
-                    slot["id"] = delta.id
-                if delta.function is not None:
-                    slot["name"] += delta.function.name or ""
-                    slot["arguments"] += delta.function.arguments or ""
-    return dict(sorted(calls.items()))
-
-
-def finish_reasons(chunks) -> list[str]:
-    return [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
-
-
 def test_streamed_parallel_tool_calls_accumulate_by_index(client, gateway):
     gateway.add_rules(
         rule(
@@ -209,6 +260,24 @@ def test_streamed_parallel_tool_calls_accumulate_by_index(client, gateway):
     assert {c.id for c in chunks} == {chunks[0].id}
     [upstream] = gateway.upstream_calls()
     assert upstream["action"] == "streamGenerateContent"
+
+
+def test_tool_choice_naming_a_function_forces_that_call(client, gateway):
+    r = client.chat.completions.create(
+        model=FLASH,
+        messages=[{"role": "user", "content": "What time is it in Rome?"}],
+        tools=TOOLS,
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+    )
+
+    [choice] = r.choices
+    assert choice.finish_reason == "tool_calls"
+    [call] = choice.message.tool_calls
+    assert call.function.name == "get_time"
+    assert set(json.loads(call.function.arguments)) == {"city"}
+    [upstream] = gateway.upstream_calls()
+    config = upstream["body"]["toolConfig"]["functionCallingConfig"]
+    assert config == {"mode": "ANY", "allowedFunctionNames": ["get_time"]}
 
 
 # --- Structured output ----------------------------------------------------------------------
@@ -299,7 +368,8 @@ def test_streamed_reasoning_comes_as_reasoning_content_deltas(client):
     assert "think about 8" in content and THOUGHT_TEXT not in content
     first_reasoning = next(i for i, d in enumerate(deltas) if extra(d, "reasoning_content"))
     first_content = next(i for i, d in enumerate(deltas) if d.content)
-    assert first_reasoning < first_content, "thoughts come before the answer"
+    # The mock sends the thought and the first text in one event: one delta may carry both.
+    assert first_reasoning <= first_content, "thoughts never come after the answer started"
     assert finish_reasons(chunks) == ["stop"]
 
 
@@ -349,17 +419,28 @@ GENAI_ENV = [
 ]
 
 
+# google-genai 3.x talks to the Gemini Developer API as `v1` unless told otherwise; many
+# clients pin `v1beta`. Both must work through hajimi.
+DEFAULT_VERSION = None  # the SDK's own default
+API_VERSIONS = [pytest.param(DEFAULT_VERSION, id="sdk-default"), pytest.param("v1beta", id="v1beta")]
+V1_MODELS_IS_OPENAI = (
+    "hajimi bug: GET /v1/models (and /v1/models/{id}) always answer the OpenAI shape, so "
+    "google-genai >= 3 (default api_version v1) sees no models"
+)
+
+
 @pytest.fixture
 def make_genai(gateway, monkeypatch):
     for name in GENAI_ENV:
         monkeypatch.delenv(name, raising=False)
     made: list[genai.Client] = []
 
-    def make(api_key: str = PASSWORD) -> genai.Client:
+    def make(api_key: str = PASSWORD, api_version: str | None = DEFAULT_VERSION) -> genai.Client:
         c = genai.Client(
             api_key=api_key,
             http_options=genai_types.HttpOptions(
                 base_url=gateway.url,
+                api_version=api_version,
                 timeout=SDK_TIMEOUT_MS,
                 # Straight to 127.0.0.1, never through a proxy from the environment.
                 client_args={"trust_env": False},
@@ -373,9 +454,18 @@ def make_genai(gateway, monkeypatch):
         c.close()
 
 
-@pytest.fixture
-def gclient(make_genai):
-    return make_genai()
+@pytest.fixture(params=API_VERSIONS)
+def gclient(make_genai, request):
+    return make_genai(api_version=request.param)
+
+
+def upstream_version(call: dict) -> str:
+    return call["path"].split("/")[1]
+
+
+def test_genai_sdk_default_api_version_is_what_these_tests_expect(make_genai):
+    # If a future google-genai changes its default, the parametrisation above needs a look.
+    assert make_genai()._api_client._http_options.api_version == "v1"
 
 
 def test_genai_generate_content(gclient, gateway):
@@ -386,6 +476,7 @@ def test_genai_generate_content(gclient, gateway):
     assert r.usage_metadata.prompt_token_count > 0
     [call] = gateway.upstream_calls()
     assert call["action"] == "generateContent" and call["model"] == FLASH
+    assert upstream_version(call) == gclient._api_client._http_options.api_version, "the version is kept"
     assert call["api_key"] in gateway.keys, "the client's password is swapped for a pool key"
     assert call["body"]["contents"] == [{"role": "user", "parts": [{"text": "Hello"}]}]
 
@@ -433,8 +524,15 @@ def test_genai_embed_content_with_output_dimensionality(gclient, gateway):
     assert call["action"] == "batchEmbedContents" and call["model"] == EMBEDDING
 
 
-def test_genai_models_list_follows_next_page_token(gclient, gateway):
-    models = list(gclient.models.list())
+MODEL_LISTING_VERSIONS = [
+    pytest.param(DEFAULT_VERSION, id="sdk-default", marks=pytest.mark.xfail(strict=True, reason=V1_MODELS_IS_OPENAI)),
+    pytest.param("v1beta", id="v1beta"),
+]
+
+
+@pytest.mark.parametrize("api_version", MODEL_LISTING_VERSIONS)
+def test_genai_models_list_follows_next_page_token(make_genai, gateway, api_version):
+    models = list(make_genai(api_version=api_version).models.list())
 
     names = [m.name for m in models]
     assert "models/gemini-2.5-flash" in names
@@ -444,6 +542,81 @@ def test_genai_models_list_follows_next_page_token(gclient, gateway):
     lists = [r for r in gateway.requests() if r["action"] is None and r["path"].endswith("/models")]
     assert len(lists) >= 2, "more than one page was fetched through the proxy"
     assert "pageToken=" in (lists[-1]["query"] or "")
+
+
+@pytest.mark.parametrize("api_version", MODEL_LISTING_VERSIONS)
+def test_genai_models_get(make_genai, api_version):
+    m = make_genai(api_version=api_version).models.get(model=FLASH)
+
+    assert m.name == "models/gemini-2.5-flash"
+    assert m.display_name == "Gemini 2.5 Flash"
+    assert m.input_token_limit == 1048576
+
+
+def test_genai_unknown_model_is_a_client_error_404(gclient, gateway):
+    with pytest.raises(genai_errors.ClientError) as e:
+        gclient.models.generate_content(model="gemini-9-ultra-nonexistent", contents="Hello")
+
+    assert e.value.code == 404
+    assert e.value.status == "NOT_FOUND"
+    assert len(gateway.upstream_calls()) == 1, "a request error is not replayed on other keys"
+
+
+MOCK_URLSAFE_SIGNATURE = (
+    "mock-gemini bug, not hajimi: google-genai sends thoughtSignature (proto bytes) back as URL-safe "
+    "base64 ('_' for '/'), which Google accepts as the same bytes; the mock compares the string with "
+    "the one it issued and answers 400 'Corrupted thought signature.'"
+)
+
+
+# Tries until the mock issues a signature whose URL-safe spelling differs (it has '+' or '/';
+# about 85 % of them do), so the xfail below fails every time, not by chance.
+SIGNATURE_TRIES = 40
+
+
+@pytest.mark.parametrize(
+    "model",
+    [FLASH, pytest.param(GEMINI_3, marks=pytest.mark.xfail(strict=True, reason=MOCK_URLSAFE_SIGNATURE))],
+)
+def test_genai_function_call_loop(gclient, gateway, model):
+    tool = genai_types.Tool(
+        function_declarations=[
+            genai_types.FunctionDeclaration(
+                name="get_weather", description="Current weather of a city", parameters_json_schema=WEATHER_PARAMS
+            )
+        ]
+    )
+    config = genai_types.GenerateContentConfig(
+        tools=[tool], automatic_function_calling=genai_types.AutomaticFunctionCallingConfig(disable=True)
+    )
+    question = genai_types.Content(role="user", parts=[genai_types.Part.from_text(text="Weather in Paris?")])
+    signed = model.startswith("gemini-3")
+
+    for _ in range(SIGNATURE_TRIES):
+        gateway.add_rules(
+            rule(function_call_reply(("get_weather", {"city": "Paris"})), model=model, action="generateContent", times=1)
+        )
+        first = gclient.models.generate_content(model=model, contents=[question], config=config)
+        signature = first.candidates[0].content.parts[0].thought_signature
+        assert bool(signature) == signed, "Gemini 3 signs the first call"
+        if not signed or base64.b64encode(signature) != base64.urlsafe_b64encode(signature):
+            break
+
+    [call] = first.function_calls
+    assert call.name == "get_weather" and call.args == {"city": "Paris"}
+    result = genai_types.Part.from_function_response(name=call.name, response=json.loads(run_tool(call.name, '{"city": "Paris"}')))
+    contents = [question, first.candidates[0].content, genai_types.Content(role="user", parts=[result])]
+
+    second = gclient.models.generate_content(model=model, contents=contents, config=config)
+
+    assert second.text and not second.function_calls
+    body = gateway.upstream_calls()[-1]["body"]
+    [part] = call_parts(model_turns(body)[0])
+    assert part["functionCall"] == {"name": "get_weather", "args": {"city": "Paris"}}
+    assert ("thoughtSignature" in part) == signed
+    [declaration] = body["tools"][0]["functionDeclarations"]
+    # Forwarded as the SDK wrote it (google-genai spells this one in snake_case).
+    assert declaration.get("parametersJsonSchema", declaration.get("parameters_json_schema")) == WEATHER_PARAMS
 
 
 def test_genai_wrong_api_key_is_a_client_error_401(make_genai, gateway):

@@ -1,0 +1,666 @@
+//! Complete (non-stream) answers, for OpenAI and native requests alike, whether the client
+//! asked for JSON or for a (fake) stream: the response cache, in-flight sharing of identical
+//! requests, HAJIMI's raced attempts, and delivery that keeps slow answers alive — headers
+//! go out only when the first keep-alive is due, so fast failures keep their real status,
+//! and a failure after that is delivered in-band (CONTRACT §3, §6; HAJIMI §5.4-5.9).
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::app::AppState;
+use crate::cache::{Answer, Join, follow};
+use crate::config::Settings;
+use crate::error::{Flavor, GatewayError};
+use crate::keys::KeySlot;
+use crate::pipeline::dispatch::{self, Leftovers, prompt_blocked};
+use crate::signatures::Signatures;
+use crate::telemetry::OutcomeHandle;
+use crate::translate::chat::{
+    Assessment, assess, drop_penalties, refuses_json_schema, signature_of, to_openai,
+    use_schema_subset,
+};
+use crate::translate::stream::{ChunkMapper, sse_json};
+use crate::translate::{completion_id, unix_now};
+use crate::upstream::classify::Failure;
+use crate::upstream::{ANSWER_LIMIT, classify_response, read_body};
+use crate::wire::gemini::{GenerateContentRequest, GenerateContentResponse};
+
+/// One-time corrections of a request that Google refused for a known, fixable reason:
+/// penalties a model does not support (CONTRACT §4), and JSON Schema fields a model does not
+/// accept (then the schemas are converted to Google's subset).
+#[derive(Default)]
+struct Fixups {
+    penalties_dropped: bool,
+    schema_subset: bool,
+}
+
+impl Fixups {
+    fn retry_with_fix(&mut self, failure: &Failure, request: &mut GenerateContentRequest) -> bool {
+        match failure {
+            Failure::PenaltyUnsupported { .. } if !self.penalties_dropped => {
+                self.penalties_dropped = true;
+                drop_penalties(request)
+            }
+            Failure::BadRequest { message, .. }
+                if !self.schema_subset && refuses_json_schema(message) =>
+            {
+                self.schema_subset = true;
+                use_schema_subset(request)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The upstream body of one client request, shared by its attempts; re-serialised when a
+/// fix-up changes the typed request (OpenAI path), or raw bytes (native path).
+pub struct RequestBody {
+    inner: Mutex<(Option<GenerateContentRequest>, Bytes, Fixups)>,
+}
+
+impl RequestBody {
+    pub fn typed(request: GenerateContentRequest) -> Result<Self, GatewayError> {
+        let bytes = serialise(&request)?;
+        Ok(Self {
+            inner: Mutex::new((Some(request), bytes, Fixups::default())),
+        })
+    }
+
+    pub fn raw(bytes: Bytes) -> Self {
+        Self {
+            inner: Mutex::new((None, bytes, Fixups::default())),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<GenerateContentRequest>, Bytes, Fixups)> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn bytes(&self) -> Bytes {
+        self.lock().1.clone()
+    }
+
+    /// Applies a one-time fix-up for this failure; true when the request changed.
+    pub fn fix(&self, failure: &Failure) -> bool {
+        let mut guard = self.lock();
+        let (request, bytes, fixups) = &mut *guard;
+        let Some(request) = request.as_mut() else {
+            return false;
+        };
+        if !fixups.retry_with_fix(failure, request) {
+            return false;
+        }
+        match serialise(request) {
+            Ok(b) => {
+                *bytes = b;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+pub fn serialise(request: &GenerateContentRequest) -> Result<Bytes, GatewayError> {
+    serde_json::to_vec(request)
+        .map(Bytes::from)
+        .map_err(GatewayError::internal)
+}
+
+/// What to ask Google for.
+pub struct Plan {
+    /// The upstream model (URL and key cooldown scope).
+    pub model: String,
+    /// The full `:generateContent` URL.
+    pub url: String,
+    pub body: Arc<RequestBody>,
+    /// Response-cache key, when this request may use the cache.
+    pub cache_key: Option<u64>,
+    /// Native requests get Google's request errors back as answers (forwarded as they are).
+    pub native: bool,
+}
+
+/// Gets an answer: from the cache, from an identical request in flight, or from raced
+/// attempts whose surplus answers go to the cache.
+pub async fn obtain(
+    state: AppState,
+    snap: Arc<Settings>,
+    plan: Plan,
+    outcome: OutcomeHandle,
+) -> Result<Answer, GatewayError> {
+    let deadline = Instant::now() + snap.request_deadline;
+    let caching = snap.max_cache_entries > 0 && !snap.cache_expiry_time.is_zero();
+    if let (true, Some(key)) = (caching, plan.cache_key)
+        && let Some(answer) = state.cache.take(key, deadline).await
+    {
+        outcome.update(|o| o.cache_hit = true);
+        return Ok(answer);
+    }
+    let leader = match plan.cache_key.filter(|_| !snap.public_mode) {
+        Some(key) => match state.inflight.join(key) {
+            Join::Follower(rx) => {
+                if let Some(shared) = follow(rx, deadline).await {
+                    outcome.update(|o| o.cache_hit = true);
+                    return shared;
+                }
+                None
+            }
+            Join::Leader(guard) => Some(guard),
+            Join::Untracked => None,
+        },
+        None => None,
+    };
+    let result = race(&state, &snap, &plan, &outcome).await;
+    if let Some(guard) = &leader {
+        guard.publish(&result);
+    }
+    result
+}
+
+async fn race(
+    state: &AppState,
+    snap: &Arc<Settings>,
+    plan: &Plan,
+    outcome: &OutcomeHandle,
+) -> Result<Answer, GatewayError> {
+    let upstream = state.upstream.clone();
+    let url: Arc<str> = Arc::from(plan.url.as_str());
+    let body = Arc::clone(&plan.body);
+    let idle = snap.upstream_timeout;
+    let native = plan.native;
+    let attempt = move |key: Arc<KeySlot>| -> BoxFuture<'static, Result<Answer, Failure>> {
+        let upstream = upstream.clone();
+        let url = Arc::clone(&url);
+        let bytes = body.bytes();
+        Box::pin(async move { generate(&upstream, &url, &key, bytes, idle, native).await })
+    };
+    let tasks = state.tasks.clone();
+    let spawn = move |fut: BoxFuture<'static, ()>| tasks.spawn(fut).abort_handle();
+    let (answer, leftovers) = dispatch::race(
+        &state.keys,
+        snap,
+        &plan.model,
+        outcome,
+        &spawn,
+        &attempt,
+        |f| plan.body.fix(f),
+    )
+    .await?;
+    if let (Some(left), Some(key)) = (leftovers, plan.cache_key) {
+        keep_surplus(state, snap, key, left);
+    }
+    Ok(answer)
+}
+
+/// Collects a won race's other answers into the cache (HAJIMI's free "regenerate").
+fn keep_surplus(state: &AppState, snap: &Settings, key: u64, mut left: Leftovers<Answer>) {
+    let caching = snap.max_cache_entries > 0 && !snap.cache_expiry_time.is_zero();
+    if !caching {
+        return;
+    }
+    state.cache.expect(key, left.remaining);
+    let cache = state.clone();
+    let (ttl, max) = (snap.cache_expiry_time, snap.max_cache_entries);
+    state.spawn_tracked(async move {
+        for _ in 0..left.remaining {
+            match left.rx.recv().await {
+                Some((_, Ok(answer))) => {
+                    if answer.status == 200 {
+                        cache.cache.put(key, answer, ttl, max);
+                    }
+                    cache.cache.settled(key);
+                }
+                Some((_, Err(_))) => cache.cache.settled(key),
+                None => {
+                    cache.cache.settled(key);
+                    break;
+                }
+            }
+        }
+    });
+}
+
+/// One `generateContent` attempt. A 2xx answer with nothing usable is an empty answer
+/// (retried); native requests get Google's request errors back as answers.
+async fn generate(
+    upstream: &crate::upstream::Upstream,
+    url: &str,
+    key: &KeySlot,
+    body: Bytes,
+    idle: Duration,
+    native: bool,
+) -> Result<Answer, Failure> {
+    let response = upstream
+        .send_any(reqwest::Method::POST, url, key.secret(), Some(body), idle)
+        .await?;
+    if !response.status().is_success() {
+        let (status, raw, failure) = classify_response(response, idle).await;
+        if native
+            && (failure.is_request_error() || matches!(failure, Failure::PenaltyUnsupported { .. }))
+        {
+            let text = crate::mask::scrub_keys(&String::from_utf8_lossy(&raw));
+            return Ok(Answer {
+                status,
+                raw: Bytes::from(text),
+                parsed: None,
+            });
+        }
+        return Err(failure);
+    }
+    let raw = read_body(response, idle, ANSWER_LIMIT).await?;
+    let parsed: GenerateContentResponse =
+        serde_json::from_slice(&raw).map_err(|e| Failure::Garbage {
+            detail: format!("unreadable answer: {e}"),
+        })?;
+    if let Assessment::Empty(reason) = assess(&parsed) {
+        return Err(Failure::Empty { reason });
+    }
+    Ok(Answer {
+        status: 200,
+        raw,
+        parsed: Some(Arc::new(parsed)),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Delivery
+
+/// Where a stream's thought signatures are remembered (tool-call ids are minted here).
+#[derive(Clone)]
+pub struct SignatureMemo {
+    pub store: Signatures,
+    pub model: String,
+}
+
+/// How an answer is written for the client.
+pub enum Delivery {
+    /// OpenAI `chat.completion` JSON (keep-alive: whitespace).
+    OpenAiJson {
+        model: String,
+        memo: SignatureMemo,
+        inband: bool,
+    },
+    /// OpenAI chunks for a `stream: true` request served by one complete answer (fake streaming).
+    OpenAiStream {
+        mapper: ChunkMapper,
+        memo: SignatureMemo,
+        inband: bool,
+    },
+    /// Google's JSON as Google sent it (keep-alive: whitespace).
+    GeminiJson,
+    /// A faked `alt=sse` stream: keep-alives are valid GenerateContentResponse events.
+    GeminiSse,
+    /// A faked JSON-array stream: `[`, whitespace while waiting, the answer, `]`.
+    GeminiArray,
+}
+
+const GEMINI_KEEPALIVE: &[u8] = b"data: {\"candidates\": [{\"content\": {\"parts\": [],\"role\": \"model\"},\"index\": 0}]}\r\n\r\n";
+
+impl Delivery {
+    fn content_type(&self) -> &'static str {
+        match self {
+            Self::OpenAiJson { .. } => "application/json",
+            Self::OpenAiStream { .. } => "text/event-stream; charset=utf-8",
+            Self::GeminiJson | Self::GeminiArray => "application/json; charset=UTF-8",
+            Self::GeminiSse => "text/event-stream",
+        }
+    }
+
+    fn flavor(&self) -> Flavor {
+        match self {
+            Self::OpenAiJson { .. } | Self::OpenAiStream { .. } => Flavor::OpenAi,
+            _ => Flavor::Gemini,
+        }
+    }
+
+    /// What opens the body once headers go out (before the first keep-alive).
+    fn opening(&self) -> Option<Bytes> {
+        matches!(self, Self::GeminiArray).then(|| Bytes::from_static(b"["))
+    }
+
+    fn keepalive(&self) -> Bytes {
+        match self {
+            Self::OpenAiStream { mapper, .. } => mapper.keepalive(),
+            Self::GeminiSse => Bytes::from_static(GEMINI_KEEPALIVE),
+            Self::OpenAiJson { .. } | Self::GeminiJson | Self::GeminiArray => {
+                Bytes::from_static(b"\n")
+            }
+        }
+    }
+
+    /// Whether an error is one HAJIMI reported in-band (`INBAND_ERRORS`).
+    fn inband(&self, e: &GatewayError) -> bool {
+        let on = match self {
+            Self::OpenAiJson { inband, .. } | Self::OpenAiStream { inband, .. } => *inband,
+            _ => false,
+        };
+        on && matches!(
+            e,
+            GatewayError::QuotaExhausted { .. }
+                | GatewayError::BadGateway { .. }
+                | GatewayError::Unavailable { .. }
+                | GatewayError::Timeout { .. }
+        )
+    }
+
+    /// The body parts of a result; `Err` when nothing was sent yet and the error should keep
+    /// its status.
+    fn body(
+        self,
+        result: Result<Answer, GatewayError>,
+        headers_out: bool,
+    ) -> Result<(StatusCode, Vec<Bytes>), GatewayError> {
+        let result = match result {
+            Err(e) if self.inband(&e) => return Ok((StatusCode::OK, self.inband_body(&e))),
+            Err(e) if !headers_out => return Err(e),
+            r => r,
+        };
+        match self {
+            Self::OpenAiJson { model, memo, .. } => {
+                let completion = result.and_then(|a| openai_completion(&a, &model, &memo));
+                match completion {
+                    Ok(json) => Ok((StatusCode::OK, vec![json])),
+                    Err(e) if !headers_out => Err(e),
+                    Err(e) => Ok((
+                        StatusCode::OK,
+                        vec![Bytes::from(e.openai_body().to_string())],
+                    )),
+                }
+            }
+            Self::OpenAiStream {
+                mut mapper, memo, ..
+            } => {
+                let parsed = result.and_then(|a| {
+                    let parsed = a.parsed.ok_or_else(|| {
+                        GatewayError::internal(anyhow::anyhow!("unparsed answer"))
+                    })?;
+                    if let Assessment::PromptBlocked(reason) = assess(&parsed) {
+                        return Err(prompt_blocked(&reason));
+                    }
+                    Ok(parsed)
+                });
+                match parsed {
+                    Ok(parsed) => {
+                        let mut out = Vec::new();
+                        mapper.map_event(&parsed, &mut out);
+                        for (id, sig) in mapper.drain_signatures() {
+                            memo.store.remember(&id, &memo.model, &sig);
+                        }
+                        mapper.finish(&mut out);
+                        Ok((StatusCode::OK, out))
+                    }
+                    Err(e) if !headers_out => Err(e),
+                    Err(e) => Ok((StatusCode::OK, vec![sse_json(&e.openai_body())])),
+                }
+            }
+            Self::GeminiJson => match result {
+                Ok(a) => Ok((
+                    StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK),
+                    vec![a.raw],
+                )),
+                Err(e) => Ok((
+                    StatusCode::OK,
+                    vec![Bytes::from(e.gemini_body().to_string())],
+                )),
+            },
+            Self::GeminiSse => match result {
+                Ok(a) if a.status == 200 || headers_out => {
+                    Ok((StatusCode::OK, vec![sse_frame(&a.raw)]))
+                }
+                Ok(a) => Ok((
+                    StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_REQUEST),
+                    vec![a.raw],
+                )),
+                Err(e) => Ok((
+                    StatusCode::OK,
+                    vec![sse_frame(e.gemini_body().to_string().as_bytes())],
+                )),
+            },
+            Self::GeminiArray => match result {
+                Ok(a) if a.status == 200 || headers_out => {
+                    let mut parts = Vec::new();
+                    if !headers_out {
+                        parts.push(Bytes::from_static(b"["));
+                    }
+                    parts.push(a.raw);
+                    parts.push(Bytes::from_static(b"]"));
+                    Ok((StatusCode::OK, parts))
+                }
+                Ok(a) => Ok((
+                    StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_REQUEST),
+                    vec![a.raw],
+                )),
+                Err(e) => Ok((
+                    StatusCode::OK,
+                    vec![
+                        Bytes::from(e.gemini_body().to_string()),
+                        Bytes::from_static(b"]"),
+                    ],
+                )),
+            },
+        }
+    }
+
+    /// HAJIMI's `role: "error"` completion (opt-in, for SillyTavern).
+    fn inband_body(&self, e: &GatewayError) -> Vec<Bytes> {
+        let text = e.to_string();
+        match self {
+            Self::OpenAiStream { mapper, .. } => {
+                let chunk = json!({"id": mapper.id(), "object": "chat.completion.chunk", "created": mapper.created(), "model": mapper.model(),
+                    "choices": [{"index": 0, "delta": {"role": "error", "content": text}, "logprobs": null, "finish_reason": "stop"}]});
+                vec![sse_json(&chunk), Bytes::from_static(b"data: [DONE]\n\n")]
+            }
+            Self::OpenAiJson { model, .. } => {
+                let body = json!({"id": completion_id(), "object": "chat.completion", "created": unix_now(), "model": model,
+                    "choices": [{"index": 0, "message": {"role": "error", "content": text}, "logprobs": null, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}});
+                vec![Bytes::from(body.to_string())]
+            }
+            _ => vec![Bytes::from(e.gemini_body().to_string())],
+        }
+    }
+}
+
+fn sse_frame(json: &[u8]) -> Bytes {
+    let compact = compact_json(json);
+    let mut out = Vec::with_capacity(compact.len() + 10);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(&compact);
+    out.extend_from_slice(b"\r\n\r\n");
+    Bytes::from(out)
+}
+
+/// Removes whitespace outside strings, keeping key order and escapes (an SSE `data` line
+/// cannot hold Google's pretty-printed newlines).
+pub fn compact_json(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in json {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+            out.push(b);
+        } else if !b.is_ascii_whitespace() {
+            out.push(b);
+        }
+    }
+    out
+}
+
+fn openai_completion(
+    answer: &Answer,
+    model: &str,
+    memo: &SignatureMemo,
+) -> Result<Bytes, GatewayError> {
+    let parsed = answer
+        .parsed
+        .as_ref()
+        .ok_or_else(|| GatewayError::internal(anyhow::anyhow!("unparsed answer")))?;
+    if let Assessment::PromptBlocked(reason) = assess(parsed) {
+        return Err(prompt_blocked(&reason));
+    }
+    let completion = to_openai(parsed, model, completion_id(), unix_now());
+    for call in completion
+        .choices
+        .iter()
+        .flat_map(|c| c.message.tool_calls.iter().flatten())
+    {
+        if let (Some(id), Some(sig)) = (call.id.as_deref(), signature_of(call)) {
+            memo.store.remember(id, &memo.model, sig);
+        }
+    }
+    serde_json::to_vec(&completion)
+        .map(Bytes::from)
+        .map_err(GatewayError::internal)
+}
+
+fn with_type(status: StatusCode, content_type: &'static str, body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if content_type.starts_with("text/event-stream") {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    }
+    response
+}
+
+/// Writes the answer of `work`. With a keep-alive interval, headers go out only when the
+/// first keep-alive is due; until then a failure keeps its real status. After that, a
+/// keep-alive every interval until the answer (or an in-band error) ends the body.
+pub async fn deliver(
+    work: BoxFuture<'static, Result<Answer, GatewayError>>,
+    delivery: Delivery,
+    keepalive: Option<Duration>,
+) -> Response {
+    let content_type = delivery.content_type();
+    let flavor = delivery.flavor();
+    let mut work = work;
+    if let Some(every) = keepalive {
+        tokio::select! {
+            result = &mut work => return early(delivery, result, content_type, flavor),
+            () = tokio::time::sleep(every) => {}
+        }
+        return late(work, delivery, every, content_type);
+    }
+    let result = work.await;
+    early(delivery, result, content_type, flavor)
+}
+
+fn early(
+    delivery: Delivery,
+    result: Result<Answer, GatewayError>,
+    content_type: &'static str,
+    flavor: Flavor,
+) -> Response {
+    match delivery.body(result, false) {
+        Ok((status, parts)) => {
+            let body = if parts.len() == 1 {
+                Body::from(parts.into_iter().next().unwrap_or_default())
+            } else {
+                Body::from_stream(futures_util::stream::iter(
+                    parts.into_iter().map(Ok::<Bytes, Infallible>),
+                ))
+            };
+            with_type(status, content_type, body)
+        }
+        Err(e) => e.render(flavor).into_response(),
+    }
+}
+
+fn late(
+    work: BoxFuture<'static, Result<Answer, GatewayError>>,
+    delivery: Delivery,
+    every: Duration,
+    content_type: &'static str,
+) -> Response {
+    struct State {
+        work: Option<BoxFuture<'static, Result<Answer, GatewayError>>>,
+        delivery: Option<Delivery>,
+        queue: std::collections::VecDeque<Bytes>,
+        ticker: tokio::time::Interval,
+    }
+    let mut queue = std::collections::VecDeque::new();
+    if let Some(open) = delivery.opening() {
+        queue.push_back(open);
+    }
+    queue.push_back(delivery.keepalive());
+    let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = State {
+        work: Some(work),
+        delivery: Some(delivery),
+        queue,
+        ticker,
+    };
+    let frames = futures_util::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(frame) = s.queue.pop_front() {
+                return Some((frame, s));
+            }
+            let work = s.work.as_mut()?;
+            tokio::select! {
+                result = work => {
+                    s.work = None;
+                    if let Some(d) = s.delivery.take()
+                        && let Ok((_, parts)) = d.body(result, true)
+                    {
+                        s.queue.extend(parts);
+                    }
+                }
+                _ = s.ticker.tick() => {
+                    if let Some(d) = &s.delivery {
+                        s.queue.push_back(d.keepalive());
+                    }
+                }
+            }
+        }
+    })
+    .map(Ok::<Bytes, Infallible>);
+    with_type(StatusCode::OK, content_type, Body::from_stream(frames))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compacting_keeps_strings_and_order() {
+        let pretty = b"{\n  \"b\": \"a \\\" b\",\n  \"a\": [1, 2]\n}";
+        assert_eq!(
+            compact_json(pretty),
+            b"{\"b\":\"a \\\" b\",\"a\":[1,2]}".to_vec()
+        );
+    }
+
+    #[test]
+    fn the_gemini_keepalive_is_a_valid_response_with_a_candidates_array() {
+        let text = std::str::from_utf8(GEMINI_KEEPALIVE).unwrap_or_default();
+        let data = text
+            .strip_prefix("data: ")
+            .and_then(|t| t.strip_suffix("\r\n\r\n"))
+            .unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+        assert!(v["candidates"].is_array());
+        let parsed: Result<GenerateContentResponse, _> = serde_json::from_str(data);
+        assert!(parsed.is_ok());
+    }
+}
