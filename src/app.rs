@@ -99,12 +99,12 @@ pub fn router(state: AppState) -> Router {
         .route("/chat/completions", post(chat_completions))
         .route("/aistudio/chat/completions", post(chat_completions))
         .route("/vertex/chat/completions", post(openai::vertex_unavailable))
-        .route("/v1/models", get(openai::list_models))
+        .route("/v1/models", get(openai::v1_list_models))
         .route("/models", get(openai::list_models))
         .route("/aistudio/models", get(openai::list_models))
         .route(
             "/v1/models/{id}",
-            get(openai::get_model).post(native::action_v1beta),
+            get(openai::v1_get_model).post(native::action_v1beta),
         )
         .route("/models/{id}", get(openai::get_model))
         .route("/aistudio/models/{id}", get(openai::get_model))

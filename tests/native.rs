@@ -402,3 +402,39 @@ async fn a_path_without_an_action_is_a_400() {
     assert_eq!(status, 400);
     google_error(&v);
 }
+
+#[tokio::test]
+async fn google_sdks_listing_at_v1_get_googles_shape() {
+    let h = start(&[]).await;
+    let (status, v) = json(
+        h.http
+            .get(h.url("/v1/models?pageSize=5"))
+            .header("x-goog-api-key", PASSWORD)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        v["models"].as_array().map(Vec::len),
+        Some(5),
+        "Google's shape for Google's SDK: {v}"
+    );
+    let (status, m) = json(
+        h.http
+            .get(h.url("/v1/models/gemini-2.5-flash"))
+            .header("x-goog-api-key", PASSWORD)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(m["name"], "models/gemini-2.5-flash");
+    let (_, o) = json(h.get("/v1/models").await).await;
+    assert_eq!(
+        o["object"], "list",
+        "OpenAI clients (Bearer) keep OpenAI's shape"
+    );
+}

@@ -10,6 +10,30 @@ use crate::error::{Flavor, GatewayError};
 use crate::models::{model_allowed, openai_list, openai_model, visible_ids};
 use crate::pipeline::auth::authenticate;
 
+/// Google's SDKs (google-genai 3.x defaults to API version `v1`) list models at `/v1/models`
+/// too: a request that authenticates with `x-goog-api-key` and no Bearer token gets Google's
+/// shape; everyone else gets OpenAI's.
+fn wants_google_shape(request: &Request) -> bool {
+    let h = request.headers();
+    h.contains_key("x-goog-api-key") && !h.contains_key(axum::http::header::AUTHORIZATION)
+}
+
+/// `GET /v1/models`: OpenAI's list, or Google's for Google's SDKs.
+pub async fn v1_list_models(state: State<AppState>, request: Request) -> Response {
+    if wants_google_shape(&request) {
+        return crate::pipeline::native::list_models_v1beta(state, request).await;
+    }
+    list_models(state, request).await
+}
+
+/// `GET /v1/models/{id}`: OpenAI's model, or Google's for Google's SDKs.
+pub async fn v1_get_model(state: State<AppState>, id: Path<String>, request: Request) -> Response {
+    if wants_google_shape(&request) {
+        return crate::pipeline::native::get_model_v1beta(state, id, request).await;
+    }
+    get_model(state, id, request).await
+}
+
 pub async fn list_models(State(state): State<AppState>, request: Request) -> Response {
     let snap = state.live.current();
     let (parts, _) = request.into_parts();

@@ -179,6 +179,8 @@ def gateway():
                 "ENABLE_STORAGE": "false",
                 "FAKE_STREAMING": "false",
                 "RANDOM_STRING": "false",
+                "MAX_REQUESTS_PER_MINUTE": "100000",
+                "MAX_REQUESTS_PER_DAY_PER_IP": "1000000",
             }
             hajimi = _Process("hajimi", [str(hajimi_bin)], env, cwd)
             started.append(hajimi)

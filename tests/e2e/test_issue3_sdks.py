@@ -6,8 +6,9 @@ first call on Gemini 3 models and then rejects a later request whose replayed ca
 signature it issued, like Google. JSON-mode requests get JSON following the schema; thinking
 models with `includeThoughts` get a thought part first.
 
-Known defects are strict xfails (they fail today; an XPASS means the fix landed, drop the mark):
-V1_MODELS_IS_OPENAI (hajimi) and MOCK_URLSAFE_SIGNATURE (the mock, not hajimi).
+Two defects found here were fixed: google-genai 3.x lists models at `/v1/models` (hajimi now
+answers Google's SDKs there in Google's shape) and sends signatures back URL-safe (the mock
+now accepts both base64 alphabets, as Google does).
 """
 
 from __future__ import annotations
@@ -525,7 +526,7 @@ def test_genai_embed_content_with_output_dimensionality(gclient, gateway):
 
 
 MODEL_LISTING_VERSIONS = [
-    pytest.param(DEFAULT_VERSION, id="sdk-default", marks=pytest.mark.xfail(strict=True, reason=V1_MODELS_IS_OPENAI)),
+    pytest.param(DEFAULT_VERSION, id="sdk-default"),
     pytest.param("v1beta", id="v1beta"),
 ]
 
@@ -576,7 +577,7 @@ SIGNATURE_TRIES = 40
 
 @pytest.mark.parametrize(
     "model",
-    [FLASH, pytest.param(GEMINI_3, marks=pytest.mark.xfail(strict=True, reason=MOCK_URLSAFE_SIGNATURE))],
+    [FLASH, GEMINI_3],
 )
 def test_genai_function_call_loop(gclient, gateway, model):
     tool = genai_types.Tool(

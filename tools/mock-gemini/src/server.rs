@@ -89,8 +89,24 @@ impl Shared {
         sig
     }
 
+    /// Whether the mock issued this signature. Proto3 JSON accepts either base64 alphabet
+    /// (google-genai sends signatures back URL-safe), so both spellings match.
     fn signature_issued(&self, sig: &str) -> bool {
-        lock(&self.signatures).known.contains(sig)
+        let standard: String = sig
+            .trim_end_matches('=')
+            .chars()
+            .map(|c| match c {
+                '-' => '+',
+                '_' => '/',
+                other => other,
+            })
+            .collect();
+        let known = lock(&self.signatures);
+        known.known.contains(sig)
+            || known
+                .known
+                .iter()
+                .any(|k| k.trim_end_matches('=') == standard)
     }
 
     pub(crate) fn issued_signatures(&self) -> Vec<String> {
