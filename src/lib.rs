@@ -99,8 +99,40 @@ impl Server {
     }
 }
 
-/// Background work: the model list, fetched at start-up and refreshed periodically.
+/// Background work: the start-up key check, the re-check of retired keys, the model list
+/// (fetched at start-up, refreshed periodically) and the cache sweep.
 fn spawn_background(state: &AppState) {
+    let s = state.clone();
+    state.spawn_tracked(async move {
+        let snap = s.live.current();
+        if !snap.skip_check_api_key {
+            let changed = keys::health::check_all(&s.upstream, &snap, s.keys.slots().to_vec()).await;
+            record_invalid(&s, &changed);
+            tracing::info!(keys = s.keys.len(), active = s.keys.active_count(), "start-up key check done");
+        }
+        loop {
+            let every = s.live.current().key_recheck_interval;
+            tokio::select! {
+                () = s.shutdown.cancelled() => break,
+                () = tokio::time::sleep(every) => {}
+            }
+            let snap = s.live.current();
+            let retired: Vec<_> = s.keys.slots().iter().filter(|k| k.state() != keys::KeyState::Active).cloned().collect();
+            if !retired.is_empty() {
+                let changed = keys::health::check_all(&s.upstream, &snap, retired).await;
+                record_invalid(&s, &changed);
+            }
+        }
+    });
+    let s = state.clone();
+    state.spawn_tracked(async move {
+        loop {
+            tokio::select! {
+                () = s.shutdown.cancelled() => break,
+                () = tokio::time::sleep(std::time::Duration::from_secs(60)) => s.cache.sweep(),
+            }
+        }
+    });
     let s = state.clone();
     state.spawn_tracked(async move {
         loop {
@@ -115,6 +147,23 @@ fn spawn_background(state: &AppState) {
                 () = tokio::time::sleep(models::REFRESH_EVERY) => {}
             }
         }
+    });
+}
+
+/// Keeps HAJIMI's `INVALID_API_KEYS` record in step with key checks.
+fn record_invalid(state: &AppState, changed: &[(std::sync::Arc<keys::KeySlot>, keys::KeyState)]) {
+    if changed.is_empty() {
+        return;
+    }
+    let _ = state.live.update(|s| {
+        for (key, now) in changed {
+            let secret = key.secret().to_owned();
+            s.invalid_api_keys.retain(|k| *k != secret);
+            if *now != keys::KeyState::Active {
+                s.invalid_api_keys.push(secret);
+            }
+        }
+        Ok::<(), std::convert::Infallible>(())
     });
 }
 

@@ -2,6 +2,7 @@
 //! next attempt. A key is only used through [`pool::KeyPool::pick`]; what happened is
 //! reported back through [`pool::KeySlot::settle`].
 
+pub mod health;
 pub mod pool;
 
 pub use pool::{KeyPool, KeySlot, KeyState, Lease, Limits, Pick};
