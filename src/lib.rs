@@ -106,9 +106,14 @@ fn spawn_background(state: &AppState) {
     state.spawn_tracked(async move {
         let snap = s.live.current();
         if !snap.skip_check_api_key {
-            let changed = keys::health::check_all(&s.upstream, &snap, s.keys.slots().to_vec()).await;
+            let changed =
+                keys::health::check_all(&s.upstream, &snap, s.keys.slots().to_vec()).await;
             record_invalid(&s, &changed);
-            tracing::info!(keys = s.keys.len(), active = s.keys.active_count(), "start-up key check done");
+            tracing::info!(
+                keys = s.keys.len(),
+                active = s.keys.active_count(),
+                "start-up key check done"
+            );
         }
         loop {
             let every = s.live.current().key_recheck_interval;
@@ -117,7 +122,13 @@ fn spawn_background(state: &AppState) {
                 () = tokio::time::sleep(every) => {}
             }
             let snap = s.live.current();
-            let retired: Vec<_> = s.keys.slots().iter().filter(|k| k.state() != keys::KeyState::Active).cloned().collect();
+            let retired: Vec<_> = s
+                .keys
+                .slots()
+                .iter()
+                .filter(|k| k.state() != keys::KeyState::Active)
+                .cloned()
+                .collect();
             if !retired.is_empty() {
                 let changed = keys::health::check_all(&s.upstream, &snap, retired).await;
                 record_invalid(&s, &changed);

@@ -393,10 +393,12 @@ async fn n_candidates_become_n_choices() {
 #[tokio::test]
 async fn hanging_upstreams_time_out_per_attempt_then_504() {
     let h = start(&[("UPSTREAM_TIMEOUT", "0.3"), ("MAX_RETRY_NUM", "2")]).await;
-    h.mock.add_rule(Rule::new(Reply::Hang).action("generateContent").times(1));
+    h.mock
+        .add_rule(Rule::new(Reply::Hang).action("generateContent").times(1));
     let (status, v) = json(h.chat(&hello(FLASH, false)).await).await;
     assert_eq!(status, 200, "the second key answers: {v}");
-    h.mock.add_rule(Rule::new(Reply::Hang).action("generateContent"));
+    h.mock
+        .add_rule(Rule::new(Reply::Hang).action("generateContent"));
     let (status, v) = json(h.chat(&hello(FLASH, false)).await).await;
     assert_eq!(status, 504, "{v}");
     assert_eq!(openai_error(&v)["code"], "timeout");
@@ -405,7 +407,8 @@ async fn hanging_upstreams_time_out_per_attempt_then_504() {
 #[tokio::test]
 async fn the_request_deadline_bounds_all_attempts() {
     let h = start(&[("UPSTREAM_TIMEOUT", "60"), ("REQUEST_DEADLINE", "0.4")]).await;
-    h.mock.add_rule(Rule::new(Reply::Hang).action("generateContent"));
+    h.mock
+        .add_rule(Rule::new(Reply::Hang).action("generateContent"));
     let started = std::time::Instant::now();
     let (status, v) = json(h.chat(&hello(FLASH, false)).await).await;
     assert_eq!(status, 504, "{v}");

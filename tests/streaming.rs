@@ -135,8 +135,9 @@ async fn failures_before_the_first_byte_are_retried_on_another_key() {
 }
 
 #[tokio::test]
-async fn a_stream_cut_after_the_first_byte_ends_with_an_inband_error() {
-    let h = start(&[REAL]).await;
+async fn a_stream_that_keeps_breaking_ends_with_an_inband_error() {
+    // Every attempt is cut: the rescues spend the retry budget, then the client is told.
+    let h = start(&[REAL, ("MAX_RETRY_NUM", "3")]).await;
     h.mock.add_rule(
         Rule::new(Reply::Text {
             text: "one two three four five".into(),
@@ -351,4 +352,78 @@ async fn a_client_disconnect_cancels_the_upstream_request() {
         .await
         .expect("the proxy closed the upstream connection")
         .unwrap();
+}
+
+/// Must show (issue 4): a stream cut by the upstream after 5 of 10 chunks reaches the client
+/// as one complete answer — the proxy continues on another key and stitches the rest in.
+#[tokio::test]
+async fn a_stream_cut_midway_is_rescued_into_one_complete_answer() {
+    let h = start(&[REAL]).await;
+    let words = [
+        "one ", "two ", "three ", "four ", "five ", "six ", "seven ", "eight ", "nine ", "ten.",
+    ];
+    let full: String = words.concat();
+    // The mock splits the text into 10 chunks; the first stream stops after 5 of them.
+    h.mock.add_rule(
+        Rule::new(Reply::Text {
+            text: full.clone(),
+            chunks: Some(10),
+            chunk_delay_ms: None,
+            finish_reason: None,
+            thought: None,
+            cut_after: Some(5),
+            stall_after: None,
+            candidates: None,
+        })
+        .action("streamGenerateContent")
+        .times(1),
+    );
+    let r = h.chat(&hello(FLASH, true)).await;
+    assert_eq!(r.status(), 200);
+    let frames = sse(r).await;
+    let calls = h.upstream_calls();
+    assert_eq!(calls.len(), 2, "the cut stream and one continuation");
+    let contents = calls[1].body["contents"].as_array().unwrap();
+    let sent = contents[contents.len() - 2]["parts"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        contents[contents.len() - 2]["role"],
+        "model",
+        "the continuation carries what was already sent"
+    );
+    assert!(
+        full.starts_with(&sent) && !sent.is_empty() && sent.len() < full.len(),
+        "{sent:?}"
+    );
+    assert!(
+        calls[1]
+            .body
+            .to_string()
+            .contains("Continue exactly where it stopped")
+    );
+    let content = content_of(&frames);
+    assert!(content.starts_with(&sent), "{content:?}");
+    assert!(
+        content.len() > sent.len(),
+        "the rest was stitched in: {content:?}"
+    );
+    assert_eq!(
+        frames
+            .iter()
+            .filter(|f| f["choices"][0]["delta"].get("role").is_some())
+            .count(),
+        1,
+        "one answer, one role"
+    );
+    assert_eq!(
+        frames
+            .iter()
+            .filter(|f| !f["choices"][0]["finish_reason"].is_null())
+            .count(),
+        1
+    );
+    assert_eq!(frames.last().unwrap(), "[DONE]");
+    assert!(!frames.iter().any(|f| f.get("error").is_some()));
 }

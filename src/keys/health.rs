@@ -22,7 +22,9 @@ pub async fn check(upstream: &Upstream, settings: &Settings, key: &KeySlot) -> R
     let url = format!("{}/v1beta/models?pageSize=1", settings.gemini_base_url);
     let idle = settings.upstream_timeout.min(Duration::from_secs(20));
     let response = upstream.get(&url, key.secret(), idle).await?;
-    crate::upstream::read_body(response, idle, 1024 * 1024).await.map(|_| ())
+    crate::upstream::read_body(response, idle, 1024 * 1024)
+        .await
+        .map(|_| ())
 }
 
 /// What a check result means for the key: retire it, restore it, or leave it be.
@@ -52,7 +54,11 @@ pub fn judge(key: &KeySlot, result: &Result<(), Failure>) -> Option<KeyState> {
 }
 
 /// Checks keys with bounded concurrency; returns how many changed state, by new state.
-pub async fn check_all(upstream: &Upstream, settings: &Settings, keys: Vec<Arc<KeySlot>>) -> Vec<(Arc<KeySlot>, KeyState)> {
+pub async fn check_all(
+    upstream: &Upstream,
+    settings: &Settings,
+    keys: Vec<Arc<KeySlot>>,
+) -> Vec<(Arc<KeySlot>, KeyState)> {
     futures_util::stream::iter(keys)
         .map(|key| async move {
             let result = check(upstream, settings, &key).await;

@@ -171,14 +171,14 @@ enum Opened {
 /// Stream: retried across keys until the first event with content; relayed from then on.
 async fn stream(
     state: &AppState,
-    snap: &Settings,
+    snap: &Arc<Settings>,
     chat: &ChatRequest,
     translated: Translated,
     outcome: &OutcomeHandle,
 ) -> Result<Response, GatewayError> {
     let url = Upstream::stream_url(&snap.gemini_base_url, &translated.upstream_model);
     let model = translated.upstream_model.clone();
-    let body = RequestBody::typed(translated.request)?;
+    let body = Arc::new(RequestBody::typed(translated.request)?);
     let (opened, _key) = dispatch::run(
         &state.keys,
         snap,
@@ -203,9 +203,18 @@ async fn stream(
             );
             let memo = SignatureMemo {
                 store: state.signatures.clone(),
-                model,
+                model: model.clone(),
             };
-            Ok(sse_response(Relay::new(events, held, mapper, memo)))
+            let rescue = Rescue {
+                state: state.clone(),
+                snap: Arc::clone(snap),
+                url,
+                model,
+                body,
+                outcome: outcome.clone(),
+                trim_next: None,
+            };
+            Ok(sse_response(Relay::new(events, held, mapper, memo, rescue)))
         }
     }
 }
@@ -251,8 +260,105 @@ struct Relay {
     events: GeminiEvents,
     mapper: ChunkMapper,
     memo: SignatureMemo,
+    rescue: Rescue,
     queue: VecDeque<Bytes>,
     finished: bool,
+}
+
+/// What a mid-stream rescue needs: the request, and the means to send its continuation.
+struct Rescue {
+    state: AppState,
+    snap: Arc<Settings>,
+    url: String,
+    model: String,
+    body: Arc<RequestBody>,
+    outcome: OutcomeHandle,
+    /// Text already sent, to trim from the start of the continuation if the model repeats it.
+    trim_next: Option<String>,
+}
+
+impl Rescue {
+    /// Opens a continuation of a broken stream on another key, within what is left of the
+    /// request's retry budget. `None` when no rescue is possible.
+    async fn attempt(
+        &mut self,
+        partial: &str,
+    ) -> Option<(GeminiEvents, Vec<GenerateContentResponse>)> {
+        let used = self.outcome.get().attempts;
+        let remaining = self.snap.max_retry_num.saturating_sub(used);
+        if remaining == 0 {
+            return None;
+        }
+        let bytes = self.body.continuation(partial)?;
+        let mut snap = (*self.snap).clone();
+        snap.max_retry_num = remaining;
+        let upstream = self.state.upstream.clone();
+        let probe = OutcomeHandle::default();
+        let result = dispatch::run(
+            &self.state.keys,
+            &snap,
+            &self.model,
+            &probe,
+            |key| {
+                let bytes = bytes.clone();
+                let url = &self.url;
+                let upstream = &upstream;
+                let snap = &snap;
+                async move { open(upstream, url, &key, bytes, snap).await }
+            },
+            |_| false,
+        )
+        .await;
+        let spent = probe.get();
+        self.outcome.update(|o| {
+            o.attempts += spent.attempts;
+            o.key = spent.key.or(o.key);
+        });
+        match result {
+            Ok((Opened::Commit { events, held }, _)) => {
+                tracing::info!(
+                    sent_chars = partial.chars().count(),
+                    "stream rescued on another key"
+                );
+                self.trim_next = Some(partial.to_owned());
+                Some((events, held))
+            }
+            Ok((Opened::Blocked(_), _)) | Err(_) => None,
+        }
+    }
+
+    /// Drops text the continuation repeats from what was already sent (its first text only).
+    fn trim(&mut self, event: &mut GenerateContentResponse) {
+        let Some(sent) = &self.trim_next else { return };
+        let Some(part) = event
+            .candidates
+            .as_mut()
+            .and_then(|c| c.first_mut())
+            .and_then(|c| c.content.as_mut())
+            .and_then(|c| {
+                c.parts
+                    .iter_mut()
+                    .find(|p| !p.is_thought() && p.text.as_deref().is_some_and(|t| !t.is_empty()))
+            })
+        else {
+            return;
+        };
+        if let Some(text) = part.text.as_mut() {
+            let skip = overlap(sent, text);
+            text.drain(..skip);
+        }
+        self.trim_next = None;
+    }
+}
+
+/// Bytes at the start of `next` that repeat the end of `sent` (up to 400 bytes).
+fn overlap(sent: &str, next: &str) -> usize {
+    let max = next.len().min(sent.len()).min(400);
+    (1..=max)
+        .rev()
+        .filter(|k| next.is_char_boundary(*k))
+        .find(|k| sent.ends_with(&next[..*k]))
+        .unwrap_or(0)
 }
 
 fn keep_signatures(memo: &SignatureMemo, mapper: &mut ChunkMapper) {
@@ -267,6 +373,7 @@ impl Relay {
         held: Vec<GenerateContentResponse>,
         mut mapper: ChunkMapper,
         memo: SignatureMemo,
+        rescue: Rescue,
     ) -> Self {
         let mut out = Vec::new();
         for e in &held {
@@ -277,9 +384,32 @@ impl Relay {
             events,
             mapper,
             memo,
+            rescue,
             queue: out.into(),
             finished: false,
         }
+    }
+
+    fn map(&mut self, mut event: GenerateContentResponse, out: &mut Vec<Bytes>) {
+        self.rescue.trim(&mut event);
+        self.mapper.map_event(&event, out);
+        keep_signatures(&self.memo, &mut self.mapper);
+    }
+
+    /// Continues a broken stream on another key (mid-stream rescue). True when it did.
+    async fn try_rescue(&mut self, out: &mut Vec<Bytes>) -> bool {
+        let Some(partial) = self.mapper.rescuable().map(str::to_owned) else {
+            return false;
+        };
+        let Some((events, held)) = self.rescue.attempt(&partial).await else {
+            return false;
+        };
+        self.mapper.begin_rescue();
+        self.events = events;
+        for event in held {
+            self.map(event, out);
+        }
+        true
     }
 
     async fn next_frame(&mut self) -> Option<Bytes> {
@@ -292,29 +422,30 @@ impl Relay {
             }
             let mut out = Vec::new();
             match self.events.next().await {
-                Some(Ok(event)) => {
-                    self.mapper.map_event(&event, &mut out);
-                    keep_signatures(&self.memo, &mut self.mapper);
-                }
+                Some(Ok(event)) => self.map(event, &mut out),
                 Some(Err(f)) => {
-                    self.finished = true;
                     tracing::warn!(
                         failure = f.kind(),
                         "upstream stream failed after the first byte"
                     );
-                    out.push(inband_error(&GatewayError::BadGateway {
-                        message: format!(
-                            "上游流中断：{l} / The upstream stream broke: {l}",
-                            l = f.label()
-                        ),
-                    }));
+                    if !self.try_rescue(&mut out).await {
+                        self.finished = true;
+                        out.push(inband_error(&GatewayError::BadGateway {
+                            message: format!(
+                                "上游流中断：{l} / The upstream stream broke: {l}",
+                                l = f.label()
+                            ),
+                        }));
+                    }
+                }
+                None if self.mapper.is_finished() => {
+                    self.finished = true;
+                    self.mapper.finish(&mut out);
                 }
                 None => {
-                    self.finished = true;
-                    if self.mapper.is_finished() {
-                        self.mapper.finish(&mut out);
-                    } else {
-                        tracing::warn!("upstream stream ended without a finish reason");
+                    tracing::warn!("upstream stream ended without a finish reason");
+                    if !self.try_rescue(&mut out).await {
+                        self.finished = true;
                         out.push(inband_error(&GatewayError::BadGateway {
                             message: "上游流在完成前意外结束 / The upstream stream ended before the answer was complete (no finish reason)".to_owned(),
                         }));
@@ -345,4 +476,21 @@ fn sse_response(relay: Relay) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::overlap;
+
+    #[test]
+    fn a_continuation_that_repeats_the_end_is_trimmed() {
+        assert_eq!(overlap("one two three ", "three four"), "three ".len());
+        assert_eq!(overlap("one two", "three"), 0);
+        assert_eq!(
+            overlap("你好世界", "世界和平"),
+            "世界".len(),
+            "char boundaries hold"
+        );
+        assert_eq!(overlap("", "x"), 0);
+    }
 }

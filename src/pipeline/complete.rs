@@ -90,6 +90,24 @@ impl RequestBody {
         self.lock().1.clone()
     }
 
+    /// The request to continue a reply that broke after `partial` was sent: the partial
+    /// reply as the model's turn, then a user turn asking it to go on (mid-stream rescue).
+    pub fn continuation(&self, partial: &str) -> Option<Bytes> {
+        use crate::wire::gemini::{Content, Part};
+        let mut request = self.lock().0.clone()?;
+        if !partial.is_empty() {
+            request.contents.push(Content {
+                role: Some("model".into()),
+                parts: vec![Part::text(partial)],
+            });
+            request.contents.push(Content {
+                role: Some("user".into()),
+                parts: vec![Part::text(CONTINUE_PROMPT)],
+            });
+        }
+        serialise(&request).ok()
+    }
+
     /// Applies a one-time fix-up for this failure; true when the request changed.
     pub fn fix(&self, failure: &Failure) -> bool {
         let mut guard = self.lock();
@@ -109,6 +127,9 @@ impl RequestBody {
         }
     }
 }
+
+/// What a mid-stream rescue asks the model.
+pub const CONTINUE_PROMPT: &str = "Your previous reply was cut off. Continue exactly where it stopped: do not repeat anything already written and do not add any preamble.";
 
 pub fn serialise(request: &GenerateContentRequest) -> Result<Bytes, GatewayError> {
     serde_json::to_vec(request)

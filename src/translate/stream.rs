@@ -29,6 +29,10 @@ pub struct ChunkMapper {
     usage: Option<UsageMetadata>,
     /// `(tool_call_id, thought_signature)` pairs produced since the last drain.
     signatures: Vec<(String, String)>,
+    /// The text sent so far for choice 0 (what a mid-stream rescue continues from).
+    text: String,
+    /// Usage of streams that broke and were continued, added to the final usage.
+    carried: UsageMetadata,
 }
 
 impl ChunkMapper {
@@ -41,6 +45,8 @@ impl ChunkMapper {
             choices: Vec::new(),
             usage: None,
             signatures: Vec::new(),
+            text: String::new(),
+            carried: UsageMetadata::default(),
         }
     }
 
@@ -78,6 +84,28 @@ impl ChunkMapper {
 
     pub fn last_usage(&self) -> Option<UsageMetadata> {
         self.usage
+    }
+
+    /// The text sent so far, when a broken stream can be continued: one choice, no tool
+    /// calls, not finished.
+    pub fn rescuable(&self) -> Option<&str> {
+        let single = self.choices.len() <= 1;
+        let clean = self
+            .choices
+            .first()
+            .is_none_or(|c| c.tool_calls == 0 && !c.finished);
+        (single && clean).then_some(self.text.as_str())
+    }
+
+    /// Starts a continuation: the broken stream's usage is carried into the final count.
+    pub fn begin_rescue(&mut self) {
+        if let Some(u) = self.usage.take() {
+            self.carried.prompt_token_count += u.prompt_token_count;
+            self.carried.candidates_token_count += u.candidates_token_count;
+            self.carried.thoughts_token_count += u.thoughts_token_count;
+            self.carried.cached_content_token_count += u.cached_content_token_count;
+            self.carried.tool_use_prompt_token_count += u.tool_use_prompt_token_count;
+        }
     }
 
     /// Thought signatures of tool calls emitted since the last call, to be remembered.
@@ -154,6 +182,9 @@ impl ChunkMapper {
                 delta.tool_calls = Some(calls);
             }
             let has_text = !parts.text.is_empty();
+            if has_text && slot == 0 {
+                self.text.push_str(&parts.text);
+            }
             if has_text {
                 delta.content = Some(Some(parts.text));
             }
@@ -202,11 +233,25 @@ impl ChunkMapper {
                 created: self.created,
                 model: &self.model,
                 choices: Vec::new(),
-                usage: Some(Some(usage(self.usage.as_ref()))),
+                usage: Some(Some(usage(Some(&self.total_usage())))),
             };
             out.push(sse_json(&chunk));
         }
         out.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    }
+
+    fn total_usage(&self) -> UsageMetadata {
+        let u = self.usage.unwrap_or_default();
+        let c = self.carried;
+        UsageMetadata {
+            prompt_token_count: u.prompt_token_count + c.prompt_token_count,
+            cached_content_token_count: u.cached_content_token_count + c.cached_content_token_count,
+            candidates_token_count: u.candidates_token_count + c.candidates_token_count,
+            thoughts_token_count: u.thoughts_token_count + c.thoughts_token_count,
+            tool_use_prompt_token_count: u.tool_use_prompt_token_count
+                + c.tool_use_prompt_token_count,
+            total_token_count: u.total_token_count + c.total_token_count,
+        }
     }
 
     fn ensure(&mut self, slot: usize) {
