@@ -97,7 +97,7 @@ impl Catalog {
             tried.insert(key.id);
             match fetch_all(settings, upstream, key.secret()).await {
                 Ok(models) => {
-                    key.record_success();
+                    // Listing models is not a generation call: it does not count toward API_KEY_DAILY_LIMIT.
                     let n = models.len();
                     tracing::info!(models = n, key = %key.id, "model list loaded");
                     let thinking: HashMap<String, bool> = models

@@ -14,7 +14,11 @@ use mock_gemini::{Reply, Rule};
 use serde_json::{Value, json};
 
 fn slow(ms: u64, text: &str) -> Rule {
-    Rule::new(Reply::Delay { ms, then: Box::new(Reply::text(text)) }).action("generateContent")
+    Rule::new(Reply::Delay {
+        ms,
+        then: Box::new(Reply::text(text)),
+    })
+    .action("generateContent")
 }
 
 /// Reads an SSE body, noting when each event arrived.
@@ -26,7 +30,10 @@ async fn timed_events(r: reqwest::Response, started: Instant) -> Vec<(Duration, 
         buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
         while let Some(end) = buf.find("\n\n") {
             let event: String = buf.drain(..end + 2).collect();
-            out.push((started.elapsed(), event.trim_end().trim_start_matches("data: ").to_owned()));
+            out.push((
+                started.elapsed(),
+                event.trim_end().trim_start_matches("data: ").to_owned(),
+            ));
         }
     }
     out
@@ -44,16 +51,44 @@ async fn a_slow_answer_is_kept_alive_then_delivered() {
     let events = timed_events(r, started).await;
     let (done_at, done) = events.last().unwrap();
     assert_eq!(done, "[DONE]");
-    let keepalives: Vec<&(Duration, String)> = events.iter().filter(|(_, e)| e.contains("\"delta\":{}") && e.contains("\"finish_reason\":null")).collect();
-    assert!(keepalives.len() >= 4, "a keep-alive about every second: {}", keepalives.len());
-    assert!(keepalives[0].0 < Duration::from_secs(3), "the first keep-alive comes early: {:?}", keepalives[0].0);
+    let keepalives: Vec<&(Duration, String)> = events
+        .iter()
+        .filter(|(_, e)| e.contains("\"delta\":{}") && e.contains("\"finish_reason\":null"))
+        .collect();
+    assert!(
+        keepalives.len() >= 4,
+        "a keep-alive about every second: {}",
+        keepalives.len()
+    );
+    assert!(
+        keepalives[0].0 < Duration::from_secs(3),
+        "the first keep-alive comes early: {:?}",
+        keepalives[0].0
+    );
     assert!(*done_at >= Duration::from_secs(6));
-    let chunks: Vec<Value> = events.iter().filter(|(_, e)| e != "[DONE]").map(|(_, e)| serde_json::from_str(e).unwrap()).collect();
+    let chunks: Vec<Value> = events
+        .iter()
+        .filter(|(_, e)| e != "[DONE]")
+        .map(|(_, e)| serde_json::from_str(e).unwrap())
+        .collect();
     let id = &chunks[0]["id"];
-    assert!(chunks.iter().all(|c| &c["id"] == id && c["model"] == FLASH && c["object"] == "chat.completion.chunk"));
-    let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert!(
+        chunks.iter().all(|c| &c["id"] == id
+            && c["model"] == FLASH
+            && c["object"] == "chat.completion.chunk")
+    );
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
     assert_eq!(content, "Worth the wait.");
-    assert_eq!(chunks.iter().filter(|c| c["choices"][0]["finish_reason"] == "stop").count(), 1);
+    assert_eq!(
+        chunks
+            .iter()
+            .filter(|c| c["choices"][0]["finish_reason"] == "stop")
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -63,18 +98,26 @@ async fn keepalives_follow_the_configured_interval_and_carry_usage_null_when_ask
     let mut body = hello(FLASH, true);
     body["stream_options"] = json!({"include_usage": true});
     let frames = sse(h.chat(&body).await).await;
-    let keepalives = frames.iter().filter(|f| f["choices"][0]["delta"] == json!({})).count();
+    let keepalives = frames
+        .iter()
+        .filter(|f| f["choices"][0]["delta"] == json!({}))
+        .count();
     assert!(keepalives >= 3, "{keepalives} keep-alives");
     let n = frames.len();
     assert_eq!(frames[n - 1], "[DONE]");
     assert_eq!(frames[n - 2]["choices"], json!([]), "usage chunk last");
-    assert!(frames[..n - 2].iter().all(|f| f.get("usage").is_some_and(Value::is_null)));
+    assert!(
+        frames[..n - 2]
+            .iter()
+            .all(|f| f.get("usage").is_some_and(Value::is_null))
+    );
 }
 
 #[tokio::test]
 async fn a_fast_failure_keeps_its_real_status() {
     let h = start(&[]).await;
-    h.mock.add_rule(Rule::new(Reply::preset("overloaded_503")).action("generateContent"));
+    h.mock
+        .add_rule(Rule::new(Reply::preset("overloaded_503")).action("generateContent"));
     let (status, v) = json(h.chat(&hello(FLASH, true)).await).await;
     assert_eq!(status, 503, "no header was sent before the failure: {v}");
     openai_error(&v);
@@ -83,13 +126,22 @@ async fn a_fast_failure_keeps_its_real_status() {
 #[tokio::test]
 async fn a_failure_after_keepalives_is_an_inband_error_without_done() {
     let h = start(&[("FAKE_STREAMING_INTERVAL", "0.2"), ("MAX_RETRY_NUM", "1")]).await;
-    h.mock.add_rule(Rule::new(Reply::Delay { ms: 800, then: Box::new(Reply::preset("overloaded_503")) }).action("generateContent"));
+    h.mock.add_rule(
+        Rule::new(Reply::Delay {
+            ms: 800,
+            then: Box::new(Reply::preset("overloaded_503")),
+        })
+        .action("generateContent"),
+    );
     let r = h.chat(&hello(FLASH, true)).await;
     assert_eq!(r.status(), 200);
     let frames = sse(r).await;
     assert!(!frames.iter().any(|f| f == "[DONE]"));
     let last = frames.last().unwrap();
-    assert!(last["error"]["message"].as_str().unwrap().contains("503"), "{last}");
+    assert!(
+        last["error"]["message"].as_str().unwrap().contains("503"),
+        "{last}"
+    );
 }
 
 #[tokio::test]
@@ -99,15 +151,28 @@ async fn non_stream_answers_are_padded_while_waiting() {
     let r = h.chat(&hello(FLASH, false)).await;
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
-    assert!(text.starts_with('\n'), "whitespace keep-alives first: {text:?}");
+    assert!(
+        text.starts_with('\n'),
+        "whitespace keep-alives first: {text:?}"
+    );
     let v: Value = serde_json::from_str(&text).expect("one valid JSON document after the padding");
     assert_eq!(v["choices"][0]["message"]["content"], "padded");
 }
 
 #[tokio::test]
 async fn a_non_stream_failure_after_padding_is_the_openai_error_object() {
-    let h = start(&[("NONSTREAM_KEEPALIVE_INTERVAL", "0.2"), ("MAX_RETRY_NUM", "1")]).await;
-    h.mock.add_rule(Rule::new(Reply::Delay { ms: 800, then: Box::new(Reply::preset("overloaded_503")) }).action("generateContent"));
+    let h = start(&[
+        ("NONSTREAM_KEEPALIVE_INTERVAL", "0.2"),
+        ("MAX_RETRY_NUM", "1"),
+    ])
+    .await;
+    h.mock.add_rule(
+        Rule::new(Reply::Delay {
+            ms: 800,
+            then: Box::new(Reply::preset("overloaded_503")),
+        })
+        .action("generateContent"),
+    );
     let text = h.chat(&hello(FLASH, false)).await.text().await.unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     openai_error(&v);
@@ -124,11 +189,17 @@ async fn keepalive_off_answers_plain_json() {
 #[tokio::test]
 async fn hajimis_inband_errors_are_an_option() {
     let h = start(&[("INBAND_ERRORS", "true"), ("MAX_RETRY_NUM", "2")]).await;
-    h.mock.add_rule(Rule::new(Reply::preset("overloaded_503")).action("generateContent"));
+    h.mock
+        .add_rule(Rule::new(Reply::preset("overloaded_503")).action("generateContent"));
     let (status, v) = json(h.chat(&hello(FLASH, false)).await).await;
     assert_eq!(status, 200);
     assert_eq!(v["choices"][0]["message"]["role"], "error");
-    assert!(v["choices"][0]["message"]["content"].as_str().unwrap().contains("503"));
+    assert!(
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("503")
+    );
     let frames = sse(h.chat(&hello(FLASH, true)).await).await;
     assert_eq!(frames[0]["choices"][0]["delta"]["role"], "error");
 }
@@ -138,17 +209,37 @@ async fn native_fake_sse_keepalives_are_valid_responses() {
     let h = start(&[("FAKE_STREAMING_INTERVAL", "0.2")]).await;
     h.mock.add_rule(slow(1000, "native slow"));
     let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
-    let r = h.http.post(h.url(&format!("/v1beta/models/{FLASH}:streamGenerateContent?alt=sse"))).header("x-goog-api-key", PASSWORD).json(&body).send().await.unwrap();
+    let r = h
+        .http
+        .post(h.url(&format!(
+            "/v1beta/models/{FLASH}:streamGenerateContent?alt=sse"
+        )))
+        .header("x-goog-api-key", PASSWORD)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
-    let events: Vec<Value> = text.split("\r\n\r\n").filter(|e| !e.is_empty()).map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap()).collect();
+    let events: Vec<Value> = text
+        .split("\r\n\r\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
+        .collect();
     assert!(events.len() >= 3);
     for e in &events {
         assert!(e["candidates"].is_array(), "Google SDKs need an array: {e}");
     }
     let last = events.last().unwrap();
-    assert_eq!(last["candidates"][0]["content"]["parts"][0]["text"], "native slow");
-    assert_eq!(h.upstream_calls()[0].action.as_deref(), Some("generateContent"), "faked with a complete answer");
+    assert_eq!(
+        last["candidates"][0]["content"]["parts"][0]["text"],
+        "native slow"
+    );
+    assert_eq!(
+        h.upstream_calls()[0].action.as_deref(),
+        Some("generateContent"),
+        "faked with a complete answer"
+    );
 }
 
 #[tokio::test]
@@ -156,8 +247,21 @@ async fn native_fake_json_array_streams_open_early_and_close_with_the_answer() {
     let h = start(&[("FAKE_STREAMING_INTERVAL", "0.2")]).await;
     h.mock.add_rule(slow(700, "array slow"));
     let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
-    let text = h.http.post(h.url(&format!("/v1beta/models/{FLASH}:streamGenerateContent"))).header("x-goog-api-key", PASSWORD).json(&body).send().await.unwrap().text().await.unwrap();
+    let text = h
+        .http
+        .post(h.url(&format!("/v1beta/models/{FLASH}:streamGenerateContent")))
+        .header("x-goog-api-key", PASSWORD)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.starts_with("[\n"), "{text:?}");
     let v: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v[0]["candidates"][0]["content"]["parts"][0]["text"], "array slow");
+    assert_eq!(
+        v[0]["candidates"][0]["content"]["parts"][0]["text"],
+        "array slow"
+    );
 }

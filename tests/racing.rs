@@ -29,26 +29,51 @@ async fn two_racers_per_request_and_the_surplus_serves_the_regenerate() {
 
     let (status, again) = json(h.chat(&ask("Tell me a story")).await).await;
     assert_eq!(status, 200);
-    assert_eq!(h.upstream_calls().len(), 2, "the regenerate was served from the surplus, no upstream call");
+    assert_eq!(
+        h.upstream_calls().len(),
+        2,
+        "the regenerate was served from the surplus, no upstream call"
+    );
     assert_ne!(first["id"], again["id"], "a fresh completion id");
     assert_eq!(again["model"], FLASH);
 
     let (status, _) = json(h.chat(&ask("Tell me a story")).await).await;
     assert_eq!(status, 200);
-    assert_eq!(h.upstream_calls().len(), 4, "the surplus is consumed once; the third request races again");
+    assert_eq!(
+        h.upstream_calls().len(),
+        4,
+        "the surplus is consumed once; the third request races again"
+    );
 
     let (status, _) = json(h.chat(&ask("Something else")).await).await;
     assert_eq!(status, 200);
-    assert_eq!(h.upstream_calls().len(), 6, "a different request never gets another's answer");
+    assert_eq!(
+        h.upstream_calls().len(),
+        6,
+        "a different request never gets another's answer"
+    );
 }
 
 #[tokio::test]
 async fn a_failed_batch_widens_the_next_one() {
-    let h = start(&[("CONCURRENT_REQUESTS", "2"), ("INCREASE_CONCURRENT_ON_FAILURE", "1"), ("MAX_CONCURRENT_REQUESTS", "3")]).await;
-    h.mock.add_rule(Rule::new(Reply::preset("overloaded_503")).action("generateContent").times(2));
+    let h = start(&[
+        ("CONCURRENT_REQUESTS", "2"),
+        ("INCREASE_CONCURRENT_ON_FAILURE", "1"),
+        ("MAX_CONCURRENT_REQUESTS", "3"),
+    ])
+    .await;
+    h.mock.add_rule(
+        Rule::new(Reply::preset("overloaded_503"))
+            .action("generateContent")
+            .times(2),
+    );
     let (status, v) = json(h.chat(&ask("widen")).await).await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(h.upstream_calls().len(), 5, "a batch of 2 failed, then a batch of 3");
+    assert_eq!(
+        h.upstream_calls().len(),
+        5,
+        "a batch of 2 failed, then a batch of 3"
+    );
 }
 
 #[tokio::test]
@@ -58,7 +83,10 @@ async fn losers_can_be_cancelled_instead_of_cached() {
     assert_eq!(status, 200);
     let (status, _) = json(h.chat(&ask("cancel")).await).await;
     assert_eq!(status, 200);
-    assert!(h.upstream_calls().len() >= 3, "nothing was kept for the follow-up");
+    assert!(
+        h.upstream_calls().len() >= 3,
+        "nothing was kept for the follow-up"
+    );
 }
 
 #[tokio::test]
@@ -70,7 +98,11 @@ async fn the_cache_key_covers_parameters_and_images_but_not_streaming() {
     hotter["temperature"] = json!(1.5);
     let (status, _) = json(h.chat(&hotter).await).await;
     assert_eq!(status, 200);
-    assert_eq!(h.upstream_calls().len(), 4, "another temperature is another request");
+    assert_eq!(
+        h.upstream_calls().len(),
+        4,
+        "another temperature is another request"
+    );
     // The surplus of the first request serves the same request as a (fake) stream.
     let mut streamed = ask("keyed");
     streamed["stream"] = json!(true);
@@ -82,22 +114,41 @@ async fn the_cache_key_covers_parameters_and_images_but_not_streaming() {
 #[tokio::test]
 async fn identical_requests_in_flight_share_one_answer() {
     let h = start(&[]).await;
-    h.mock.add_rule(Rule::new(Reply::Delay { ms: 500, then: Box::new(Reply::text("shared answer")) }).action("generateContent"));
+    h.mock.add_rule(
+        Rule::new(Reply::Delay {
+            ms: 500,
+            then: Box::new(Reply::text("shared answer")),
+        })
+        .action("generateContent"),
+    );
     let body = ask("same question");
     let (a, b) = tokio::join!(h.chat(&body), h.chat(&body));
     let ((sa, va), (sb, vb)) = (json(a).await, json(b).await);
     assert_eq!((sa, sb), (200, 200));
     assert_eq!(va["choices"][0]["message"]["content"], "shared answer");
     assert_eq!(vb["choices"][0]["message"]["content"], "shared answer");
-    assert_eq!(h.upstream_calls().len(), 1, "one upstream call for two identical requests");
+    assert_eq!(
+        h.upstream_calls().len(),
+        1,
+        "one upstream call for two identical requests"
+    );
 }
 
 #[tokio::test]
 async fn public_mode_turns_in_flight_sharing_off() {
     let h = start(&[("PUBLIC_MODE", "true")]).await;
-    h.mock.add_rule(Rule::new(Reply::Delay { ms: 300, then: Box::new(Reply::text("x")) }).action("generateContent"));
+    h.mock.add_rule(
+        Rule::new(Reply::Delay {
+            ms: 300,
+            then: Box::new(Reply::text("x")),
+        })
+        .action("generateContent"),
+    );
     let body = ask("public");
     let (a, b) = tokio::join!(h.chat(&body), h.chat(&body));
-    assert_eq!((a.status(), b.status()), (reqwest::StatusCode::OK, reqwest::StatusCode::OK));
+    assert_eq!(
+        (a.status(), b.status()),
+        (reqwest::StatusCode::OK, reqwest::StatusCode::OK)
+    );
     assert_eq!(h.upstream_calls().len(), 2);
 }

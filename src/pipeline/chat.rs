@@ -101,7 +101,7 @@ async fn run(
         );
         (
             Delivery::OpenAiStream {
-                mapper,
+                mapper: Box::new(mapper),
                 memo,
                 inband: snap.inband_errors,
             },

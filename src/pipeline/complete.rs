@@ -312,7 +312,7 @@ pub enum Delivery {
     },
     /// OpenAI chunks for a `stream: true` request served by one complete answer (fake streaming).
     OpenAiStream {
-        mapper: ChunkMapper,
+        mapper: Box<ChunkMapper>,
         memo: SignatureMemo,
         inband: bool,
     },

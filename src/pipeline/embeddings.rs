@@ -55,6 +55,7 @@ async fn run(
 ) -> Result<Response, GatewayError> {
     let (parts, body) = request.into_parts();
     authenticate(snap, &parts)?;
+    crate::limits::admit(&state.limiter, snap, &parts)?;
     let bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
     let req: EmbeddingsRequest = parse_json(&bytes)?;
     outcome.update(|o| o.model = Some(req.model.clone()));

@@ -1,0 +1,357 @@
+//! Rate limits, CORS, the dashboard path, model lists enforced on use, the random-string
+//! disguise, and the key pool's daily limit, concurrency cap, start-up check and cooldown
+//! waits — through the real server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use mock_gemini::{MockGemini, Reply, Rule};
+use serde_json::{Value, json};
+
+fn ask(text: &str) -> Value {
+    json!({"model": FLASH, "messages": [{"role": "user", "content": text}]})
+}
+
+/// Waits until a fresh UTC minute has at least 10 s left, so a per-minute test cannot
+/// straddle a window boundary.
+async fn safe_minute() {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if secs % 60 > 50 {
+        tokio::time::sleep(Duration::from_secs(61 - secs % 60)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_per_minute_limit_is_per_address_with_retry_after() {
+    safe_minute().await;
+    let h = start(&[("MAX_REQUESTS_PER_MINUTE", "2")]).await;
+    for i in 0..2 {
+        assert_eq!(h.chat(&ask(&format!("q{i}"))).await.status(), 200);
+    }
+    let r = h.chat(&ask("q3")).await;
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (status, v) = json(r).await;
+    assert_eq!(status, 429);
+    assert!((1..=60).contains(&retry));
+    assert_eq!(openai_error(&v)["code"], "rate_limit_exceeded");
+    assert_eq!(
+        h.upstream_calls().len(),
+        2,
+        "a refused request never reaches Google"
+    );
+    // Model listing is not limited (HAJIMI).
+    assert_eq!(h.get("/v1/models").await.status(), 200);
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_separately_only_behind_trusted_proxies() {
+    safe_minute().await;
+    let h = start(&[
+        ("MAX_REQUESTS_PER_MINUTE", "1"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let url = h.url("/v1/chat/completions");
+    for ip in ["203.0.113.1", "203.0.113.2"] {
+        let r = h
+            .http
+            .post(&url)
+            .bearer_auth(PASSWORD)
+            .header("x-forwarded-for", ip)
+            .json(&ask(ip))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{ip} has its own window");
+    }
+    let r = h
+        .http
+        .post(&url)
+        .bearer_auth(PASSWORD)
+        .header("x-forwarded-for", "203.0.113.1")
+        .json(&ask("again"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+
+    let h = start(&[("MAX_REQUESTS_PER_MINUTE", "1")]).await;
+    let url = h.url("/v1/chat/completions");
+    let r = h
+        .http
+        .post(&url)
+        .bearer_auth(PASSWORD)
+        .header("x-forwarded-for", "203.0.113.1")
+        .json(&ask("a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = h
+        .http
+        .post(&url)
+        .bearer_auth(PASSWORD)
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&ask("b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429, "an untrusted peer cannot pick its address");
+}
+
+#[tokio::test]
+async fn the_daily_limit_applies_to_native_and_embeddings_too() {
+    let h = start(&[("MAX_REQUESTS_PER_DAY_PER_IP", "2")]).await;
+    assert_eq!(h.chat(&ask("a")).await.status(), 200);
+    assert_eq!(
+        h.post(
+            "/v1/embeddings",
+            &json!({"model": "gemini-embedding-001", "input": "x"})
+        )
+        .await
+        .status(),
+        200
+    );
+    let r = h
+        .http
+        .post(h.url(&format!("/v1beta/models/{FLASH}:generateContent")))
+        .header("x-goog-api-key", PASSWORD)
+        .json(&json!({"contents": [{"parts": [{"text": "x"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = json(r).await;
+    assert_eq!(status, 429);
+    assert_eq!(
+        v["error"]["status"], "RESOURCE_EXHAUSTED",
+        "Google's shape on native routes"
+    );
+}
+
+#[tokio::test]
+async fn cors_preflights_are_answered_for_allowed_origins_only() {
+    let h = start(&[("ALLOWED_ORIGINS", "https://chat.example")]).await;
+    let pre = h
+        .http
+        .request(reqwest::Method::OPTIONS, h.url("/v1/chat/completions"))
+        .header("origin", "https://chat.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.status().is_success());
+    assert_eq!(
+        pre.headers()["access-control-allow-origin"],
+        "https://chat.example"
+    );
+    let other = h
+        .http
+        .get(h.url("/v1/models"))
+        .bearer_auth(PASSWORD)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let none = start(&[]).await;
+    let r = none
+        .http
+        .get(none.url("/v1/models"))
+        .bearer_auth(PASSWORD)
+        .header("origin", "https://chat.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers().get("access-control-allow-origin").is_none(),
+        "no CORS without ALLOWED_ORIGINS"
+    );
+}
+
+#[tokio::test]
+async fn the_page_moves_to_dashboard_url() {
+    let h = start(&[("DASHBOARD_URL", "/secret-panel/")]).await;
+    assert_eq!(
+        h.http
+            .get(h.url("/secret-panel"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(h.http.get(h.url("/")).send().await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn blocked_and_unlisted_models_are_refused_on_use() {
+    let h = start(&[("BLOCKED_MODELS", "gemini-2.5-pro")]).await;
+    let (status, v) = json(
+        h.chat(&json!({"model": "gemini-2.5-pro", "messages": [{"role": "user", "content": "x"}]}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(openai_error(&v)["code"], "model_not_found");
+    let r = h
+        .http
+        .post(h.url("/v1beta/models/gemini-2.5-pro:generateContent"))
+        .header("x-goog-api-key", PASSWORD)
+        .json(&json!({"contents": [{"parts": [{"text": "x"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let h = start(&[("WHITELIST_MODELS", "gemini-2.5-pro")]).await;
+    assert_eq!(
+        h.chat(&ask("x")).await.status(),
+        404,
+        "flash is not on the whitelist"
+    );
+    assert!(h.upstream_calls().is_empty());
+}
+
+#[tokio::test]
+async fn the_random_string_disguise_is_on_the_wire() {
+    let h = start(&[("RANDOM_STRING", "true"), ("RANDOM_STRING_LENGTH", "7")]).await;
+    let body = json!({"model": FLASH, "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]});
+    assert_eq!(h.chat(&body).await.status(), 200);
+    let contents = h.upstream_calls()[0].body["contents"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(contents.len(), 5);
+    for i in [1, 3] {
+        let t = contents[i]["parts"][0]["text"].as_str().unwrap();
+        assert!(
+            t.len() == 7 && t.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{t}"
+        );
+    }
+    assert_eq!(contents[4]["parts"][0]["text"], "c");
+}
+
+#[tokio::test]
+async fn the_daily_key_limit_is_soft() {
+    let h = start(&[
+        ("API_KEY_DAILY_LIMIT", "1"),
+        ("GEMINI_API_KEYS", &format!("{},{}", KEYS[0], KEYS[1])),
+    ])
+    .await;
+    for i in 0..2 {
+        assert_eq!(h.chat(&ask(&format!("d{i}"))).await.status(), 200);
+    }
+    let calls = h.upstream_calls();
+    assert_ne!(
+        calls[0].api_key, calls[1].api_key,
+        "a key over its daily limit is skipped while another is under it"
+    );
+    assert_eq!(
+        h.chat(&ask("d3")).await.status(),
+        200,
+        "when every key is over, one is used anyway"
+    );
+}
+
+#[tokio::test]
+async fn a_key_concurrency_cap_queues_requests() {
+    let h = start(&[("KEY_MAX_CONCURRENCY", "1"), ("GEMINI_API_KEYS", KEYS[0])]).await;
+    h.mock.add_rule(
+        Rule::new(Reply::Delay {
+            ms: 400,
+            then: Box::new(Reply::text("one at a time")),
+        })
+        .action("generateContent"),
+    );
+    let started = Instant::now();
+    let (first, second) = (ask("first"), ask("second"));
+    let (a, b) = tokio::join!(h.chat(&first), h.chat(&second));
+    assert_eq!(
+        (a.status(), b.status()),
+        (reqwest::StatusCode::OK, reqwest::StatusCode::OK)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "the second waited for the key: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn the_start_up_check_retires_invalid_keys_only() {
+    let mock = MockGemini::start().await.unwrap();
+    mock.add_rule(
+        Rule::new(Reply::preset("api_key_invalid"))
+            .key(KEYS[0])
+            .action("list"),
+    );
+    mock.add_rule(
+        Rule::new(Reply::preset("overloaded_503"))
+            .key(KEYS[1])
+            .action("list"),
+    );
+    let h = start_with_mock(mock, &[]).await;
+    // The check runs in the background; wait until it has asked about the invalid key.
+    for _ in 0..200 {
+        if h.mock.requests().iter().any(|r| {
+            r.api_key.as_deref() == Some(KEYS[0]) && r.query.as_deref() == Some("pageSize=1")
+        }) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..6 {
+        assert_eq!(h.chat(&ask(&format!("k{i}"))).await.status(), 200);
+    }
+    let used: Vec<Option<String>> = h
+        .upstream_calls()
+        .iter()
+        .map(|c| c.api_key.clone())
+        .collect();
+    assert!(
+        !used.contains(&Some(KEYS[0].to_owned())),
+        "the invalid key never serves"
+    );
+    assert!(
+        used.contains(&Some(KEYS[1].to_owned())),
+        "a 503 at the check leaves a key active"
+    );
+}
+
+#[tokio::test]
+async fn short_cooldowns_are_waited_out_instead_of_refused() {
+    let h = start(&[]).await;
+    let quota = json!({"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED",
+        "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.5s"}]}});
+    h.mock.add_rule(
+        Rule::new(Reply::Error {
+            status: 429,
+            body: quota,
+        })
+        .action("generateContent")
+        .times(3),
+    );
+    let started = Instant::now();
+    let (status, v) = json(h.chat(&ask("patience")).await).await;
+    assert_eq!(
+        status, 200,
+        "every key cooled for 0.5 s; the request waited and then succeeded: {v}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(450));
+    assert_eq!(h.upstream_calls().len(), 4);
+}
