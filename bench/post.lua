@@ -1,18 +1,55 @@
 -- wrk script: one POST per request, to the proxy (OpenAI shape) or straight to the mock
--- (Gemini shape), chosen by BENCH_TARGET=proxy|direct. At the end it prints one JSON line
--- (prefixed "WRKJSON ") with exact counts and latency percentiles in microseconds.
+-- (Gemini shape), chosen by BENCH_TARGET=proxy|direct; BENCH_STREAM=1 asks for SSE streams.
+-- Every request carries a different user text ("Hello <thread>-<n>"), so the proxy cannot
+-- answer one from another (hajimi shares one upstream answer among identical requests in
+-- flight and keeps a response cache); both sides build bodies the same way.
+-- BENCH_DELAY_MS=N: each connection waits N ms between requests (a paced load; wrk measures
+-- latency from send to response, the pause excluded).
+-- At the end it prints one JSON line (prefixed "WRKJSON ") with exact counts and latency
+-- percentiles in microseconds.
 local target = os.getenv("BENCH_TARGET") or "proxy"
+local stream = os.getenv("BENCH_STREAM") == "1"
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "")
 
+local head, tail
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 if target == "direct" then
-  wrk.path = "/v1beta/models/gemini-2.5-flash:generateContent"
+  if stream then
+    wrk.path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+  else
+    wrk.path = "/v1beta/models/gemini-2.5-flash:generateContent"
+  end
   wrk.headers["x-goog-api-key"] = "AIzaSyBENCHbenchBENCHbenchBENCHbench00000"
-  wrk.body = '{"contents":[{"role":"user","parts":[{"text":"Hello"}]}]}'
+  head = '{"contents":[{"role":"user","parts":[{"text":"Hello '
+  tail = '"}]}]}'
 else
   wrk.path = "/v1/chat/completions"
   wrk.headers["Authorization"] = "Bearer bench"
-  wrk.body = '{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"Hello"}]}'
+  head = '{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"Hello '
+  if stream then
+    tail = '"}],"stream":true}'
+  else
+    tail = '"}]}'
+  end
+end
+
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+
+local n = 0
+function request()
+  n = n + 1
+  return wrk.format(nil, nil, nil, head .. tostring(tid) .. "-" .. n .. tail)
+end
+
+if pause and pause > 0 then
+  function delay()
+    return pause
+  end
 end
 
 function done(summary, latency, requests)

@@ -31,8 +31,16 @@ import time
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MODEL = "gemini-2.5-flash"
-OPENAI_BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Hello"}], "stream": True}
-GEMINI_BODY = {"contents": [{"role": "user", "parts": [{"text": "Hello"}]}]}
+# Every request carries a different text, so hajimi cannot share one upstream answer among
+# identical requests (it does that for identical requests in flight).
+
+
+def openai_body(text):
+    return {"model": MODEL, "messages": [{"role": "user", "content": text}], "stream": True}
+
+
+def gemini_body(text):
+    return {"contents": [{"role": "user", "parts": [{"text": text}]}]}
 MOCK_KEY = "AIzaSyBENCHbenchBENCHbenchBENCHbench00000"
 
 
@@ -43,6 +51,18 @@ def cpu_ticks(pid):
     fields = stat[stat.rindex(")") + 2:].split()
     # fields[0] is field 3 (state); utime is field 14, stime field 15.
     return int(fields[11]) + int(fields[12])
+
+
+def cpu_ns(pid):
+    """Run time of all live threads of a process, in ns (sum of /proc/PID/task/*/schedstat)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
 
 
 def mem_kb(pid):
@@ -63,15 +83,15 @@ def pct(values, p):
     return s[i]
 
 
-def request_parts(target):
+def request_parts(target, text="Hello"):
     if target == "direct":
         path = f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse"
         headers = {"Content-Type": "application/json", "x-goog-api-key": MOCK_KEY}
-        body = json.dumps(GEMINI_BODY).encode()
+        body = json.dumps(gemini_body(text)).encode()
     else:
         path = "/v1/chat/completions"
         headers = {"Content-Type": "application/json", "Authorization": "Bearer bench"}
-        body = json.dumps(OPENAI_BODY).encode()
+        body = json.dumps(openai_body(text)).encode()
     return path, headers, body
 
 
@@ -79,19 +99,34 @@ def request_parts(target):
 
 
 def cmd_stream(a):
-    path, headers, body = request_parts(a.target)
-    conn = http.client.HTTPConnection(HOST, a.port, timeout=30)
-    conn.connect()
-    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    hdr, first, total, events, errors = [], [], [], [], 0
+    conn = None
+    hdr, first, total, events, errors, statuses = [], [], [], [], 0, {}
+    seq = 0
 
     def one():
+        nonlocal conn, seq
+        seq += 1
+        path, headers, body = request_parts(a.target, f"Hello {os.getpid()}-{seq}")
+        if conn is None:
+            conn = http.client.HTTPConnection(HOST, a.port, timeout=30)
+            conn.connect()
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         t0 = time.perf_counter()
-        conn.request("POST", path, body=body, headers=headers)
-        resp = conn.getresponse()
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            resp = conn.getresponse()
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            conn = None
+            statuses[type(e).__name__] = statuses.get(type(e).__name__, 0) + 1
+            return None
         t_h = time.perf_counter()
         if resp.status != 200:
+            statuses[str(resp.status)] = statuses.get(str(resp.status), 0) + 1
             resp.read()
+            if resp.will_close:
+                conn.close()
+                conn = None
             return None
         t_first = None
         buf = bytearray()
@@ -108,6 +143,7 @@ def cmd_stream(a):
     for _ in range(a.warmup):
         one()
     c0 = cpu_ticks(a.pid) if a.pid else None
+    n0 = cpu_ns(a.pid) if a.pid else None
     w0 = time.perf_counter()
     for _ in range(a.n):
         r = one()
@@ -124,11 +160,14 @@ def cmd_stream(a):
         events.append(n_ev)
     wall = time.perf_counter() - w0
     c1 = cpu_ticks(a.pid) if a.pid else None
-    conn.close()
+    n1 = cpu_ns(a.pid) if a.pid else None
+    if conn is not None:
+        conn.close()
     out = {
         "target": a.target,
         "n": a.n,
         "errors": errors,
+        "error_kinds": statuses,
         "events_per_stream": statistics.median(events) if events else None,
         "headers_ms_p50": statistics.median(hdr) if hdr else None,
         "first_event_ms_p50": statistics.median(first) if first else None,
@@ -140,6 +179,8 @@ def cmd_stream(a):
     if a.pid:
         out["cpu_ticks"] = c1 - c0
         out["cpu_ms_per_stream"] = (c1 - c0) * 1000.0 / CLK_TCK / max(1, a.n)
+        out["cpu_ns_schedstat"] = n1 - n0
+        out["cpu_ms_per_stream_schedstat"] = (n1 - n0) / 1e6 / max(1, a.n)
     print(json.dumps(out))
 
 
@@ -169,32 +210,38 @@ def dechunk(raw):
 
 
 async def hold_one(port, req, got_first, deadline):
-    reader, writer = await asyncio.open_connection(HOST, port)
+    t0 = time.monotonic()
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port),
+                                            timeout=max(0.1, deadline - time.monotonic()))
+    t_conn = time.monotonic() - t0
+    t_first = None
     writer.write(req)
     await writer.drain()
     raw = bytearray()
-    seen = False
     try:
         while True:
             chunk = await asyncio.wait_for(reader.read(65536), timeout=max(0.1, deadline - time.monotonic()))
             if not chunk:
                 break
             raw += chunk
-            if not seen and b"data:" in raw:
-                seen = True
+            if t_first is None and b"data:" in raw:
+                t_first = time.monotonic() - t0
                 got_first()
     finally:
         writer.close()
     status, body = dechunk(bytes(raw))
     ok = status is not None and b" 200 " in status + b" " and b"data: [DONE]" in body
-    return ok, seen, body.count(b"data:")
+    return ok, t_first is not None, body.count(b"data:"), t_conn, t_first
+
+
+def hold_request(port, i):
+    path, headers, body = request_parts("proxy", f"Hello hold {os.getpid()}-{i}")
+    hdrs = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return (f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n{hdrs}"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
 
 
 async def hold_main(a):
-    path, headers, body = request_parts("proxy")
-    hdrs = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    req = (f"POST {path} HTTP/1.1\r\nHost: {HOST}:{a.port}\r\n{hdrs}"
-           f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
     n_first = 0
     all_first = asyncio.Event()
 
@@ -208,7 +255,7 @@ async def hold_main(a):
     deadline = t0 + a.timeout
     tasks = []
     for i in range(a.n):
-        tasks.append(asyncio.create_task(hold_one(a.port, req, got_first, deadline)))
+        tasks.append(asyncio.create_task(hold_one(a.port, hold_request(a.port, i), got_first, deadline)))
         if i % 50 == 49:
             await asyncio.sleep(0)  # let the event loop breathe while opening
     try:
@@ -224,6 +271,8 @@ async def hold_main(a):
     exc = [repr(r) for r in results if isinstance(r, BaseException)]
     bad = [r for r in results if not isinstance(r, BaseException) and not r[0]]
     events = sorted(r[2] for r in results if not isinstance(r, BaseException))
+    conn_s = [r[3] for r in results if not isinstance(r, BaseException)]
+    first_s = [r[4] for r in results if not isinstance(r, BaseException) and r[4] is not None]
     print(json.dumps({
         "n": a.n,
         "all_got_first_event": n_first == a.n,
@@ -237,6 +286,11 @@ async def hold_main(a):
         "bad_count": len(bad),
         "events_min": events[0] if events else None,
         "events_max": events[-1] if events else None,
+        "connect_s_p50": pct(conn_s, 50), "connect_s_p99": pct(conn_s, 99),
+        "connect_s_max": max(conn_s) if conn_s else None,
+        "connects_over_500ms": sum(1 for c in conn_s if c > 0.5),
+        "first_event_s_p50": pct(first_s, 50), "first_event_s_p99": pct(first_s, 99),
+        "first_event_s_max": max(first_s) if first_s else None,
         "held": mem_held,
         "after": mem_after,
     }))

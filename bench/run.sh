@@ -67,9 +67,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
-# Tcp PassiveOpens (accepted connections, whole machine) from /proc/net/snmp.
-passive_opens() { awk '/^Tcp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "PassiveOpens") c = i; h = 1 } else print $c }' /proc/net/snmp; }
 alive() { kill -0 "$1" 2>/dev/null; }
+# TcpExt ListenOverflows (whole machine; a diagnostic: SYNs dropped because an accept queue was full)
+listen_overflows() { awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "ListenOverflows") c = i; h = 1 } else print $c }' /proc/net/netstat; }
 
 wait_port() { # port pid
   local i
@@ -109,9 +109,21 @@ print(",".join("AIzaSy" + "".join(rng.choice(a) for _ in range(33)) for _ in ran
 EOF
 }
 
-# start_proxy NAME NKEYS -> PROXY_PID, PROXY_PORT (pinned to PROXY_CPU, CWD in a temp dir)
+# The proxy's settings besides address, password, keys and upstream. The per-client rate
+# limits (HAJIMI defaults: 30/minute, 600/day per IP) and the per-key daily soft limit would
+# refuse or skew a load test from one address, so they are set out of reach; everything else
+# keeps its default (one attempt per request, no fake streaming or keep-alive bytes).
+PROXY_ENV=(
+  ENABLE_STORAGE=false FAKE_STREAMING=false NONSTREAM_KEEPALIVE_ENABLED=false
+  RANDOM_STRING=false LOG_LEVEL=warn
+  MAX_REQUESTS_PER_MINUTE=4294967295 MAX_REQUESTS_PER_DAY_PER_IP=4294967295
+  API_KEY_DAILY_LIMIT=0
+)
+
+# start_proxy NAME NKEYS [STREAM_PREFLIGHT=1] -> PROXY_PID, PROXY_PORT (pinned to PROXY_CPU,
+# CWD in a temp dir)
 start_proxy() {
-  local name=$1 nkeys=$2
+  local name=$1 nkeys=$2 stream_check=${3:-1}
   local dir="$TMP/proxy-$name"
   mkdir -p "$dir"
   PROXY_PORT=$("$PY" "$BENCH/probe.py" freeport)
@@ -119,43 +131,112 @@ start_proxy() {
     cd "$dir"
     exec taskset -c "$PROXY_CPU" env HOST=127.0.0.1 PORT="$PROXY_PORT" PASSWORD=bench \
       GEMINI_API_KEYS="$(gen_keys "$nkeys")" GEMINI_BASE_URL="http://127.0.0.1:$MOCK_PORT" \
-      ENABLE_STORAGE=false FAKE_STREAMING=false NONSTREAM_KEEPALIVE_ENABLED=false \
-      RANDOM_STRING=false LOG_LEVEL=warn "$HAJIMI"
+      "${PROXY_ENV[@]}" "$HAJIMI"
   ) >"$TMP/proxy-$name.log" 2>&1 &
   PROXY_PID=$!
   PIDS+=("$PROXY_PID")
   wait_port "$PROXY_PORT" "$PROXY_PID" || { cat "$TMP/proxy-$name.log" >&2; die "proxy ($name) did not start"; }
+  preflight "$stream_check"
 }
 
-stop() { # pid: ends one process this script started, and forgets it
+# preflight [STREAM]: one non-stream (and, with STREAM=1, one stream) request through the
+# proxy must succeed.
+preflight() {
+  "$PY" - "$PROXY_PORT" "${1:-1}" <<'EOF' || die "preflight through the proxy failed (see above)"
+import http.client, json, sys
+port = int(sys.argv[1])
+for stream in (False, True)[: 1 + (sys.argv[2] == "1")]:
+    body = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "preflight %s" % stream}]}
+    if stream:
+        body["stream"] = True
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("POST", "/v1/chat/completions", body=json.dumps(body),
+              headers={"Authorization": "Bearer bench", "Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    ok = r.status == 200 and (b"data: [DONE]" in data if stream else b'"choices"' in data)
+    if not ok:
+        sys.stderr.write("preflight (stream=%s): HTTP %d %s\n" % (stream, r.status, data[:500]))
+        sys.exit(1)
+EOF
+}
+
+forget() { # pid: waits for a process this script started and drops it from PIDS
   local p keep=()
-  kill -TERM "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
   for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
   PIDS=("${keep[@]}")
+}
+stop() { # pid: ends one process this script started
+  kill -TERM "$1" 2>/dev/null || true
+  forget "$1"
 }
 
 # status_kb PID FIELD
 status_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 
-# wrk_run NAME TARGET(proxy|direct) PORT THREADS CONNS DURATION -> RAW/NAME.json
-# Adds CPU ticks of the proxy (when running) and the mock, and accepted connections.
+# Counting accepted connections at the mock: `perf stat` on the tracepoint
+# syscalls:sys_exit_accept4 filtered to ret >= 0 (successful accepts only), attached to the
+# mock's pid. Exact, per process, negligible overhead. Without perf the figure is n/a.
+HAVE_PERF=0
+if command -v perf >/dev/null && perf stat -x, -e syscalls:sys_exit_accept4 --filter 'ret >= 0' -- true >/dev/null 2>&1; then
+  HAVE_PERF=1
+fi
+perf_start() { # FILE PID -> PERF_PID (or empty)
+  PERF_PID=
+  [ "$HAVE_PERF" = 1 ] || return 0
+  taskset -c "$LOAD_CPU" perf stat -x, -o "$1" -e syscalls:sys_exit_accept4 --filter 'ret >= 0' -p "$2" \
+    >/dev/null 2>&1 &
+  PERF_PID=$!
+  PIDS+=("$PERF_PID")
+}
+perf_stop() { # PERF_PID FILE -> PERF_COUNT (-1 when unknown)
+  PERF_COUNT=-1
+  [ -n "$1" ] || return 0
+  kill -INT "$1" 2>/dev/null || true
+  forget "$1"
+  local n
+  n=$(awk -F, '/sys_exit_accept4/ { print $1 }' "$2" 2>/dev/null | head -n1)
+  case "$n" in
+    '<not counted>') PERF_COUNT=0 ;; # the mock never ran during the window
+    ''|*[!0-9]*) ;;
+    *) PERF_COUNT=$n ;;
+  esac
+}
+
+# wrk_run NAME TARGET(proxy|direct) PORT THREADS CONNS DURATION [stream] [pause-ms]
+#   -> RAW/NAME.json: wrk's figures, CPU ticks of the proxy (if running) and of the mock over
+#   the run, and the mock's accepted connections over the whole run and over the steady
+#   window (from 2 s after the start to the end).
 wrk_run() {
-  local name=$1 target=$2 port=$3 threads=$4 conns=$5 dur=$6
-  local p0 m0 o0 p1 m1 o1 line
-  p0=0; p1=0
+  local name=$1 target=$2 port=$3 threads=$4 conns=$5 dur=$6 stream=${7:-0} pause=${8:-0}
+  local p0 m0 p1 m1 o0 o1 line wrk_pid pa pb acc_all acc_steady steady_s
+  p0=0; p1=0; pb=; steady_s=0
   if [ -n "${PROXY_PID:-}" ] && alive "$PROXY_PID"; then p0=$(ticks "$PROXY_PID"); fi
-  m0=$(ticks "$MOCK_PID"); o0=$(passive_opens)
-  BENCH_TARGET=$target taskset -c "$LOAD_CPU" wrk -t"$threads" -c"$conns" -d"${dur}s" --timeout 10s \
-    --latency -s "$BENCH/post.lua" "http://127.0.0.1:$port" >"$RAW/$name.wrk.txt" 2>&1 || true
-  m1=$(ticks "$MOCK_PID"); o1=$(passive_opens)
+  m0=$(ticks "$MOCK_PID"); o0=$(listen_overflows)
+  perf_start "$RAW/$name.accepts-all.txt" "$MOCK_PID"; pa=$PERF_PID
+  [ -z "$pa" ] || sleep 0.3 # let perf attach
+  BENCH_TARGET=$target BENCH_STREAM=$stream BENCH_DELAY_MS=$pause taskset -c "$LOAD_CPU" wrk -t"$threads" -c"$conns" \
+    -d"${dur}s" --timeout 10s --latency -s "$BENCH/post.lua" "http://127.0.0.1:$port" \
+    >"$RAW/$name.wrk.txt" 2>&1 &
+  wrk_pid=$!
+  PIDS+=("$wrk_pid")
+  if [ "$dur" -gt 4 ]; then
+    sleep 2
+    perf_start "$RAW/$name.accepts-steady.txt" "$MOCK_PID"; pb=$PERF_PID
+    steady_s=$((dur - 2))
+  fi
+  forget "$wrk_pid"
+  m1=$(ticks "$MOCK_PID"); o1=$(listen_overflows)
   if [ -n "${PROXY_PID:-}" ] && alive "$PROXY_PID"; then p1=$(ticks "$PROXY_PID"); fi
+  perf_stop "$pa" "$RAW/$name.accepts-all.txt"; acc_all=$PERF_COUNT
+  perf_stop "$pb" "$RAW/$name.accepts-steady.txt"; acc_steady=$PERF_COUNT
   line=$(sed -n 's/^WRKJSON //p' "$RAW/$name.wrk.txt")
   [ -n "$line" ] || { cat "$RAW/$name.wrk.txt" >&2; die "wrk run $name produced no result"; }
-  printf '{"name":"%s","target":"%s","threads":%d,"conns":%d,"wrk":%s,"proxy_cpu_ticks":%d,"mock_cpu_ticks":%d,"passive_opens":%d,"clk_tck":%d}\n' \
-    "$name" "$target" "$threads" "$conns" "$line" "$((p1 - p0))" "$((m1 - m0))" "$((o1 - o0))" \
-    "$(getconf CLK_TCK)" >"$RAW/$name.json"
-  log "  $name: $("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); w=d["wrk"]; print(f"{w[\"requests\"]} req, {w[\"requests\"]/(w[\"duration_us\"]/1e6):.0f} req/s, p50 {w[\"lat_us\"][\"p50\"]/1000:.3f} ms, p99 {w[\"lat_us\"][\"p99\"]/1000:.3f} ms, errors {sum(w[\"errors\"].values())}")' "$RAW/$name.json")"
+  printf '{"name":"%s","target":"%s","stream":%d,"threads":%d,"conns":%d,"wrk":%s,"proxy_cpu_ticks":%d,"mock_cpu_ticks":%d,"mock_accepts":%d,"mock_accepts_steady":%d,"steady_s":%d,"listen_overflows":%d,"clk_tck":%d}\n' \
+    "$name" "$target" "$stream" "$threads" "$conns" "$line" "$((p1 - p0))" "$((m1 - m0))" \
+    "$acc_all" "$acc_steady" "$steady_s" "$((o1 - o0))" "$(getconf CLK_TCK)" >"$RAW/$name.json"
+  log "  $name: $("$PY" "$BENCH/report.py" --line "$RAW/$name.json")"
 }
 
 # upstream_conns -> established proxy->mock connections right now
@@ -178,6 +259,8 @@ print(json.dumps({
     "kernel": run("uname", "-r"), "wrk": run("wrk", "-v").splitlines()[0] if run("wrk", "-v") else "",
     "git": run("git", "-C", os.path.dirname(os.path.dirname(os.path.dirname(sys.argv[1]))), "rev-parse", "--short", "HEAD"),
     "mem_total_kb": int(open("/proc/meminfo").readline().split()[1]),
+    "loadavg_start": " ".join(open("/proc/loadavg").read().split()[:3]),
+    "binary_built": datetime.datetime.fromtimestamp(os.path.getmtime(sys.argv[1]), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
 }))
 EOF
 }
@@ -191,11 +274,21 @@ start_mock base
 start_proxy base 5
 sleep 1
 printf '{"VmRSS":%d,"VmHWM":%d}\n' "$(status_kb "$PROXY_PID" VmRSS)" "$(status_kb "$PROXY_PID" VmHWM)" >"$RAW/idle_base.json"
+# Listen backlogs (Send-Q of a listening socket is its backlog).
+printf '{"proxy":%d,"mock":%d}\n' \
+  "$(ss -Hltn "( sport = :$PROXY_PORT )" | awk '{ print $3; exit }')" \
+  "$(ss -Hltn "( sport = :$MOCK_PORT )" | awk '{ print $3; exit }')" >"$RAW/listen_backlog.json"
+log "  listen backlogs: $(cat "$RAW/listen_backlog.json")"
 log "  proxy idle RSS: $(status_kb "$PROXY_PID" VmRSS) kB"
-wrk_run warmup_c64 proxy "$PROXY_PORT" 2 64 2
+# Warm both sides the same way (fresh listeners drop SYNs on the first burst on this VM).
+wrk_run warmup_direct_c64 direct "$MOCK_PORT" 2 64 2
+wrk_run warmup_proxy_c64 proxy "$PROXY_PORT" 2 64 2
 UP_BEFORE=$(upstream_conns)
 wrk_run direct_c1 direct "$MOCK_PORT" 1 1 "$DUR"
 wrk_run proxy_c1 proxy "$PROXY_PORT" 1 1 "$DUR"
+# Paced: one connection, 1 ms pause between requests (just under 1,000 req/s).
+wrk_run direct_paced direct "$MOCK_PORT" 1 1 "$DUR" 0 1
+wrk_run proxy_paced proxy "$PROXY_PORT" 1 1 "$DUR" 0 1
 wrk_run direct_c64 direct "$MOCK_PORT" 2 64 "$DUR"
 wrk_run proxy_c64 proxy "$PROXY_PORT" 2 64 "$DUR"
 UP_AFTER=$(upstream_conns)
@@ -209,7 +302,8 @@ stop "$PROXY_PID"; stop "$MOCK_PID"; PROXY_PID=
 log "256 concurrent against a 200 ms upstream (proxy with 20 keys)"
 start_mock slow --latency-ms 200
 start_proxy slow 20
-wrk_run warmup_slow proxy "$PROXY_PORT" 2 256 2
+wrk_run warmup_slow_direct direct "$MOCK_PORT" 2 256 2
+wrk_run warmup_slow_proxy proxy "$PROXY_PORT" 2 256 2
 wrk_run direct_c256_200ms direct "$MOCK_PORT" 2 256 "$DUR"
 wrk_run proxy_c256_200ms proxy "$PROXY_PORT" 2 256 "$DUR"
 alive "$PROXY_PID" || die "proxy died during the 200 ms runs"
@@ -217,10 +311,14 @@ cp "$TMP/proxy-slow.log" "$RAW/proxy-slow.log"
 stop "$PROXY_PID"; stop "$MOCK_PID"; PROXY_PID=
 
 # ---------------------------------------------------------------- 4: streaming probe
-log "streaming probe: 20 chunks x 5 ms, $STREAMS sequential streams per side"
+log "streaming: 20 chunks x 5 ms; wrk c=32 for CPU per stream, then $STREAMS sequential streams per side"
 start_mock stream --stream-chunks 20 --chunk-delay-ms 5
 start_proxy stream 5
-taskset -c "$LOAD_CPU" "$PY" "$BENCH/probe.py" stream --port "$MOCK_PORT" --target direct --n "$STREAMS" >"$RAW/stream_direct.json"
+wrk_run warmup_stream_direct direct "$MOCK_PORT" 2 32 2 1
+wrk_run warmup_stream_proxy proxy "$PROXY_PORT" 2 32 2 1
+wrk_run stream_direct_c32 direct "$MOCK_PORT" 2 32 "$DUR" 1
+wrk_run stream_proxy_c32 proxy "$PROXY_PORT" 2 32 "$DUR" 1
+taskset -c "$LOAD_CPU" "$PY" "$BENCH/probe.py" stream --port "$MOCK_PORT" --target direct --n "$STREAMS" --pid "$MOCK_PID" >"$RAW/stream_direct.json"
 taskset -c "$LOAD_CPU" "$PY" "$BENCH/probe.py" stream --port "$PROXY_PORT" --target proxy --n "$STREAMS" --pid "$PROXY_PID" >"$RAW/stream_proxy.json"
 log "  direct: $(cat "$RAW/stream_direct.json")"
 log "  proxy:  $(cat "$RAW/stream_proxy.json")"
@@ -231,15 +329,24 @@ stop "$PROXY_PID"; stop "$MOCK_PID"; PROXY_PID=
 # ---------------------------------------------------------------- 5: held streams, RSS
 log "RSS: $HOLD held streams (20 chunks x 500 ms each) through the proxy (20 keys)"
 start_mock hold --stream-chunks 20 --chunk-delay-ms 500
-start_proxy hold 20
+start_proxy hold 20 0
 sleep 1
 printf '{"VmRSS":%d,"VmHWM":%d}\n' "$(status_kb "$PROXY_PID" VmRSS)" "$(status_kb "$PROXY_PID" VmHWM)" >"$RAW/idle_hold.json"
 log "  proxy idle RSS: $(status_kb "$PROXY_PID" VmRSS) kB"
+O0=$(listen_overflows)
 taskset -c "$LOAD_CPU" "$PY" "$BENCH/probe.py" hold --port "$PROXY_PORT" --n "$HOLD" --pid "$PROXY_PID" --timeout 60 >"$RAW/hold.json" || true
+printf '{"listen_overflows":%d}\n' "$(( $(listen_overflows) - O0 ))" >"$RAW/hold_overflows.json"
 log "  $(cat "$RAW/hold.json")"
 alive "$PROXY_PID" || die "proxy died during the held-stream test"
 sleep 1
 printf '{"VmRSS":%d,"VmHWM":%d}\n' "$(status_kb "$PROXY_PID" VmRSS)" "$(status_kb "$PROXY_PID" VmHWM)" >"$RAW/after_hold.json"
+# Leak check: the same load again; RSS should not climb round after round.
+log "  second round of $HOLD held streams (leak check)"
+taskset -c "$LOAD_CPU" "$PY" "$BENCH/probe.py" hold --port "$PROXY_PORT" --n "$HOLD" --pid "$PROXY_PID" --timeout 60 >"$RAW/hold2.json" || true
+alive "$PROXY_PID" || die "proxy died during the second held-stream round"
+sleep 1
+printf '{"VmRSS":%d,"VmHWM":%d}\n' "$(status_kb "$PROXY_PID" VmRSS)" "$(status_kb "$PROXY_PID" VmHWM)" >"$RAW/after_hold2.json"
+log "  RSS after round 1: $(cat "$RAW/after_hold.json"), after round 2: $(cat "$RAW/after_hold2.json")"
 cp "$TMP/proxy-hold.log" "$RAW/proxy-hold.log"
 stop "$PROXY_PID"; PROXY_PID=
 
@@ -252,5 +359,5 @@ taskset -c "$LOAD_CPU" "$PY" "$BENCH/probe.py" startup --bin "$HAJIMI" --cwd "$T
 log "  $(cat "$RAW/startup.json")"
 stop "$MOCK_PID"
 
-printf '{"seconds":%d}\n' "$(( $(date +%s) - START ))" >"$RAW/elapsed.json"
+printf '{"seconds":%d,"loadavg_end":"%s"}\n' "$(( $(date +%s) - START ))" "$(cut -d' ' -f1-3 /proc/loadavg)" >"$RAW/elapsed.json"
 "$PY" "$BENCH/report.py" "$RAW" "$OUT"

@@ -610,6 +610,35 @@ mod tests {
         assert!(pick_key(&pool, "flash", &HashSet::new()).is_some());
     }
 
+    /// Must show (issue 4): a 429 with `retryDelay: 30s` keeps that key off that model for
+    /// 30 s while the other keys serve, on a paused clock.
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_key_sits_out_30s_while_the_others_serve() {
+        let pool = KeyPool::new(keys(3));
+        let throttled = pick_key(&pool, "flash", &HashSet::new()).expect("key");
+        throttled.settle(
+            &Failure::Quota {
+                retry_after: Some(Duration::from_secs(30)),
+                daily: false,
+            },
+            "flash",
+            Instant::now(),
+        );
+        for _ in 0..29 {
+            for _ in 0..6 {
+                let k = pick_key(&pool, "flash", &HashSet::new()).expect("the others serve");
+                assert_ne!(k.id, throttled.id);
+            }
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let served: HashSet<KeyId> = (0..6)
+            .filter_map(|_| pick_key(&pool, "flash", &HashSet::new()))
+            .map(|k| k.id)
+            .collect();
+        assert!(served.contains(&throttled.id), "back after 30 s");
+    }
+
     #[test]
     fn overload_leaves_the_key_active() {
         let pool = KeyPool::new(keys(1));
