@@ -22,7 +22,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::cache::{Inflight, ResponseCache};
-use crate::config::{Config, Settings};
+use crate::config::{Config, RawEnv, Settings};
 use crate::error::{Flavor, GatewayError};
 use crate::fetch::Fetcher;
 use crate::keys::KeyPool;
@@ -33,6 +33,8 @@ use crate::pipeline::chat::chat_completions;
 use crate::pipeline::{embeddings, native};
 use crate::routes::{openai, ops, vector};
 use crate::signatures::Signatures;
+use crate::stats::Stats;
+use crate::store::Store;
 use crate::upstream::Upstream;
 
 /// Shared state; cheap to clone into handlers.
@@ -42,6 +44,15 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub live: Live,
     pub keys: KeyPool,
+    pub stats: Arc<Stats>,
+    /// The embedded store (`None`: memory only).
+    pub store: Option<Arc<Store>>,
+    /// The raw configuration values (the precedence rule of saved settings).
+    pub env: RawEnv,
+    /// For each key from the environment, the variable that holds it.
+    pub key_vars: Vec<(String, String)>,
+    /// Where each setting's value came from.
+    pub provenance: std::sync::Mutex<std::collections::BTreeMap<String, crate::config::Source>>,
     pub models: Catalog,
     pub signatures: Signatures,
     pub upstream: Upstream,
@@ -49,6 +60,8 @@ pub struct Inner {
     pub cache: ResponseCache,
     pub inflight: Inflight,
     pub limiter: RateLimiter,
+    /// Key states last handed to the store.
+    pub persisted_keys: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
     pub started: Instant,
     pub ready: AtomicBool,
     pub shutdown: CancellationToken,
@@ -63,11 +76,21 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub fn new(
+        config: Config,
+        shutdown: CancellationToken,
+        store: Option<Arc<Store>>,
+    ) -> anyhow::Result<Self> {
         let upstream = Upstream::new(&config.settings)?;
         let fetcher = Fetcher::new(config.settings.image_fetch_allow_loopback)?;
+        let zone = config.settings.stats_reset_timezone.clone();
         Ok(Self(Arc::new(Inner {
-            keys: KeyPool::new(config.keys),
+            keys: KeyPool::with_reset_zone(config.keys, &zone),
+            stats: Arc::new(Stats::new(&zone, store.clone())),
+            store,
+            env: config.env,
+            key_vars: config.key_vars,
+            provenance: std::sync::Mutex::new(config.provenance),
             live: Live::new(config.settings),
             models: Catalog::default(),
             signatures: Signatures::default(),
@@ -76,6 +99,7 @@ impl AppState {
             cache: ResponseCache::default(),
             inflight: Inflight::default(),
             limiter: RateLimiter::default(),
+            persisted_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
             started: Instant::now(),
             ready: AtomicBool::new(true),
             shutdown,
@@ -94,6 +118,7 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     let settings = state.live.current();
+    let stats = Arc::clone(&state.stats);
     let api = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/chat/completions", post(chat_completions))
@@ -129,7 +154,8 @@ pub fn router(state: AppState) -> Router {
             get(native::get_model_v1beta).post(native::action_v1beta),
         )
         .route("/health", get(ops::health))
-        .route("/ready", get(ops::ready));
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics));
     let index_path = match &settings.dashboard_url {
         Some(p) => format!("/{p}"),
         None => "/".to_owned(),
@@ -143,9 +169,9 @@ pub fn router(state: AppState) -> Router {
         Some(layer) => router.layer(layer),
         None => router,
     };
-    router
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::from_fn(crate::telemetry::log_requests))
+    router.layer(CatchPanicLayer::custom(panic_response)).layer(
+        axum::middleware::from_fn_with_state(stats, crate::telemetry::log_requests),
+    )
 }
 
 fn cors(settings: &Settings) -> Option<CorsLayer> {

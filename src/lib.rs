@@ -15,10 +15,14 @@ pub mod keys;
 pub mod limits;
 pub mod live;
 pub mod mask;
+pub mod metrics;
 pub mod models;
+pub mod persist;
 pub mod pipeline;
 pub mod routes;
 pub mod signatures;
+pub mod stats;
+pub mod store;
 pub mod telemetry;
 pub mod translate;
 pub mod upstream;
@@ -54,10 +58,32 @@ impl Server {
         Self::start_on(config, listener).await
     }
 
-    pub async fn start_on(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+    pub async fn start_on(mut config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        let state = AppState::new(config, shutdown.clone())?;
+        metrics::install();
+        let (store, loaded, reader) = persist::open(&config)?;
+        if let Some(store) = &store {
+            let mut ops = persist::apply_saved(&mut config, &loaded);
+            let dir = config.settings.storage_dir.path.clone();
+            ops.extend(persist::import_hajimi(&mut config, &dir, &loaded));
+            if !ops.is_empty() {
+                store
+                    .commit(ops)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("store: {e}"))?;
+            }
+        }
+        let state = AppState::new(config, shutdown.clone(), store)?;
+        persist::restore_key_states(&state.keys, &loaded);
+        if let Some(reader) = &reader {
+            let ids: Vec<_> = state.keys.slots().iter().map(|k| k.id).collect();
+            state.stats.restore(reader, &ids);
+            for slot in state.keys.slots().iter() {
+                slot.set_calls_today(state.stats.key_today(slot.id).total.successes);
+            }
+        }
+        drop(reader);
         spawn_background(&state);
         let app = app::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let token = shutdown.clone();
@@ -80,15 +106,23 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets in-flight requests finish up to [`DRAIN_DEADLINE`].
+    /// Stops accepting, lets in-flight requests and streams finish up to [`DRAIN_DEADLINE`],
+    /// then commits what the store has queued.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         self.state.tasks.close();
-        match tokio::time::timeout(DRAIN_DEADLINE, self.handle).await {
-            Ok(joined) => joined??,
-            Err(_) => tracing::warn!("shutdown deadline passed with requests still running"),
+        let served = match tokio::time::timeout(DRAIN_DEADLINE, self.handle).await {
+            Ok(joined) => joined.map_err(anyhow::Error::from).and_then(|r| r),
+            Err(_) => {
+                tracing::warn!("shutdown deadline passed with requests still running");
+                Ok(())
+            }
+        };
+        persist_now(&self.state);
+        if let Some(store) = self.state.store.clone() {
+            let _ = tokio::task::spawn_blocking(move || store.close()).await;
         }
-        Ok(())
+        served
     }
 
     /// Serves until the shutdown token is cancelled (by a signal, in `main`).
@@ -147,6 +181,15 @@ fn spawn_background(state: &AppState) {
     let s = state.clone();
     state.spawn_tracked(async move {
         loop {
+            tokio::select! {
+                () = s.shutdown.cancelled() => break,
+                () = tokio::time::sleep(std::time::Duration::from_millis(500)) => persist_now(&s),
+            }
+        }
+    });
+    let s = state.clone();
+    state.spawn_tracked(async move {
+        loop {
             let snap = s.live.current();
             if !s.keys.is_empty()
                 && let Err(f) = s.models.refresh(&snap, &s.keys, &s.upstream).await
@@ -159,6 +202,31 @@ fn spawn_background(state: &AppState) {
             }
         }
     });
+}
+
+/// Hands statistics and key states to the store (every half second, and at shutdown).
+fn persist_now(state: &AppState) {
+    state.stats.flush();
+    let now = tokio::time::Instant::now();
+    let slots = state.keys.slots();
+    let count = |st: keys::KeyState| slots.iter().filter(|k| k.state() == st).count();
+    let cooling = slots
+        .iter()
+        .filter(|k| k.state() == keys::KeyState::Active && !k.cooldowns(now).is_empty())
+        .count();
+    metrics::key_states(
+        count(keys::KeyState::Active) - cooling,
+        cooling,
+        count(keys::KeyState::Invalid),
+        count(keys::KeyState::Suspended),
+    );
+    if let Some(store) = &state.store {
+        let mut last = state
+            .persisted_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        persist::snapshot_key_states(&state.keys, store, &mut last);
+    }
 }
 
 /// Keeps HAJIMI's `INVALID_API_KEYS` record in step with key checks.

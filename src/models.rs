@@ -110,6 +110,12 @@ impl Catalog {
                         })
                         .collect();
                     self.thinking.store(Some(Arc::new(thinking)));
+                    crate::metrics::set_known_models(
+                        models
+                            .iter()
+                            .map(|m| m.name.strip_prefix("models/").unwrap_or(&m.name).to_owned())
+                            .chain(settings.extra_models.iter().cloned()),
+                    );
                     self.models.store(Some(Arc::new(models)));
                     return Ok(n);
                 }

@@ -54,6 +54,8 @@ pub struct Outcome {
     pub attempts: u32,
     pub stream: bool,
     pub cache_hit: bool,
+    /// Time spent waiting on Google (all attempts), for the gateway-overhead metric.
+    pub upstream_ms: f64,
 }
 
 /// A handler's [`Outcome`], shared with the request log: streams and deferred answers keep
@@ -82,7 +84,11 @@ impl OutcomeHandle {
 #[derive(Clone, Debug)]
 pub struct RequestId(pub Arc<str>);
 
-pub async fn log_requests(mut request: Request, next: Next) -> Response {
+pub async fn log_requests(
+    axum::extract::State(stats): axum::extract::State<Arc<crate::stats::Stats>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id: Arc<str> = request
         .headers()
@@ -121,6 +127,7 @@ pub async fn log_requests(mut request: Request, next: Next) -> Response {
         error,
         started,
         headers_ms: started.elapsed().as_secs_f64() * 1000.0,
+        stats,
     };
     let (parts, body) = response.into_parts();
     Response::from_parts(
@@ -142,6 +149,7 @@ struct LogLine {
     error: Option<&'static str>,
     started: Instant,
     headers_ms: f64,
+    stats: Arc<crate::stats::Stats>,
 }
 
 impl LogLine {
@@ -171,6 +179,62 @@ impl LogLine {
             completed,
             "request"
         );
+        let ms = |v: f64| std::time::Duration::from_secs_f64((v / 1000.0).max(0.0));
+        crate::metrics::request(
+            &self.route,
+            outcome.model.as_deref(),
+            self.status,
+            ms(self.headers_ms),
+            ms(total_ms),
+            ms(outcome.upstream_ms),
+            outcome.attempts,
+            outcome.cache_hit,
+        );
+        if outcome.model.is_some() {
+            let at = jiff::ZonedDateTime::now()
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string();
+            let level = if self.status >= 500 {
+                "ERROR"
+            } else if self.status >= 400 {
+                "WARNING"
+            } else {
+                "INFO"
+            };
+            let kind = if outcome.stream {
+                "stream"
+            } else {
+                "non-stream"
+            };
+            let message = format!(
+                "{} {} {}ms{}{}",
+                self.method,
+                self.route,
+                total_ms.round(),
+                if outcome.cache_hit { " (cache)" } else { "" },
+                if outcome.attempts > 1 {
+                    format!(" ({} attempts)", outcome.attempts)
+                } else {
+                    String::new()
+                }
+            );
+            let key = key.unwrap_or_default();
+            let formatted = format!(
+                "[{at}] [{level}] [{key}]-{kind}-[{model}]-{}: {message}",
+                self.status
+            );
+            self.stats.log(crate::stats::LogEntry {
+                timestamp: at,
+                level: level.to_owned(),
+                key,
+                request_type: kind.to_owned(),
+                model: model.to_owned(),
+                status_code: self.status.to_string(),
+                message,
+                error_message: self.error.unwrap_or_default().to_owned(),
+                formatted,
+            });
+        }
     }
 }
 

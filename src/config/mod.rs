@@ -3,6 +3,7 @@
 //! one [`Settings`] value. Settings live in the per-request snapshot (`live.rs`); this module
 //! only builds them and never reads the environment anywhere else.
 
+pub mod editable;
 pub mod keys;
 pub mod parse;
 
@@ -150,6 +151,35 @@ pub struct Config {
     pub keys: Vec<String>,
     pub provenance: BTreeMap<String, Source>,
     pub warnings: Vec<String>,
+    /// The raw values behind the settings (for the dashboard precedence rule).
+    pub env: RawEnv,
+    /// For each key from the environment, the variable that holds it.
+    pub key_vars: Vec<(String, String)>,
+}
+
+/// Raw configuration values by variable name. Holds secrets: `Debug` prints names only.
+#[derive(Clone, Default)]
+pub struct RawEnv(pub BTreeMap<String, String>);
+
+impl RawEnv {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// A short stable fingerprint of a variable's value (what a key tombstone remembers).
+    pub fn fingerprint(&self, name: &str) -> String {
+        let value = self.get(name).unwrap_or_default();
+        format!(
+            "{name}:{:016x}",
+            xxhash_rust::xxh64::xxh64(value.as_bytes(), 7)
+        )
+    }
+}
+
+impl std::fmt::Debug for RawEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
 }
 
 /// Values given on the command line; they win over everything but the dashboard.
@@ -435,7 +465,8 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
             .string("VERTEX_MODELS_CONFIG_URL", DEFAULT_VERTEX_MODELS_CONFIG_URL),
     };
 
-    let keys = collect_keys(&mut v);
+    let (keys, key_vars) = collect_keys(&mut v);
+    let env = RawEnv(v.raw_values());
 
     let mut warnings = std::mem::take(&mut v.warnings);
     if settings.password_is_default {
@@ -465,15 +496,26 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
         keys,
         provenance: std::mem::take(&mut v.provenance),
         warnings,
+        env,
+        key_vars,
     })
 }
 
-/// `GEMINI_API_KEYS` then `GEMINI_API_KEYS_1..98` until the first missing one.
-fn collect_keys(v: &mut Values) -> Vec<String> {
+/// `GEMINI_API_KEYS` then `GEMINI_API_KEYS_1..98` until the first missing one; also which
+/// variable holds each key.
+fn collect_keys(v: &mut Values) -> (Vec<String>, Vec<(String, String)>) {
     let mut all = Vec::new();
+    let mut vars = Vec::new();
     let mut seen = HashSet::new();
+    let mut take = |name: &str, text: &str, all: &mut Vec<String>, seen: &mut HashSet<String>| {
+        let before = all.len();
+        keys::dedup_into(all, seen, keys::extract_keys(text));
+        for k in &all[before..] {
+            vars.push((k.clone(), name.to_owned()));
+        }
+    };
     if let Some((text, _)) = v.get("GEMINI_API_KEYS") {
-        keys::dedup_into(&mut all, &mut seen, keys::extract_keys(&text));
+        take("GEMINI_API_KEYS", &text, &mut all, &mut seen);
     }
     for i in 1..=98 {
         let name = format!("GEMINI_API_KEYS_{i}");
@@ -481,10 +523,10 @@ fn collect_keys(v: &mut Values) -> Vec<String> {
             break;
         }
         if let Some((text, _)) = v.get(&name) {
-            keys::dedup_into(&mut all, &mut seen, keys::extract_keys(&text));
+            take(&name, &text, &mut all, &mut seen);
         }
     }
-    all
+    (all, vars)
 }
 
 fn parse_trusted(v: &mut Values) -> Result<TrustedProxies, ConfigError> {

@@ -69,6 +69,14 @@ impl Values {
         found
     }
 
+    /// Every value that is set, by name (secrets included: never print this).
+    pub fn raw_values(&self) -> BTreeMap<String, String> {
+        self.raw
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect()
+    }
+
     pub fn is_set(&self, name: &str) -> bool {
         self.raw.contains_key(name)
     }

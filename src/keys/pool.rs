@@ -138,6 +138,11 @@ impl KeySlot {
         self.calls_today.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Restores today's count (from the store, at start-up).
+    pub fn set_calls_today(&self, n: u64) {
+        self.calls_today.store(n, Ordering::Relaxed);
+    }
+
     pub fn calls_today(&self) -> u64 {
         self.calls_today.load(Ordering::Relaxed)
     }
@@ -172,7 +177,7 @@ impl KeySlot {
         }
     }
 
-    fn cool(&self, model: &str, until: Instant, daily: bool) {
+    pub fn cool(&self, model: &str, until: Instant, daily: bool) {
         let mut cds = self.lock();
         if let Some(c) = cds.iter_mut().find(|c| c.model == model) {
             if until > c.until {

@@ -181,6 +181,7 @@ async fn stream(
     let body = Arc::new(RequestBody::typed(translated.request)?);
     let (opened, _key) = dispatch::run(
         &state.keys,
+        &state.stats,
         snap,
         &model,
         outcome,
@@ -296,6 +297,7 @@ impl Rescue {
         let probe = OutcomeHandle::default();
         let result = dispatch::run(
             &self.state.keys,
+            &self.state.stats,
             &snap,
             &self.model,
             &probe,
@@ -441,6 +443,13 @@ impl Relay {
                 None if self.mapper.is_finished() => {
                     self.finished = true;
                     self.mapper.finish(&mut out);
+                    let usage = self.mapper.total_usage();
+                    crate::pipeline::complete::record_tokens(
+                        &self.rescue.state.stats,
+                        self.rescue.outcome.get().key,
+                        &self.rescue.model,
+                        Some(&usage),
+                    );
                 }
                 None => {
                     tracing::warn!("upstream stream ended without a finish reason");

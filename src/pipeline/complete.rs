@@ -181,6 +181,17 @@ pub async fn obtain(
         None => None,
     };
     let result = race(&state, &snap, &plan, &outcome).await;
+    if let Ok(answer) = &result {
+        record_tokens(
+            &state.stats,
+            outcome.get().key,
+            &plan.model,
+            answer
+                .parsed
+                .as_ref()
+                .and_then(|p| p.usage_metadata.as_ref()),
+        );
+    }
     if let Some(guard) = &leader {
         guard.publish(&result);
     }
@@ -208,6 +219,7 @@ async fn race(
     let spawn = move |fut: BoxFuture<'static, ()>| tasks.spawn(fut).abort_handle();
     let (answer, leftovers) = dispatch::race(
         &state.keys,
+        &state.stats,
         snap,
         &plan.model,
         outcome,
@@ -220,6 +232,31 @@ async fn race(
         keep_surplus(state, snap, key, left);
     }
     Ok(answer)
+}
+
+/// Counts an answer's tokens in the statistics and metrics.
+pub fn record_tokens(
+    stats: &crate::stats::Stats,
+    key: Option<crate::mask::KeyId>,
+    model: &str,
+    usage: Option<&crate::wire::gemini::UsageMetadata>,
+) {
+    let Some(u) = usage else { return };
+    let c = crate::store::Counters {
+        prompt_tokens: u.prompt_token_count + u.tool_use_prompt_token_count,
+        completion_tokens: u.candidates_token_count + u.thoughts_token_count,
+        thought_tokens: u.thoughts_token_count,
+        cached_tokens: u.cached_content_token_count,
+        ..crate::store::Counters::default()
+    };
+    stats.record(key, model, &c);
+    crate::metrics::tokens(
+        model,
+        c.prompt_tokens,
+        c.completion_tokens,
+        c.thought_tokens,
+        c.cached_tokens,
+    );
 }
 
 /// Collects a won race's other answers into the cache (HAJIMI's free "regenerate").

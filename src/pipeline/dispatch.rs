@@ -22,6 +22,8 @@ use crate::config::Settings;
 use crate::error::GatewayError;
 use crate::keys::{KeyPool, KeySlot, Lease, Limits, Pick};
 use crate::mask::KeyId;
+use crate::stats::Stats;
+use crate::store::Counters;
 use crate::telemetry::OutcomeHandle;
 use crate::upstream::classify::Failure;
 
@@ -269,6 +271,35 @@ impl Attempts {
     }
 }
 
+/// Counts one upstream attempt in the statistics and metrics.
+pub fn record_attempt(
+    stats: &Stats,
+    key: KeyId,
+    model: &str,
+    took: Duration,
+    result: Result<(), &Failure>,
+) {
+    let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+    let mut c = Counters {
+        calls: 1,
+        latency_ms: ms,
+        ..Counters::default()
+    };
+    let kind = match result {
+        Ok(()) => {
+            c.successes = 1;
+            "success"
+        }
+        Err(f) => {
+            c.failures = 1;
+            c.failure_kinds.insert(f.kind().to_owned(), 1);
+            f.kind()
+        }
+    };
+    stats.record(Some(key), model, &c);
+    crate::metrics::upstream_attempt(model, kind, took);
+}
+
 /// A request error from the upstream, as the client sees it (CONTRACT §3).
 pub fn request_error(f: &Failure) -> GatewayError {
     match f {
@@ -315,6 +346,7 @@ fn ends_request(failure: &Failure) -> bool {
 /// settle the key and move on. The winning key's lease is returned with the value.
 pub async fn run<T, Fut>(
     pool: &KeyPool,
+    stats: &Arc<Stats>,
     settings: &Settings,
     model: &str,
     outcome: &OutcomeHandle,
@@ -337,13 +369,23 @@ where
             o.key = Some(id);
             o.attempts = n;
         });
-        match tokio::time::timeout_at(attempts.deadline, attempt(Arc::clone(lease.slot()))).await {
-            Err(_) => return Err(attempts.deadline_error()),
+        let started = Instant::now();
+        let result =
+            tokio::time::timeout_at(attempts.deadline, attempt(Arc::clone(lease.slot()))).await;
+        let took = started.elapsed();
+        outcome.update(|o| o.upstream_ms += took.as_secs_f64() * 1000.0);
+        match result {
+            Err(_) => {
+                record_attempt(stats, lease.id, model, took, Err(&Failure::Timeout));
+                return Err(attempts.deadline_error());
+            }
             Ok(Ok(value)) => {
+                record_attempt(stats, lease.id, model, took, Ok(()));
                 lease.record_success();
                 return Ok((value, lease));
             }
             Ok(Err(failure)) => {
+                record_attempt(stats, lease.id, model, took, Err(&failure));
                 if fix(&failure) {
                     continue;
                 }
@@ -373,6 +415,7 @@ pub struct Leftovers<T> {
 /// `RACE_CANCEL_LOSERS`).
 pub async fn race<T: Send + 'static>(
     pool: &KeyPool,
+    stats: &Arc<Stats>,
     settings: &Settings,
     model: &str,
     outcome: &OutcomeHandle,
@@ -410,8 +453,17 @@ pub async fn race<T: Send + 'static>(
             let tx = tx.clone();
             let work = attempt(Arc::clone(lease.slot()));
             let model = model_owned.clone();
+            let stats = Arc::clone(stats);
             handles.push(spawn(Box::pin(async move {
+                let started = Instant::now();
                 let result = work.await;
+                record_attempt(
+                    &stats,
+                    lease.id,
+                    &model,
+                    started.elapsed(),
+                    result.as_ref().map(|_| ()),
+                );
                 match &result {
                     Ok(_) => lease.record_success(),
                     Err(f) if !ends_request(f) => lease.settle(f, &model, Instant::now()),

@@ -191,6 +191,7 @@ pub async fn embed(
         let body = bytes::Bytes::from(json!({ "requests": requests }).to_string());
         let (vectors, _) = dispatch::run(
             &state.keys,
+            &state.stats,
             snap,
             &model,
             outcome,

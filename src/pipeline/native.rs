@@ -155,6 +155,7 @@ async fn proxy_get(
         );
         let (answer, _) = dispatch::run(
             &state.keys,
+            &state.stats,
             &snap,
             "models.list",
             &outcome,
@@ -286,6 +287,7 @@ async fn run_action(
 
     let (answer, _) = dispatch::run(
         &state.keys,
+        &state.stats,
         &snap,
         &upstream_model,
         outcome,

@@ -36,3 +36,26 @@ pub async fn index() -> Html<&'static str> {
         ").</p><p>OpenAI base URL: <code>/v1</code></p></body></html>"
     ))
 }
+
+/// `GET /metrics`: Prometheus text; with `METRICS_PASSWORD`, only for that Bearer token.
+pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let snap = state.live.current();
+    if let Some(password) = &snap.metrics_password {
+        let presented = crate::pipeline::auth::presented_credentials(&headers, None);
+        if !presented.iter().any(|p| password.matches(p.as_bytes())) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "401 Unauthorized: METRICS_PASSWORD\n",
+            )
+                .into_response();
+        }
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
+}

@@ -240,7 +240,8 @@ impl ChunkMapper {
         out.push(Bytes::from_static(b"data: [DONE]\n\n"));
     }
 
-    fn total_usage(&self) -> UsageMetadata {
+    /// The usage of the whole answer (continued streams included).
+    pub fn total_usage(&self) -> UsageMetadata {
         let u = self.usage.unwrap_or_default();
         let c = self.carried;
         UsageMetadata {

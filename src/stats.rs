@@ -1,0 +1,380 @@
+//! Usage statistics: per key × model × minute, hour and day — calls, successes, failures by
+//! kind, prompt/completion/thought/cached tokens, latency. Recorded in memory on the request
+//! path (a short mutex, no I/O), handed to the store in batches every half second, and
+//! summarised for the dashboard: totals of the last minute, hour and 24 h, per-minute series,
+//! and today's counts per key and per model. "Today" starts at midnight of
+//! `STATS_RESET_TIMEZONE` (Google's quota reset, America/Los_Angeles, by default).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
+
+use crate::mask::KeyId;
+use crate::store::{Counters, Op, Store, UsageRow};
+
+/// Per-minute totals kept in memory (24 h).
+const MINUTES: usize = 24 * 60;
+/// Request-log entries kept in memory for the dashboard.
+const LOG_ENTRIES: usize = 500;
+/// Distinct models tracked per day before the rest is counted as `other`.
+const MAX_MODELS: usize = 256;
+
+/// One dashboard log entry (HAJIMI's field names).
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct LogEntry {
+    pub timestamp: String,
+    pub level: String,
+    pub key: String,
+    pub request_type: String,
+    pub model: String,
+    pub status_code: String,
+    pub message: String,
+    pub error_message: String,
+    pub formatted: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// (minute start, totals over all keys and models), oldest first.
+    minutes: VecDeque<(i64, Counters)>,
+    /// Start of "today" (unix seconds) and when the next day starts.
+    day_start: i64,
+    next_day: i64,
+    per_key: HashMap<KeyId, KeyDay>,
+    per_model: BTreeMap<String, Counters>,
+    /// Increments not yet handed to the store: (minute start, key, model).
+    pending: HashMap<(i64, KeyId, String), Counters>,
+    log: VecDeque<LogEntry>,
+}
+
+#[derive(Default, Clone)]
+pub struct KeyDay {
+    pub total: Counters,
+    pub models: BTreeMap<String, Counters>,
+}
+
+pub struct Stats {
+    inner: Mutex<Inner>,
+    zone: String,
+    store: Option<Arc<Store>>,
+}
+
+fn now_unix() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// Unix seconds of the last and the next midnight in `zone`.
+pub fn day_bounds(zone: &str, at: i64) -> (i64, i64) {
+    let fallback = (
+        at - at.rem_euclid(86_400),
+        at - at.rem_euclid(86_400) + 86_400,
+    );
+    let Ok(ts) = jiff::Timestamp::from_second(at) else {
+        return fallback;
+    };
+    let Ok(zoned) = ts.in_tz(zone) else {
+        return fallback;
+    };
+    let Ok(start) = zoned.start_of_day() else {
+        return fallback;
+    };
+    let Ok(next) = start.tomorrow().and_then(|t| t.start_of_day()) else {
+        return fallback;
+    };
+    (start.timestamp().as_second(), next.timestamp().as_second())
+}
+
+/// Summary figures for the dashboard.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub minute: Counters,
+    pub hour: Counters,
+    pub day: Counters,
+    /// The last 31 minutes, oldest first: (minute start, totals).
+    pub series: Vec<(i64, Counters)>,
+}
+
+impl Stats {
+    pub fn new(zone: &str, store: Option<Arc<Store>>) -> Self {
+        let (day_start, next_day) = day_bounds(zone, now_unix());
+        let inner = Inner {
+            day_start,
+            next_day,
+            ..Inner::default()
+        };
+        Self {
+            inner: Mutex::new(inner),
+            zone: zone.to_owned(),
+            store,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn roll(&self, inner: &mut Inner, now: i64) {
+        if now >= inner.next_day {
+            let (start, next) = day_bounds(&self.zone, now);
+            inner.day_start = start;
+            inner.next_day = next;
+            inner.per_key.clear();
+            inner.per_model.clear();
+            tracing::info!(zone = %self.zone, "daily usage counters reset");
+        }
+    }
+
+    /// Records one increment (an attempt, or the tokens of an answer).
+    pub fn record(&self, key: Option<KeyId>, model: &str, c: &Counters) {
+        let now = now_unix();
+        let minute = now - now.rem_euclid(60);
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        self.roll(inner, now);
+        match inner.minutes.back_mut() {
+            Some((m, totals)) if *m == minute => totals.add(c),
+            _ => {
+                inner.minutes.push_back((minute, c.clone()));
+                while inner.minutes.len() > MINUTES {
+                    inner.minutes.pop_front();
+                }
+            }
+        }
+        let model_name =
+            if inner.per_model.len() >= MAX_MODELS && !inner.per_model.contains_key(model) {
+                "other"
+            } else {
+                model
+            };
+        inner
+            .per_model
+            .entry(model_name.to_owned())
+            .or_default()
+            .add(c);
+        if let Some(key) = key {
+            let day = inner.per_key.entry(key).or_default();
+            day.total.add(c);
+            day.models.entry(model_name.to_owned()).or_default().add(c);
+            if self.store.is_some() {
+                inner
+                    .pending
+                    .entry((minute, key, model_name.to_owned()))
+                    .or_default()
+                    .add(c);
+            }
+        }
+    }
+
+    /// Hands pending increments to the store as minute, hour and day rows.
+    pub fn flush(&self) {
+        let Some(store) = &self.store else { return };
+        let (pending, day_start) = {
+            let mut inner = self.lock();
+            (std::mem::take(&mut inner.pending), inner.day_start)
+        };
+        if pending.is_empty() {
+            return;
+        }
+        let mut rows = Vec::with_capacity(pending.len() * 3);
+        for ((minute, key, model), c) in pending {
+            let key_id = key.to_string();
+            let day = if minute >= day_start {
+                day_start
+            } else {
+                day_bounds(&self.zone, minute).0
+            };
+            for (bucket, start) in [
+                ("minute", minute),
+                ("hour", minute - minute.rem_euclid(3600)),
+                ("day", day),
+            ] {
+                rows.push(UsageRow {
+                    bucket,
+                    start,
+                    key_id: key_id.clone(),
+                    model: model.clone(),
+                    counters: c.clone(),
+                });
+            }
+        }
+        store.queue(Op::Usage(rows));
+    }
+
+    /// Loads today's counts and the last 24 h of minutes back from the store.
+    pub fn restore(&self, reader: &rusqlite::Connection, keys: &[KeyId]) {
+        let now = now_unix();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if let Ok(rows) = crate::store::usage_since(reader, "minute", now - 24 * 3600) {
+            let mut by_minute: BTreeMap<i64, Counters> = BTreeMap::new();
+            for r in rows {
+                by_minute.entry(r.start).or_default().add(&r.counters);
+            }
+            inner.minutes = by_minute.into_iter().collect();
+        }
+        if let Ok(rows) = crate::store::usage_since(reader, "day", inner.day_start) {
+            for r in rows.into_iter().filter(|r| r.start == inner.day_start) {
+                inner
+                    .per_model
+                    .entry(r.model.clone())
+                    .or_default()
+                    .add(&r.counters);
+                if let Some(key) = keys.iter().find(|k| k.to_string() == r.key_id) {
+                    let day = inner.per_key.entry(*key).or_default();
+                    day.total.add(&r.counters);
+                    day.models.entry(r.model).or_default().add(&r.counters);
+                }
+            }
+        }
+        if let Ok(entries) = crate::store::recent_log(reader, LOG_ENTRIES as i64) {
+            inner.log = entries
+                .iter()
+                .filter_map(|e| serde_json::from_str(e).ok())
+                .collect();
+        }
+    }
+
+    /// Clears every statistic (dashboard "reset stats"), in memory and in the store.
+    pub fn reset(&self) {
+        {
+            let mut inner = self.lock();
+            inner.minutes.clear();
+            inner.per_key.clear();
+            inner.per_model.clear();
+            inner.pending.clear();
+        }
+        if let Some(store) = &self.store {
+            store.queue(Op::ResetStats);
+        }
+    }
+
+    pub fn summary(&self) -> Summary {
+        let now = now_unix();
+        let minute = now - now.rem_euclid(60);
+        let inner = self.lock();
+        let mut s = Summary::default();
+        for (m, c) in &inner.minutes {
+            if *m >= minute - 60 {
+                s.minute.add(c);
+            }
+            if *m > minute - 3600 {
+                s.hour.add(c);
+            }
+            if *m > minute - 86_400 {
+                s.day.add(c);
+            }
+        }
+        let by_minute: HashMap<i64, &Counters> =
+            inner.minutes.iter().map(|(m, c)| (*m, c)).collect();
+        s.series = (0..31)
+            .rev()
+            .map(|i| {
+                let m = minute - i * 60;
+                (
+                    m,
+                    by_minute.get(&m).map(|c| (*c).clone()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        s
+    }
+
+    /// Today's counts for one key.
+    pub fn key_today(&self, key: KeyId) -> KeyDay {
+        self.lock().per_key.get(&key).cloned().unwrap_or_default()
+    }
+
+    pub fn models_today(&self) -> BTreeMap<String, Counters> {
+        self.lock().per_model.clone()
+    }
+
+    pub fn day_start(&self) -> i64 {
+        self.lock().day_start
+    }
+
+    /// Adds a request-log entry (memory ring + store).
+    pub fn log(&self, entry: LogEntry) {
+        if let Some(store) = &self.store
+            && let Ok(text) = serde_json::to_string(&entry)
+        {
+            store.queue(Op::Log {
+                at: now_unix(),
+                entry: text,
+            });
+        }
+        let mut inner = self.lock();
+        inner.log.push_back(entry);
+        while inner.log.len() > LOG_ENTRIES {
+            inner.log.pop_front();
+        }
+    }
+
+    pub fn logs(&self) -> Vec<LogEntry> {
+        self.lock().log.iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_start_at_local_midnight() {
+        // 2026-11-26T12:00:00Z is 04:00 in Los Angeles (UTC-8): the day began at 08:00Z.
+        let noon = jiff::Timestamp::from_second(1_795_694_400)
+            .map(|t| t.as_second())
+            .unwrap_or(0);
+        let (start, next) = day_bounds("America/Los_Angeles", noon);
+        assert_eq!(next - start, 86_400);
+        assert_eq!(start.rem_euclid(86_400), 8 * 3600);
+        let (start, _) = day_bounds("Asia/Shanghai", noon);
+        assert_eq!(start.rem_euclid(86_400), 16 * 3600);
+    }
+
+    #[test]
+    fn records_add_up_per_window_key_and_model() {
+        let stats = Stats::new("UTC", None);
+        let key = KeyId::of("AIzaSyTEST");
+        let call = Counters {
+            calls: 1,
+            successes: 1,
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            ..Counters::default()
+        };
+        stats.record(Some(key), "m1", &call);
+        stats.record(Some(key), "m2", &call);
+        stats.record(None, "m1", &call);
+        let s = stats.summary();
+        assert_eq!(s.minute.calls, 3);
+        assert_eq!(s.day.tokens(), 45);
+        assert_eq!(s.series.len(), 31);
+        assert_eq!(s.series[30].1.calls, 3, "the current minute is last");
+        assert_eq!(stats.key_today(key).total.calls, 2);
+        assert_eq!(stats.models_today().get("m1").map(|c| c.calls), Some(2));
+        stats.reset();
+        assert_eq!(stats.summary().day.calls, 0);
+    }
+
+    #[test]
+    fn the_log_is_bounded() {
+        let stats = Stats::new("UTC", None);
+        for i in 0..(LOG_ENTRIES + 10) {
+            stats.log(LogEntry {
+                timestamp: i.to_string(),
+                level: "INFO".into(),
+                key: String::new(),
+                request_type: String::new(),
+                model: String::new(),
+                status_code: String::new(),
+                message: String::new(),
+                error_message: String::new(),
+                formatted: String::new(),
+            });
+        }
+        let logs = stats.logs();
+        assert_eq!(logs.len(), LOG_ENTRIES);
+        assert_eq!(logs[0].timestamp, "10");
+    }
+}
