@@ -31,7 +31,7 @@ use crate::live::Live;
 use crate::models::Catalog;
 use crate::pipeline::chat::chat_completions;
 use crate::pipeline::{embeddings, native};
-use crate::routes::{openai, ops, vector};
+use crate::routes::{admin, openai, ops, vector};
 use crate::signatures::Signatures;
 use crate::stats::Stats;
 use crate::store::Store;
@@ -60,6 +60,10 @@ pub struct Inner {
     pub cache: ResponseCache,
     pub inflight: Inflight,
     pub limiter: RateLimiter,
+    pub sessions: crate::routes::admin::Sessions,
+    pub key_test: crate::routes::admin::KeyTestState,
+    /// Serialises dashboard writes (settings, keys).
+    pub admin_lock: tokio::sync::Mutex<()>,
     /// Key states last handed to the store.
     pub persisted_keys: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
     pub started: Instant,
@@ -100,11 +104,18 @@ impl AppState {
             inflight: Inflight::default(),
             limiter: RateLimiter::default(),
             persisted_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
+            sessions: crate::routes::admin::Sessions::default(),
+            key_test: std::sync::Mutex::new(crate::routes::admin::KeyTest::default()),
+            admin_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
             ready: AtomicBool::new(true),
             shutdown,
             tasks: TaskTracker::new(),
         })))
+    }
+
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.len()
     }
 
     /// Spawns a background task that shutdown waits for.
@@ -155,7 +166,30 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
-        .route("/metrics", get(ops::metrics));
+        .route("/metrics", get(ops::metrics))
+        .route("/api/dashboard-data", get(admin::dashboard_data))
+        .route("/api/update-config", post(admin::update_config))
+        .route("/api/reset-stats", post(admin::reset_stats))
+        .route("/api/test-api-keys", post(admin::test_keys))
+        .route(
+            "/api/test-api-keys/progress",
+            get(admin::test_keys_progress),
+        )
+        .route(
+            "/api/clear-invalid-api-keys",
+            post(admin::clear_invalid_keys),
+        )
+        .route("/api/export-valid-api-keys", post(admin::export_valid_keys))
+        .route("/api/login", post(admin::login))
+        .route("/api/logout", post(admin::logout))
+        .route("/api/session", get(admin::session))
+        .route("/api/keys", get(admin::keys))
+        .route("/api/keys/add", post(admin::keys_add))
+        .route("/api/keys/remove", post(admin::keys_remove))
+        .route("/api/keys/reset", post(admin::keys_reset))
+        .route("/api/config", get(admin::config))
+        .route("/api/usage", get(admin::usage))
+        .route("/api/logs", get(admin::logs));
     let index_path = match &settings.dashboard_url {
         Some(p) => format!("/{p}"),
         None => "/".to_owned(),

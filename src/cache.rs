@@ -318,6 +318,18 @@ impl Drop for LeaderGuard<'_> {
 }
 
 impl Inflight {
+    /// Requests currently leading an in-flight answer.
+    pub fn len(&self) -> usize {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn join(&self, key: u64) -> Join<'_> {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(rx) = map.get(&key) {

@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! hajimi: an OpenAI-, Gemini- and Anthropic-compatible gateway to Google Gemini over a
 //! managed pool of upstream credentials; a drop-in replacement for HAJIMI.
 //!
@@ -207,6 +208,18 @@ fn spawn_background(state: &AppState) {
 /// Hands statistics and key states to the store (every half second, and at shutdown).
 fn persist_now(state: &AppState) {
     state.stats.flush();
+    update_key_gauges(state);
+    if let Some(store) = &state.store {
+        let mut last = state
+            .persisted_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        persist::snapshot_key_states(&state.keys, store, &mut last);
+    }
+}
+
+/// The `hajimi_keys{state}` gauges.
+pub fn update_key_gauges(state: &AppState) {
     let now = tokio::time::Instant::now();
     let slots = state.keys.slots();
     let count = |st: keys::KeyState| slots.iter().filter(|k| k.state() == st).count();
@@ -230,7 +243,10 @@ fn persist_now(state: &AppState) {
 }
 
 /// Keeps HAJIMI's `INVALID_API_KEYS` record in step with key checks.
-fn record_invalid(state: &AppState, changed: &[(std::sync::Arc<keys::KeySlot>, keys::KeyState)]) {
+pub fn record_invalid(
+    state: &AppState,
+    changed: &[(std::sync::Arc<keys::KeySlot>, keys::KeyState)],
+) {
     if changed.is_empty() {
         return;
     }

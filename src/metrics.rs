@@ -122,32 +122,35 @@ pub fn upstream_attempt(model: &str, result: &'static str, took: Duration) {
     histogram!("hajimi_upstream_duration_seconds", "model" => model).record(took.as_secs_f64());
 }
 
+/// One finished request, as the request log saw it.
+pub struct Finished<'a> {
+    pub route: &'a str,
+    pub model: Option<&'a str>,
+    pub status: u16,
+    pub headers: Duration,
+    pub total: Duration,
+    pub upstream: Duration,
+    pub attempts: u32,
+    pub cache_hit: bool,
+}
+
 /// One finished request (called by the request log when the body ends).
-pub fn request(
-    route: &str,
-    model: Option<&str>,
-    status: u16,
-    headers: Duration,
-    total: Duration,
-    upstream: Duration,
-    attempts: u32,
-    cache_hit: bool,
-) {
-    let model = model.map_or_else(|| "-".to_owned(), model_label);
-    let route = route.to_owned();
-    counter!("hajimi_requests_total", "route" => route.clone(), "model" => model, "status" => status.to_string()).increment(1);
+pub fn request(r: &Finished<'_>) {
+    let model = r.model.map_or_else(|| "-".to_owned(), model_label);
+    let route = r.route.to_owned();
+    counter!("hajimi_requests_total", "route" => route.clone(), "model" => model, "status" => r.status.to_string()).increment(1);
     histogram!("hajimi_response_headers_seconds", "route" => route.clone())
-        .record(headers.as_secs_f64());
+        .record(r.headers.as_secs_f64());
     histogram!("hajimi_request_duration_seconds", "route" => route.clone())
-        .record(total.as_secs_f64());
-    if attempts > 0 {
+        .record(r.total.as_secs_f64());
+    if r.attempts > 0 {
         histogram!("hajimi_gateway_overhead_seconds", "route" => route)
-            .record(headers.saturating_sub(upstream).as_secs_f64());
+            .record(r.headers.saturating_sub(r.upstream).as_secs_f64());
     }
-    if attempts > 1 {
-        counter!("hajimi_retries_total").increment(u64::from(attempts - 1));
+    if r.attempts > 1 {
+        counter!("hajimi_retries_total").increment(u64::from(r.attempts - 1));
     }
-    if cache_hit {
+    if r.cache_hit {
         counter!("hajimi_cache_hits_total").increment(1);
     }
 }

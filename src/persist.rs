@@ -65,7 +65,7 @@ pub fn apply_saved(config: &mut Config, loaded: &Loaded) -> Vec<Op> {
                     .insert(entry.env.to_owned(), Source::Dashboard);
             }
             Err(e) => {
-                tracing::warn!(setting = name, error = %e, "ignoring a saved value that is no longer valid")
+                tracing::warn!(setting = name, error = %e, "ignoring a saved value that is no longer valid");
             }
         }
     }

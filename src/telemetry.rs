@@ -180,16 +180,16 @@ impl LogLine {
             "request"
         );
         let ms = |v: f64| std::time::Duration::from_secs_f64((v / 1000.0).max(0.0));
-        crate::metrics::request(
-            &self.route,
-            outcome.model.as_deref(),
-            self.status,
-            ms(self.headers_ms),
-            ms(total_ms),
-            ms(outcome.upstream_ms),
-            outcome.attempts,
-            outcome.cache_hit,
-        );
+        crate::metrics::request(&crate::metrics::Finished {
+            route: &self.route,
+            model: outcome.model.as_deref(),
+            status: self.status,
+            headers: ms(self.headers_ms),
+            total: ms(total_ms),
+            upstream: ms(outcome.upstream_ms),
+            attempts: outcome.attempts,
+            cache_hit: outcome.cache_hit,
+        });
         if outcome.model.is_some() {
             let at = jiff::ZonedDateTime::now()
                 .strftime("%Y-%m-%d %H:%M:%S")

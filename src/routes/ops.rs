@@ -50,6 +50,7 @@ pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderM
                 .into_response();
         }
     }
+    crate::update_key_gauges(&state);
     (
         [(
             axum::http::header::CONTENT_TYPE,
