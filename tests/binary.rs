@@ -4,81 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use mock_gemini::{MockGemini, Reply, Rule};
 use serde_json::json;
-
-const BIN: &str = env!("CARGO_BIN_EXE_hajimi");
-
-struct Proc {
-    child: Child,
-    out: Arc<Mutex<Vec<String>>>,
-    url: String,
-}
-
-fn spawn(env: &[(&str, &str)]) -> Proc {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    cmd.env("HOST", "127.0.0.1")
-        .env("PORT", "0")
-        .env("ENABLE_STORAGE", "false");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let out = Arc::clone(&out);
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if let Some(pos) = line.find("listening on http://") {
-                    let url: String = line[pos + 13..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
-                        .collect();
-                    let _ = tx.send(url);
-                }
-                out.lock().unwrap().push(line);
-            }
-        });
-    }
-    let url = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the server reports its address");
-    std::mem::forget(dir);
-    Proc { child, out, url }
-}
-
-impl Proc {
-    fn stop(mut self) -> (Option<i32>, Vec<String>) {
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        let lines = self.out.lock().unwrap().clone();
-        (status.code(), lines)
-    }
-}
 
 #[test]
 fn an_unparsable_value_exits_with_code_2_and_one_clear_line() {

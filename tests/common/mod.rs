@@ -148,3 +148,91 @@ pub fn openai_error(body: &Value) -> &Value {
     );
     e
 }
+
+/// The real `hajimi` binary as a child process, its output collected line by line.
+pub struct Proc {
+    pub child: std::process::Child,
+    pub out: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub url: String,
+}
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_hajimi");
+
+/// Starts the binary in `dir` (its working directory) with a clean environment plus `env`,
+/// and waits for its "listening on" line.
+pub fn spawn_in(dir: &std::path::Path, env: &[(&str, &str)]) -> Proc {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("ENABLE_STORAGE", "false");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let out = std::sync::Arc::clone(&out);
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if let Some(pos) = line.find("listening on http://") {
+                    let url: String = line[pos + 13..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
+                        .collect();
+                    let _ = tx.send(url);
+                }
+                out.lock().unwrap().push(line);
+            }
+        });
+    }
+    let url = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("no address reported: {:?}", out.lock().unwrap()));
+    Proc { child, out, url }
+}
+
+/// Starts the binary in a fresh temporary directory.
+pub fn spawn(env: &[(&str, &str)]) -> Proc {
+    let dir = tempfile::tempdir().unwrap();
+    let p = spawn_in(dir.path(), env);
+    std::mem::forget(dir);
+    p
+}
+
+impl Proc {
+    pub fn signal(&self, sig: &str) {
+        std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+    }
+
+    /// SIGTERM, wait, and the exit code with every line printed.
+    pub fn stop(mut self) -> (Option<i32>, Vec<String>) {
+        self.signal("TERM");
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let lines = self.out.lock().unwrap().clone();
+        (status.code(), lines)
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(mut self) {
+        self.signal("KILL");
+        let _ = self.child.wait();
+    }
+}
