@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use hajimi::config::{CliOverrides, Config};
 
 /// An OpenAI/Gemini-compatible gateway to Google Gemini over a pool of API keys
@@ -20,8 +20,27 @@ struct Cli {
     #[arg(long)]
     port: Option<u16>,
     /// Read variables from this file instead of ./.env.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     env_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show the effective settings and where each came from (secrets masked).
+    Config,
+    /// Work with the upstream keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysAction {
+    /// Validate every configured key against Google and print a masked table.
+    Check,
 }
 
 fn main() -> ExitCode {
@@ -38,6 +57,28 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match cli.command {
+        Some(Command::Config) => {
+            return hajimi::cli::print_config(&hajimi::cli::with_saved(config));
+        }
+        Some(Command::Keys {
+            action: KeysAction::Check,
+        }) => {
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let config = hajimi::cli::with_saved(config);
+            return match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(hajimi::cli::check_keys(config)),
+                Err(e) => {
+                    eprintln!("hajimi: cannot start the runtime: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        None => {}
+    }
     hajimi::telemetry::init(&config.settings);
     for warning in &config.warnings {
         tracing::warn!("{warning}");

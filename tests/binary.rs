@@ -1,6 +1,11 @@
 //! The real `hajimi` binary as a process: configuration errors, flags, logs that never
 //! carry a secret, JSON logs, and an orderly exit on SIGTERM.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 
@@ -195,4 +200,81 @@ async fn json_logs_are_one_object_per_line() {
             .any(|l| l.contains("\"route\":\"/v1/chat/completions\"")
                 && l.contains("\"status\":200"))
     );
+}
+
+#[test]
+fn config_prints_effective_settings_with_sources_and_masks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "MAX_RETRY_NUM=4\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("config")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PASSWORD", "very-secret-password")
+        .env("GEMINI_API_KEYS", KEYS.join(","))
+        .env("ENABLE_STORAGE", "false")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("very-secret-password") && !KEYS.iter().any(|k| text.contains(k)),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("MAX_RETRY_NUM") && l.contains(".env") && l.contains('4')),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("PASSWORD") && l.contains("environment")),
+        "{text}"
+    );
+    assert!(text.contains("3 key(s)"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_check_prints_a_masked_table_and_fails_on_invalid_keys() {
+    let mock = MockGemini::start().await.unwrap();
+    mock.add_rule(
+        Rule::new(Reply::preset("api_key_invalid"))
+            .key(KEYS[0])
+            .action("list"),
+    );
+    mock.add_rule(
+        Rule::new(Reply::preset("overloaded_503"))
+            .key(KEYS[1])
+            .action("list"),
+    );
+    let run = |keys: String| {
+        let url = mock.url();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Command::new(BIN)
+                    .args(["keys", "check"])
+                    .env_clear()
+                    .env("GEMINI_API_KEYS", keys)
+                    .env("GEMINI_BASE_URL", url)
+                    .env("ENABLE_STORAGE", "false")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let out = run(KEYS.join(",")).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!KEYS.iter().any(|k| text.contains(k)), "masked: {text}");
+    assert!(text.lines().any(|l| l.contains("key_invalid")), "{text}");
+    assert!(text.lines().any(|l| l.contains("overloaded")), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.ends_with("valid")).count(),
+        1,
+        "{text}"
+    );
+    let out = run(KEYS[2].to_owned()).await;
+    assert_eq!(out.status.code(), Some(0));
 }
