@@ -102,10 +102,15 @@ pub fn client_ip(parts: &Parts, trusted: &TrustedProxies) -> Option<IpAddr> {
         .flat_map(|v| v.split(','))
         .filter_map(|s| s.trim().parse::<IpAddr>().ok())
         .collect();
-    if let Some(ip) = forwarded.iter().rev().find(|ip| !trusted.trusts(**ip)) {
+    // `*` trusts the one proxy in front of us: the address it appended (the right-most) is
+    // the client's; anything further left was written by the client and proves nothing.
+    if matches!(trusted, TrustedProxies::Any) {
+        if let Some(last) = forwarded.last() {
+            return Some(*last);
+        }
+    } else if let Some(ip) = forwarded.iter().rev().find(|ip| !trusted.trusts(**ip)) {
         return Some(*ip);
-    }
-    if let Some(first) = forwarded.first() {
+    } else if let Some(first) = forwarded.first() {
         return Some(*first);
     }
     parts
