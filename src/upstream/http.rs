@@ -22,6 +22,9 @@ pub fn build_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
         .http2_keep_alive_interval(Duration::from_secs(30))
         .http2_keep_alive_while_idle(true)
         .user_agent(concat!("hajimi/", env!("CARGO_PKG_VERSION")))
+        // The system resolver, unless the system has none (Android/Termux has no
+        // /etc/resolv.conf, so musl's resolver fails): then hickory with public DNS.
+        .hickory_dns(!system_resolver_present())
         .no_proxy();
     for proxy in proxies(&settings.proxies)? {
         builder = builder.proxy(proxy);
@@ -35,6 +38,11 @@ pub fn build_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
         builder = builder.tls_certs_only(roots);
     }
     Ok(builder.build()?)
+}
+
+/// Whether the libc resolver has a configuration to work with.
+fn system_resolver_present() -> bool {
+    !cfg!(unix) || std::path::Path::new("/etc/resolv.conf").exists()
 }
 
 /// Whether the platform has a CA bundle the system verifier can load.
