@@ -33,6 +33,7 @@ pub mod wire;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +42,32 @@ use crate::config::Config;
 
 /// How long in-flight requests and streams may run after a shutdown signal.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Pending-connection queue of the listening socket (the OS default of 128 drops connects
+/// under a burst of a thousand clients; uvicorn, which HAJIMI runs on, uses 2048).
+const LISTEN_BACKLOG: u32 = 2048;
+
+/// Binds the first address `bind` resolves to, with [`LISTEN_BACKLOG`] and `SO_REUSEADDR`
+/// (a restart does not wait for the previous process's connections in TIME_WAIT).
+async fn listen(bind: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(bind).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("the address resolves to nothing")))
+}
 
 /// A running server (tests and `main` use it the same way).
 pub struct Server {
@@ -54,7 +81,7 @@ impl Server {
     /// Binds `HOST:PORT` of the configuration (port 0 picks a free port) and starts serving.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let bind = format!("{}:{}", config.settings.host, config.settings.port);
-        let listener = TcpListener::bind(&bind)
+        let listener = listen(&bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
         Self::start_on(config, listener).await
@@ -90,6 +117,12 @@ impl Server {
         let app = app::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let token = shutdown.clone();
         let handle = state.tasks.spawn(async move {
+            // Small SSE writes go out at once instead of waiting ~40 ms for the peer's delayed ACK.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(token.cancelled_owned())
                 .await?;
