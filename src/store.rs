@@ -109,9 +109,10 @@ pub enum Op {
         cooldowns: String,
     },
     Usage(Vec<UsageRow>),
-    Log {
+    /// Request-log entries (JSON), oldest first, written at `at`.
+    Logs {
         at: i64,
-        entry: String,
+        entries: Vec<String>,
     },
     Meta {
         name: String,
@@ -458,11 +459,12 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
                 ])?;
             }
         }
-        Op::Log { at, entry } => {
-            conn.execute(
-                "INSERT INTO request_log(at, entry) VALUES(?1, ?2)",
-                params![at, entry],
-            )?;
+        Op::Logs { at, entries } => {
+            let mut insert =
+                conn.prepare_cached("INSERT INTO request_log(at, entry) VALUES(?1, ?2)")?;
+            for entry in entries {
+                insert.execute(params![at, entry])?;
+            }
         }
         Op::Meta { name, value } => {
             conn.execute(
