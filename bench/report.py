@@ -33,6 +33,16 @@ def cpu_ms_per_req(run, who):
     return ticks * 1000.0 / run["clk_tck"] / max(1, run["wrk"]["requests"])
 
 
+def foreign_pct(run):
+    """Share of the proxy's core used by anything but the proxy during a run (other jobs on
+    the machine), in percent of the run's wall time; the proxy is alone on that core."""
+    busy = run.get("proxy_core_busy_ticks")
+    if busy is None:
+        return float("nan")
+    wall_ticks = run["wrk"]["duration_us"] / 1e6 * run["clk_tck"]
+    return max(0.0, (busy - run["proxy_cpu_ticks"]) / max(1.0, wall_ticks) * 100)
+
+
 def verdict(ok):
     if ok is None:
         return "n/a"
@@ -47,7 +57,7 @@ def one_line(path):
     print(f"{w['requests']} req, {rps(d):.0f} req/s, p50 {ms(w['lat_us']['p50']):.3f} ms, "
           f"p99 {ms(w['lat_us']['p99']):.3f} ms, errors {errors(d)}, "
           f"proxy cpu {d['proxy_cpu_ticks']} ticks, mock cpu {d['mock_cpu_ticks']} ticks, mock accepts {acc}, "
-          f"listen overflows {d.get('listen_overflows', '?')}")
+          f"listen overflows {d.get('listen_overflows', '?')}, other load on the proxy core {foreign_pct(d):.0f}%")
 
 
 def main():
@@ -58,8 +68,9 @@ def main():
     m = load(raw, "machine") or {}
     r = {k: load(raw, k) for k in (
         "direct_c1", "proxy_c1", "direct_paced", "proxy_paced", "direct_c64", "proxy_c64",
+        "storage_c1", "storage_paced", "storage_c64",
         "direct_c256_200ms", "proxy_c256_200ms", "stream_direct", "stream_proxy",
-        "stream_direct_c32", "stream_proxy_c32", "hold", "hold2", "after_hold2", "hold_overflows", "idle_base", "idle_hold", "after_hold", "after_base", "startup",
+        "stream_direct_c32", "stream_proxy_c32", "hold", "hold_overflows", "burst_direct", "burst_proxy", "idle_base", "idle_hold", "after_hold", "after_base", "startup",
         "upstream_conns", "elapsed", "listen_backlog")}
     rows = []  # (figure, proxy, direct/baseline, target, verdict)
     res = {"machine": m, "figures": {}}
@@ -80,6 +91,12 @@ def main():
             rows.append(("Proxy CPU per non-stream request (c=1 run)", f"{p1:.4f} ms",
                          f"mock alone: {cpu_ms_per_req(r['direct_c1'], 'mock'):.4f} ms",
                          "<= 0.1 ms", verdict(p1 <= 0.1)))
+        if r["proxy_paced"] and r["direct_paced"]:
+            pp = cpu_ms_per_req(r["proxy_paced"], "proxy")
+            fig["cpu_ms_per_request_paced"] = pp
+            rows.append((f"Proxy CPU per non-stream request (paced, {rps(r['proxy_paced']):.0f} req/s)", f"{pp:.4f} ms",
+                         f"mock alone: {cpu_ms_per_req(r['direct_paced'], 'mock'):.4f} ms",
+                         "<= 0.1 ms", verdict(pp <= 0.1)))
 
     # 2. throughput and latency at c=1 and c=64
     for c in ("c1", "paced", "c64"):
@@ -112,6 +129,26 @@ def main():
                      verdict(ok) if ok is not None else "info"))
         rows.append((f"errors at {label}", str(f["proxy_errors"]), str(f["direct_errors"]), "0",
                      verdict(f["proxy_errors"] == 0)))
+
+    # storage on vs off: the same loads on a proxy with ENABLE_STORAGE=true
+    for c in ("c1", "paced", "c64"):
+        on, off = r["storage_" + c], r["proxy_" + c]
+        if not (on and off):
+            continue
+        lon, loff = on["wrk"]["lat_us"], off["wrk"]["lat_us"]
+        fig[f"storage_{c}"] = {
+            "on_rps": rps(on), "off_rps": rps(off),
+            "on_p50_ms": ms(lon["p50"]), "off_p50_ms": ms(loff["p50"]),
+            "on_p99_ms": ms(lon["p99"]), "off_p99_ms": ms(loff["p99"]),
+            "on_cpu_ms": cpu_ms_per_req(on, "proxy"), "off_cpu_ms": cpu_ms_per_req(off, "proxy"),
+            "on_errors": errors(on),
+        }
+        f = fig[f"storage_{c}"]
+        label = {"c1": "c=1", "c64": "c=64", "paced": "c=1 paced"}[c]
+        rows.append((f"storage on vs off, {label}: req/s, p50 / p99, CPU per request",
+                     f"on: {f['on_rps']:.0f} req/s, {f['on_p50_ms']:.3f} / {f['on_p99_ms']:.3f} ms, {f['on_cpu_ms']:.4f} ms",
+                     f"off: {f['off_rps']:.0f} req/s, {f['off_p50_ms']:.3f} / {f['off_p99_ms']:.3f} ms, {f['off_cpu_ms']:.4f} ms",
+                     "no meaningful difference", "info" if f["on_errors"] == 0 else "FAIL"))
 
     # 3. 256 concurrent, 200 ms upstream
     p, d = r["proxy_c256_200ms"], r["direct_c256_200ms"]
@@ -159,6 +196,13 @@ def main():
                          "<= 1 ms", verdict(ss <= 1)))
         rows.append(("Stream errors", str(sp["errors"]), str(sd["errors"]), "0", verdict(sp["errors"] == 0)))
 
+    bp, bd = r["burst_proxy"], r["burst_direct"]
+    if bp and bd:
+        tot = bp["total_ms_p50"] - bd["total_ms_p50"]
+        fig["burst"] = {"proxy": bp, "direct": bd, "total_overhead_ms_p50": tot}
+        rows.append(("Burst stream (20 chunks back to back): total p50", f"{bp['total_ms_p50']:.2f} ms (+{tot:.2f})",
+                     f"{bd['total_ms_p50']:.2f} ms", "within 5 ms", verdict(tot <= 5 and bp["errors"] == 0)))
+
     wp, wd = r["stream_proxy_c32"], r["stream_direct_c32"]
     if wp and wd:
         cps = cpu_ms_per_req(wp, "proxy")
@@ -189,15 +233,23 @@ def main():
                      "", "all", verdict(h["completed_with_done"] == h["n"])))
         rows.append((f"{h['n']} held streams: peak RSS (VmHWM)", f"{peak_mb:.1f} MiB", "", "<= 64 MB",
                      verdict(peak_mb <= 64)))
-    if r["after_hold"] and r["after_hold2"]:
-        a1, a2 = r["after_hold"]["VmRSS"] / 1024.0, r["after_hold2"]["VmRSS"] / 1024.0
-        h2 = r["hold2"] or {}
-        fig["rss_after_rounds_mib"] = [a1, a2]
-        fig["hold2"] = h2
-        rows.append(("Held streams, leak check: RSS after round 1 / round 2",
-                     f"{a1:.1f} / {a2:.1f} MiB",
-                     f"round 2: {h2.get('completed_with_done', '?')}/{h2.get('n', '?')} completed", "no growth",
-                     verdict(a2 <= a1 * 1.1 and h2.get("completed_with_done") == h2.get("n"))))
+    rounds = []
+    k = 2
+    while os.path.exists(os.path.join(raw, f"after_hold_round{k}.json")):
+        rounds.append((load(raw, f"hold_round{k}") or {}, load(raw, f"after_hold_round{k}")))
+        k += 1
+    if r["after_hold"] and rounds:
+        rss = [r["after_hold"]["VmRSS"] / 1024.0] + [a["VmRSS"] / 1024.0 for _, a in rounds]
+        peak = max([h["held"].get("VmHWM", 0) / 1024.0] + [a["VmHWM"] / 1024.0 for _, a in rounds])
+        done_all = all(hr.get("completed_with_done") == hr.get("n") for hr, _ in rounds)
+        fig["rss_after_rounds_mib"] = rss
+        fig["hold_rounds_peak_mib"] = peak
+        fig["hold_rounds_all_completed"] = done_all
+        rows.append((f"Held streams x{len(rss)} rounds: RSS after each round",
+                     " / ".join(f"{x:.1f}" for x in rss) + " MiB",
+                     f"later rounds completed: {'all' if done_all else 'NOT ALL'}", "levels off", "info"))
+        rows.append((f"Held streams x{len(rss)} rounds: peak RSS", f"{peak:.1f} MiB", "", "<= 64 MB",
+                     verdict(peak <= 64 and done_all)))
     for key, label in (("idle_base", "Idle RSS after start (5 keys)"), ("idle_hold", "Idle RSS after start (20 keys)")):
         if r[key]:
             mb = r[key]["VmRSS"] / 1024.0
@@ -237,6 +289,15 @@ def main():
     if r["upstream_conns"]:
         fig["upstream_established"] = r["upstream_conns"]
 
+    noisy = {k: foreign_pct(r[k]) for k in ("proxy_c1", "proxy_paced", "proxy_c64", "proxy_c256_200ms",
+                                             "stream_proxy_c32") if r.get(k)}
+    noisy.update({k: foreign_pct(r[k]) for k in ("direct_c1", "direct_paced", "direct_c64",
+                                                 "direct_c256_200ms", "stream_direct_c32") if r.get(k)})
+    fig["other_load_on_proxy_core_pct"] = noisy
+    worst = max(noisy.values()) if noisy else 0.0
+    rows.append(("Other jobs' load on the proxy core (worst run)", f"{worst:.0f}%",
+                 ", ".join(f"{k.replace('_200ms', '')} {v:.0f}%" for k, v in noisy.items() if v >= 5) or "all runs < 5%",
+                 "~0% for clean figures", "PASS" if worst < 5 else "NOISY"))
     if r["listen_backlog"]:
         fig["listen_backlog"] = r["listen_backlog"]
         rows.append(("Listen backlog (ss Send-Q)", str(r["listen_backlog"]["proxy"]),

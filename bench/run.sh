@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hajimi benchmark harness: proxy vs direct-to-mock, in one run.
 #
-#   bench/run.sh            # builds the release binaries if needed, runs everything (~2-3 min)
+#   bench/run.sh            # builds the release binaries if needed, runs everything (~3-4 min)
 #
 # Needs: wrk (apt-get install -y wrk), python3 (stdlib only), taskset (util-linux), a Rust
 # toolchain for `cargo build --release --bins`. All traffic goes to 127.0.0.1.
@@ -11,6 +11,7 @@
 #   BENCH_DURATION=10     seconds per wrk run
 #   BENCH_NO_BUILD=1      skip `cargo build --release --bins`
 #   BENCH_HOLD=1000       held streams for the RSS test
+#   BENCH_HOLD_ROUNDS=3   rounds of held streams on one proxy (leak check)
 #   BENCH_STREAMS=50      sequential streams per side in the streaming probe
 #   BENCH_STARTUP_RUNS=20 start-up runs
 # Results: bench/results/{results.json,results.md,raw/*} (git-ignored).
@@ -22,6 +23,7 @@ OUT="$BENCH/results"
 RAW="$OUT/raw"
 DUR=${BENCH_DURATION:-10}
 HOLD=${BENCH_HOLD:-1000}
+HOLD_ROUNDS=${BENCH_HOLD_ROUNDS:-3}
 STREAMS=${BENCH_STREAMS:-50}
 STARTUP_RUNS=${BENCH_STARTUP_RUNS:-20}
 PROXY_CPU=1
@@ -68,6 +70,8 @@ trap 'exit 130' INT TERM
 
 ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 alive() { kill -0 "$1" 2>/dev/null; }
+# busy ticks of one CPU (user nice system irq softirq steal) from /proc/stat
+cpu_busy() { awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 # TcpExt ListenOverflows (whole machine; a diagnostic: SYNs dropped because an accept queue was full)
 listen_overflows() { awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "ListenOverflows") c = i; h = 1 } else print $c }' /proc/net/netstat; }
 
@@ -120,6 +124,9 @@ PROXY_ENV=(
   API_KEY_DAILY_LIMIT=0
 )
 
+# Settings added after PROXY_ENV for one proxy (later assignments win).
+EXTRA_ENV=()
+
 # start_proxy NAME NKEYS [STREAM_PREFLIGHT=1] -> PROXY_PID, PROXY_PORT (pinned to PROXY_CPU,
 # CWD in a temp dir)
 start_proxy() {
@@ -131,7 +138,7 @@ start_proxy() {
     cd "$dir"
     exec taskset -c "$PROXY_CPU" env HOST=127.0.0.1 PORT="$PROXY_PORT" PASSWORD=bench \
       GEMINI_API_KEYS="$(gen_keys "$nkeys")" GEMINI_BASE_URL="http://127.0.0.1:$MOCK_PORT" \
-      "${PROXY_ENV[@]}" "$HAJIMI"
+      "${PROXY_ENV[@]}" "${EXTRA_ENV[@]}" "$HAJIMI"
   ) >"$TMP/proxy-$name.log" 2>&1 &
   PROXY_PID=$!
   PIDS+=("$PROXY_PID")
@@ -210,10 +217,10 @@ perf_stop() { # PERF_PID FILE -> PERF_COUNT (-1 when unknown)
 #   window (from 2 s after the start to the end).
 wrk_run() {
   local name=$1 target=$2 port=$3 threads=$4 conns=$5 dur=$6 stream=${7:-0} pause=${8:-0}
-  local p0 m0 p1 m1 o0 o1 line wrk_pid pa pb acc_all acc_steady steady_s
+  local p0 m0 p1 m1 o0 o1 b0 b1 line wrk_pid pa pb acc_all acc_steady steady_s
   p0=0; p1=0; pb=; steady_s=0
   if [ -n "${PROXY_PID:-}" ] && alive "$PROXY_PID"; then p0=$(ticks "$PROXY_PID"); fi
-  m0=$(ticks "$MOCK_PID"); o0=$(listen_overflows)
+  m0=$(ticks "$MOCK_PID"); o0=$(listen_overflows); b0=$(cpu_busy "$PROXY_CPU")
   perf_start "$RAW/$name.accepts-all.txt" "$MOCK_PID"; pa=$PERF_PID
   [ -z "$pa" ] || sleep 0.3 # let perf attach
   BENCH_TARGET=$target BENCH_STREAM=$stream BENCH_DELAY_MS=$pause taskset -c "$LOAD_CPU" wrk -t"$threads" -c"$conns" \
@@ -227,15 +234,15 @@ wrk_run() {
     steady_s=$((dur - 2))
   fi
   forget "$wrk_pid"
-  m1=$(ticks "$MOCK_PID"); o1=$(listen_overflows)
+  m1=$(ticks "$MOCK_PID"); o1=$(listen_overflows); b1=$(cpu_busy "$PROXY_CPU")
   if [ -n "${PROXY_PID:-}" ] && alive "$PROXY_PID"; then p1=$(ticks "$PROXY_PID"); fi
   perf_stop "$pa" "$RAW/$name.accepts-all.txt"; acc_all=$PERF_COUNT
   perf_stop "$pb" "$RAW/$name.accepts-steady.txt"; acc_steady=$PERF_COUNT
   line=$(sed -n 's/^WRKJSON //p' "$RAW/$name.wrk.txt")
   [ -n "$line" ] || { cat "$RAW/$name.wrk.txt" >&2; die "wrk run $name produced no result"; }
-  printf '{"name":"%s","target":"%s","stream":%d,"threads":%d,"conns":%d,"wrk":%s,"proxy_cpu_ticks":%d,"mock_cpu_ticks":%d,"mock_accepts":%d,"mock_accepts_steady":%d,"steady_s":%d,"listen_overflows":%d,"clk_tck":%d}\n' \
+  printf '{"name":"%s","target":"%s","stream":%d,"threads":%d,"conns":%d,"wrk":%s,"proxy_cpu_ticks":%d,"mock_cpu_ticks":%d,"mock_accepts":%d,"mock_accepts_steady":%d,"steady_s":%d,"listen_overflows":%d,"proxy_core_busy_ticks":%d,"clk_tck":%d}\n' \
     "$name" "$target" "$stream" "$threads" "$conns" "$line" "$((p1 - p0))" "$((m1 - m0))" \
-    "$acc_all" "$acc_steady" "$steady_s" "$((o1 - o0))" "$(getconf CLK_TCK)" >"$RAW/$name.json"
+    "$acc_all" "$acc_steady" "$steady_s" "$((o1 - o0))" "$((b1 - b0))" "$(getconf CLK_TCK)" >"$RAW/$name.json"
   log "  $name: $("$PY" "$BENCH/report.py" --line "$RAW/$name.json")"
 }
 
@@ -280,7 +287,8 @@ printf '{"proxy":%d,"mock":%d}\n' \
   "$(ss -Hltn "( sport = :$MOCK_PORT )" | awk '{ print $3; exit }')" >"$RAW/listen_backlog.json"
 log "  listen backlogs: $(cat "$RAW/listen_backlog.json")"
 log "  proxy idle RSS: $(status_kb "$PROXY_PID" VmRSS) kB"
-# Warm both sides the same way (fresh listeners drop SYNs on the first burst on this VM).
+# Warm both sides the same way (both listen with a backlog of 128, so a first burst of
+# connects can overflow it and cost a 1 s SYN retransmit).
 wrk_run warmup_direct_c64 direct "$MOCK_PORT" 2 64 2
 wrk_run warmup_proxy_c64 proxy "$PROXY_PORT" 2 64 2
 UP_BEFORE=$(upstream_conns)
@@ -296,6 +304,23 @@ printf '{"established_before":%d,"established_after":%d}\n' "$UP_BEFORE" "$UP_AF
 alive "$PROXY_PID" || die "proxy died during the non-stream runs"
 printf '{"VmRSS":%d,"VmHWM":%d}\n' "$(status_kb "$PROXY_PID" VmRSS)" "$(status_kb "$PROXY_PID" VmHWM)" >"$RAW/after_base.json"
 cp "$TMP/proxy-base.log" "$RAW/proxy-base.log"
+stop "$PROXY_PID"; PROXY_PID=
+
+# ---------------------------------------------------------------- storage on vs off
+# The same non-stream loads with ENABLE_STORAGE=true (SQLite in the proxy's temp dir): every
+# request then queues its statistics for the store's writer thread; the request path must not
+# wait for SQLite.
+log "non-stream with storage on (ENABLE_STORAGE=true, SQLite in $TMP/proxy-storage)"
+EXTRA_ENV=(ENABLE_STORAGE=true STORAGE_DIR="$TMP/proxy-storage/data")
+start_proxy storage 5
+EXTRA_ENV=()
+wrk_run warmup_storage_c64 proxy "$PROXY_PORT" 2 64 2
+wrk_run storage_c1 proxy "$PROXY_PORT" 1 1 "$DUR"
+wrk_run storage_paced proxy "$PROXY_PORT" 1 1 "$DUR" 0 1
+wrk_run storage_c64 proxy "$PROXY_PORT" 2 64 "$DUR"
+alive "$PROXY_PID" || die "proxy died during the storage runs"
+[ -s "$TMP/proxy-storage/data/hajimi.db" ] || ls -la "$TMP/proxy-storage/data" >&2
+cp "$TMP/proxy-storage.log" "$RAW/proxy-storage.log"
 stop "$PROXY_PID"; stop "$MOCK_PID"; PROXY_PID=
 
 # ---------------------------------------------------------------- 3: 256 concurrent, 200 ms upstream
@@ -326,6 +351,20 @@ alive "$PROXY_PID" || die "proxy died during the streaming probe"
 cp "$TMP/proxy-stream.log" "$RAW/proxy-stream.log"
 stop "$PROXY_PID"; stop "$MOCK_PID"; PROXY_PID=
 
+# ---------------------------------------------------------------- 4b: burst stream
+# Google often sends several events at once; here all 20 come back to back. Whatever the
+# proxy does per event must not hold them up (e.g. Nagle's algorithm on the client socket
+# waiting for a delayed ACK).
+log "burst stream: 20 chunks back to back, $STREAMS sequential streams per side"
+start_mock burst --stream-chunks 20
+start_proxy burst 5
+taskset -c "$LOAD_CPU" "$PY" "$BENCH/probe.py" stream --port "$MOCK_PORT" --target direct --n "$STREAMS" --pid "$MOCK_PID" >"$RAW/burst_direct.json"
+taskset -c "$LOAD_CPU" "$PY" "$BENCH/probe.py" stream --port "$PROXY_PORT" --target proxy --n "$STREAMS" --pid "$PROXY_PID" >"$RAW/burst_proxy.json"
+log "  direct: $(cat "$RAW/burst_direct.json")"
+log "  proxy:  $(cat "$RAW/burst_proxy.json")"
+alive "$PROXY_PID" || die "proxy died during the burst-stream probe"
+stop "$PROXY_PID"; stop "$MOCK_PID"; PROXY_PID=
+
 # ---------------------------------------------------------------- 5: held streams, RSS
 log "RSS: $HOLD held streams (20 chunks x 500 ms each) through the proxy (20 keys)"
 start_mock hold --stream-chunks 20 --chunk-delay-ms 500
@@ -340,13 +379,15 @@ log "  $(cat "$RAW/hold.json")"
 alive "$PROXY_PID" || die "proxy died during the held-stream test"
 sleep 1
 printf '{"VmRSS":%d,"VmHWM":%d}\n' "$(status_kb "$PROXY_PID" VmRSS)" "$(status_kb "$PROXY_PID" VmHWM)" >"$RAW/after_hold.json"
-# Leak check: the same load again; RSS should not climb round after round.
-log "  second round of $HOLD held streams (leak check)"
-taskset -c "$LOAD_CPU" "$PY" "$BENCH/probe.py" hold --port "$PROXY_PORT" --n "$HOLD" --pid "$PROXY_PID" --timeout 60 >"$RAW/hold2.json" || true
-alive "$PROXY_PID" || die "proxy died during the second held-stream round"
-sleep 1
-printf '{"VmRSS":%d,"VmHWM":%d}\n' "$(status_kb "$PROXY_PID" VmRSS)" "$(status_kb "$PROXY_PID" VmHWM)" >"$RAW/after_hold2.json"
-log "  RSS after round 1: $(cat "$RAW/after_hold.json"), after round 2: $(cat "$RAW/after_hold2.json")"
+# Leak check: the same load again, HOLD_ROUNDS rounds in all; RSS should level off.
+for round in $(seq 2 "$HOLD_ROUNDS"); do
+  log "  round $round of $HOLD held streams (leak check)"
+  taskset -c "$LOAD_CPU" "$PY" "$BENCH/probe.py" hold --port "$PROXY_PORT" --n "$HOLD" --pid "$PROXY_PID" --timeout 60 >"$RAW/hold_round$round.json" || true
+  alive "$PROXY_PID" || die "proxy died during held-stream round $round"
+  sleep 1
+  printf '{"VmRSS":%d,"VmHWM":%d}\n' "$(status_kb "$PROXY_PID" VmRSS)" "$(status_kb "$PROXY_PID" VmHWM)" >"$RAW/after_hold_round$round.json"
+  log "    RSS after round $round: $(cat "$RAW/after_hold_round$round.json")"
+done
 cp "$TMP/proxy-hold.log" "$RAW/proxy-hold.log"
 stop "$PROXY_PID"; PROXY_PID=
 
