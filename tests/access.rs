@@ -292,6 +292,56 @@ async fn a_key_concurrency_cap_queues_requests() {
 }
 
 #[tokio::test]
+async fn a_request_waiting_for_a_busy_key_ends_at_its_deadline() {
+    let h = start(&[
+        ("KEY_MAX_CONCURRENCY", "1"),
+        ("GEMINI_API_KEYS", KEYS[0]),
+        ("REQUEST_DEADLINE", "700ms"),
+    ])
+    .await;
+    h.mock.add_rule(
+        Rule::new(Reply::Delay {
+            ms: 500,
+            then: Box::new(Reply::text("slow")),
+        })
+        .action("generateContent")
+        .times(1),
+    );
+    let (first, second) = (ask("holds the key"), ask("waits"));
+    let holder = h.chat(&first);
+    let waiter = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        h.chat(&second).await
+    };
+    let (a, b) = tokio::join!(holder, waiter);
+    assert_eq!(a.status(), 200);
+    // The key came free at ~500 ms, inside the waiter's 700 ms: it is served, not refused.
+    assert_eq!(b.status(), 200, "woken when the lease was released");
+    assert_eq!(h.upstream_calls().len(), 2);
+
+    // Now a holder that outlives the waiter's deadline: the waiter gets a 504, not a hang.
+    h.mock.add_rule(
+        Rule::new(Reply::Delay {
+            ms: 3000,
+            then: Box::new(Reply::text("very slow")),
+        })
+        .action("generateContent"),
+    );
+    let (first, second) = (ask("holds the key again"), ask("gives up"));
+    let holder = h.chat(&first);
+    let waiter = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r = h.chat(&second).await;
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.unwrap_or_default();
+        (status, body)
+    };
+    let (_, (status, body)) = tokio::join!(holder, waiter);
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["error"]["code"], "timeout", "{body}");
+}
+
+#[tokio::test]
 async fn the_start_up_check_retires_invalid_keys_only() {
     let mock = MockGemini::start().await.unwrap();
     mock.add_rule(

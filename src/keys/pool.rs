@@ -455,9 +455,11 @@ impl KeyPool {
         }
     }
 
-    /// Resolves when some lease is released (for requests waiting on busy keys).
-    pub async fn released(&self) {
-        self.released.notified().await;
+    /// Signalled whenever a lease is released (for requests waiting on busy keys). Register
+    /// interest (`Notified::enable`) before [`KeyPool::pick`] so a release in between is not
+    /// missed.
+    pub fn release_signal(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.released)
     }
 
     /// The earliest moment a key can serve `model` again, if all active keys are cooling.

@@ -79,7 +79,12 @@ impl Attempts {
         if self.attempts >= self.max_attempts {
             return Err(self.final_error(pool));
         }
+        let signal = pool.release_signal();
         loop {
+            // Listening before picking: a lease released after a `Busy` pick still wakes us.
+            let released = signal.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
             let now = Instant::now();
             match pool.pick(&self.model, &self.tried, now, self.limits) {
                 Pick::Key(lease) => {
@@ -90,11 +95,10 @@ impl Attempts {
                 Pick::AllTried => self.tried.clear(),
                 Pick::Busy => {
                     tokio::select! {
-                        () = pool.released() => {}
-                        () = tokio::time::sleep(Duration::from_millis(250)) => {}
-                    }
-                    if Instant::now() >= self.deadline {
-                        return Err(self.deadline_error());
+                        () = released => {}
+                        () = tokio::time::sleep_until(self.deadline) => {
+                            return Err(self.deadline_error());
+                        }
                     }
                 }
                 Pick::CoolingUntil(until) => {
