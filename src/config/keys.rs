@@ -56,14 +56,18 @@ pub fn dedup_into(into: &mut Vec<String>, seen: &mut HashSet<String>, keys: Vec<
 mod tests {
     use super::*;
 
-    const K1: &str = "AIzaSyA00000000000000000000000000000001";
-    const K2: &str = "AIzaSyB_-000000000000000000000000000002";
+    /// Fake keys of the AI Studio shape: `AIzaSy` + 33 characters, built here so that no
+    /// key-shaped literal sits in the source.
+    fn fake(tail: &str) -> String {
+        format!("AIzaSy{tail:0>33}")
+    }
 
     #[test]
     fn keys_are_found_in_messy_text() {
-        assert_eq!(K1.len(), 39);
-        let text = format!("first: {K1};\n  second=\"{K2}\" junk AIzaSyTooShort");
-        assert_eq!(find_ai_studio_keys(&text), vec![K1, K2]);
+        let (k1, k2) = (fake("A1"), fake("B_-2"));
+        assert_eq!(k1.len(), 39);
+        let text = format!("first: {k1};\n  second=\"{k2}\" junk AIzaSyTooShort");
+        assert_eq!(find_ai_studio_keys(&text), vec![k1, k2]);
     }
 
     #[test]
@@ -76,16 +80,18 @@ mod tests {
 
     #[test]
     fn google_keys_win_over_splitting() {
-        let text = format!("{K1},not-a-key");
-        assert_eq!(extract_keys(&text), vec![K1]);
+        let k1 = fake("A1");
+        let text = format!("{k1},not-a-key");
+        assert_eq!(extract_keys(&text), vec![k1]);
     }
 
     #[test]
     fn duplicates_are_removed_in_order() {
         let mut all = Vec::new();
         let mut seen = HashSet::new();
-        dedup_into(&mut all, &mut seen, vec![K2.into(), K1.into()]);
-        dedup_into(&mut all, &mut seen, vec![K1.into(), K2.into()]);
-        assert_eq!(all, vec![K2, K1]);
+        let (k1, k2) = (fake("A1"), fake("B_-2"));
+        dedup_into(&mut all, &mut seen, vec![k2.clone(), k1.clone()]);
+        dedup_into(&mut all, &mut seen, vec![k1.clone(), k2.clone()]);
+        assert_eq!(all, vec![k2, k1]);
     }
 }

@@ -584,9 +584,10 @@ mod tests {
         Config::from_sources(Vec::new(), env, &CliOverrides::default())
     }
 
-    const K1: &str = "AIzaSyA00000000000000000000000000000001";
-    const K2: &str = "AIzaSyA00000000000000000000000000000002";
-    const K3: &str = "AIzaSyA00000000000000000000000000000003";
+    /// Fake keys of the AI Studio shape (`AIzaSy` + 33 characters).
+    fn fake_keys() -> [String; 3] {
+        [1, 2, 3].map(|n| format!("AIzaSy{n:0>33}"))
+    }
 
     #[test]
     fn defaults_match_hajimi_and_the_contract() {
@@ -612,22 +613,21 @@ mod tests {
 
     #[test]
     fn keys_come_from_all_variables_in_order_without_duplicates() {
-        let joined = format!("{K1}\n{K2}");
+        let [k1, k2, k3] = fake_keys();
+        let joined = format!("{k1}\n{k2}");
         let c = load(&[
             ("GEMINI_API_KEYS", &joined),
-            ("GEMINI_API_KEYS_1", K3),
-            ("GEMINI_API_KEYS_2", K1),
+            ("GEMINI_API_KEYS_1", &k3),
+            ("GEMINI_API_KEYS_2", &k1),
         ]);
-        assert_eq!(
-            c.map(|c| c.keys).ok(),
-            Some(vec![K1.to_owned(), K2.to_owned(), K3.to_owned()])
-        );
+        assert_eq!(c.map(|c| c.keys).ok(), Some(vec![k1, k2, k3]));
     }
 
     #[test]
     fn numbered_key_variables_stop_at_the_first_gap() {
-        let c = load(&[("GEMINI_API_KEYS_1", K1), ("GEMINI_API_KEYS_3", K3)]);
-        assert_eq!(c.map(|c| c.keys).ok(), Some(vec![K1.to_owned()]));
+        let [k1, _, k3] = fake_keys();
+        let c = load(&[("GEMINI_API_KEYS_1", &k1), ("GEMINI_API_KEYS_3", &k3)]);
+        assert_eq!(c.map(|c| c.keys).ok(), Some(vec![k1]));
     }
 
     #[test]
