@@ -25,10 +25,8 @@ use crate::keys::KeySlot;
 use crate::pipeline::dispatch::{self, Leftovers, prompt_blocked};
 use crate::signatures::Signatures;
 use crate::telemetry::OutcomeHandle;
-use crate::translate::chat::{
-    Assessment, assess, drop_penalties, refuses_json_schema, signature_of, to_openai,
-    use_schema_subset,
-};
+use crate::translate::answer::{Assessment, assess, signature_of, to_openai};
+use crate::translate::chat::{drop_penalties, refuses_json_schema, use_schema_subset};
 use crate::translate::stream::{ChunkMapper, sse_json};
 use crate::translate::{completion_id, unix_now};
 use crate::upstream::classify::Failure;

@@ -25,7 +25,7 @@ use crate::pipeline::body::read_limited;
 use crate::pipeline::complete::{Delivery, Plan, RequestBody, deliver, obtain};
 use crate::pipeline::dispatch;
 use crate::telemetry::OutcomeHandle;
-use crate::translate::chat::{Assessment, FirstEvent, assess, first_event};
+use crate::translate::answer::{Assessment, FirstEvent, assess, first_event};
 use crate::upstream::classify::Failure;
 use crate::upstream::http::encode_segment;
 use crate::upstream::{ANSWER_LIMIT, GeminiEvents, classify_response, read_body};

@@ -2,6 +2,7 @@
 //! settings lookups beyond the options passed in, so every mapping is unit-tested against
 //! the recorded fixtures.
 
+pub mod answer;
 pub mod chat;
 pub mod schema;
 pub mod stream;

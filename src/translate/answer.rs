@@ -1,0 +1,548 @@
+//! Gemini response → OpenAI chat completion (`reference/wire-formats.md` §4, CONTRACT §4):
+//! what a 200 answer amounts to (answer, prompt block, empty), finish reasons, usage, tool
+//! calls with their signatures, grounding citations. The streaming mapper
+//! (`translate::stream`) uses the same pieces per event.
+
+use serde_json::{Value, json};
+
+use crate::wire::gemini::{self, Candidate, GenerateContentResponse, Part, UsageMetadata};
+use crate::wire::openai::{
+    ChatCompletion, Choice, CompletionTokensDetails, PromptTokensDetails, ResponseMessage,
+    ToolCall, Usage,
+};
+
+/// What a 200 answer amounts to (CONTRACT §4).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Assessment {
+    /// Something to give the client.
+    Answer,
+    /// `promptFeedback.blockReason` with no candidates: a 400 `content_filter`, not retried.
+    PromptBlocked(String),
+    /// Nothing usable; retried on another key, counted toward `MAX_EMPTY_RESPONSES`.
+    Empty(String),
+}
+
+const RETRY_AS_EMPTY: [&str; 3] = [
+    "MALFORMED_FUNCTION_CALL",
+    "UNEXPECTED_TOOL_CALL",
+    "TOO_MANY_TOOL_CALLS",
+];
+
+pub fn assess(resp: &GenerateContentResponse) -> Assessment {
+    let candidates = resp.candidates.as_deref().unwrap_or_default();
+    if candidates.is_empty() {
+        if let Some(reason) = resp
+            .prompt_feedback
+            .as_ref()
+            .and_then(|f| f.block_reason.clone())
+        {
+            return Assessment::PromptBlocked(reason);
+        }
+        return Assessment::Empty("no candidates".to_owned());
+    }
+    let mut empty_reason = None;
+    for c in candidates {
+        let reason = c.finish_reason.as_deref().unwrap_or("STOP");
+        if RETRY_AS_EMPTY.contains(&reason) {
+            empty_reason.get_or_insert_with(|| reason.to_owned());
+            continue;
+        }
+        if is_filter_reason(reason) || reason == "MAX_TOKENS" {
+            // Final whatever was produced (CONTRACT §4).
+            return Assessment::Answer;
+        }
+        if has_visible_output(c) {
+            return Assessment::Answer;
+        }
+    }
+    Assessment::Empty(empty_reason.unwrap_or_else(|| "empty answer".to_owned()))
+}
+
+/// What one stream event means before anything was sent to the client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FirstEvent {
+    /// Content (text, thoughts, a call) or a final MAX_TOKENS/filter: commit to this stream.
+    Commit,
+    /// The prompt was blocked (no candidates, `blockReason`).
+    Blocked(String),
+    /// The stream finished without content: an empty answer, retried.
+    EmptyEnd(String),
+    /// Nothing yet (usage only): read on.
+    Pending,
+}
+
+pub fn first_event(event: &GenerateContentResponse) -> FirstEvent {
+    let candidates = event.candidates.as_deref().unwrap_or_default();
+    if candidates.is_empty()
+        && let Some(reason) = event
+            .prompt_feedback
+            .as_ref()
+            .and_then(|f| f.block_reason.clone())
+    {
+        return FirstEvent::Blocked(reason);
+    }
+    let commits = candidates.iter().any(|c| {
+        has_visible_output(c)
+            || c.parts()
+                .iter()
+                .any(|p| p.is_thought() && p.text.as_deref().is_some_and(|t| !t.is_empty()))
+            || c.finish_reason
+                .as_deref()
+                .is_some_and(|r| r == "MAX_TOKENS" || is_filter_reason(r))
+    });
+    if commits {
+        return FirstEvent::Commit;
+    }
+    match candidates.iter().find_map(|c| c.finish_reason.clone()) {
+        Some(reason) => {
+            FirstEvent::EmptyEnd(format!("stream finished with {reason} and no content"))
+        }
+        None => FirstEvent::Pending,
+    }
+}
+
+/// Text that is not a thought, or a function call.
+pub fn has_visible_output(c: &Candidate) -> bool {
+    c.parts().iter().any(|p| {
+        p.function_call.is_some()
+            || p.executable_code.is_some()
+            || p.inline_data.is_some()
+            || (!p.is_thought() && p.text.as_deref().is_some_and(|t| !t.is_empty()))
+    })
+}
+
+pub fn is_filter_reason(reason: &str) -> bool {
+    matches!(
+        reason,
+        "SAFETY"
+            | "RECITATION"
+            | "BLOCKLIST"
+            | "PROHIBITED_CONTENT"
+            | "SPII"
+            | "IMAGE_SAFETY"
+            | "IMAGE_PROHIBITED_CONTENT"
+            | "IMAGE_RECITATION"
+    )
+}
+
+/// Gemini `finishReason` → OpenAI `finish_reason`.
+pub fn finish_reason(reason: Option<&str>, called_tools: bool) -> Option<&'static str> {
+    let reason = reason?;
+    Some(match reason {
+        "MAX_TOKENS" => "length",
+        r if is_filter_reason(r) => "content_filter",
+        _ if called_tools => "tool_calls",
+        _ => "stop",
+    })
+}
+
+/// `usageMetadata` → OpenAI `usage` (thoughts inside completion tokens, CONTRACT/wire §4.7).
+pub fn usage(meta: Option<&UsageMetadata>) -> Usage {
+    let m = meta.copied().unwrap_or_default();
+    let prompt = m.prompt_token_count + m.tool_use_prompt_token_count;
+    let completion = m.candidates_token_count + m.thoughts_token_count;
+    Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: prompt + completion,
+        prompt_tokens_details: PromptTokensDetails {
+            cached_tokens: m.cached_content_token_count,
+        },
+        completion_tokens_details: CompletionTokensDetails {
+            reasoning_tokens: m.thoughts_token_count,
+        },
+    }
+}
+
+/// The visible text, thoughts and tool calls of one candidate.
+#[derive(Debug, Default)]
+pub struct CandidateOutput {
+    pub text: String,
+    pub reasoning: String,
+    pub tool_calls: Vec<ToolCall>,
+}
+
+pub fn candidate_output(parts: &[Part]) -> CandidateOutput {
+    let mut out = CandidateOutput::default();
+    for p in parts {
+        if let Some(call) = &p.function_call {
+            out.tool_calls
+                .push(tool_call(call, p.thought_signature.as_deref()));
+        } else if let Some(text) = &p.text {
+            if p.is_thought() {
+                out.reasoning.push_str(text);
+            } else {
+                out.text.push_str(text);
+            }
+        } else if let Some(code) = &p.executable_code {
+            let lang = code
+                .get("language")
+                .and_then(Value::as_str)
+                .unwrap_or("python")
+                .to_ascii_lowercase();
+            let src = code.get("code").and_then(Value::as_str).unwrap_or_default();
+            out.text.push_str(&format!("\n```{lang}\n{src}\n```\n"));
+        } else if let Some(result) = &p.code_execution_result {
+            let output = result
+                .get("output")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            out.text.push_str(&format!("\n```\n{output}\n```\n"));
+        } else if let Some(blob) = &p.inline_data {
+            // Image output: a markdown data URL, which chat front-ends render.
+            out.text.push_str(&format!(
+                "\n![image](data:{};base64,{})\n",
+                blob.mime_type, blob.data
+            ));
+        }
+    }
+    out
+}
+
+fn tool_call(call: &gemini::FunctionCall, signature: Option<&str>) -> ToolCall {
+    let arguments = call
+        .args
+        .as_ref()
+        .map_or_else(|| "{}".to_owned(), Value::to_string);
+    ToolCall {
+        id: Some(tool_call_id()),
+        kind: Some("function".to_owned()),
+        function: crate::wire::openai::FunctionCall {
+            name: call.name.clone(),
+            arguments: Some(arguments),
+        },
+        // Google's own OpenAI layer carries the signature here; clients that keep it send it back.
+        extra_content: signature.map(|sig| json!({"google": {"thought_signature": sig}})),
+    }
+}
+
+/// The thought signature a tool call carries in `extra_content`, if any.
+pub fn signature_of(call: &ToolCall) -> Option<&str> {
+    call.extra_content
+        .as_ref()?
+        .get("google")?
+        .get("thought_signature")?
+        .as_str()
+}
+
+/// Google Search grounding → OpenAI `url_citation` annotations (character offsets).
+pub fn annotations(grounding: Option<&Value>, text: &str) -> Option<Vec<Value>> {
+    let g = grounding?;
+    let chunks = g.get("groundingChunks")?.as_array()?;
+    let supports = g.get("groundingSupports").and_then(Value::as_array);
+    let char_at = |byte: u64| -> u64 {
+        let b = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
+        let b = (0..=b)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        text[..b].chars().count() as u64
+    };
+    let mut out = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let Some(web) = chunk.get("web") else {
+            continue;
+        };
+        let Some(url) = web.get("uri").and_then(Value::as_str) else {
+            continue;
+        };
+        let title = web.get("title").and_then(Value::as_str).unwrap_or(url);
+        let span = supports.and_then(|list| {
+            list.iter().find(|s| {
+                s.get("groundingChunkIndices")
+                    .and_then(Value::as_array)
+                    .is_some_and(|ix| ix.iter().any(|x| x.as_u64() == Some(i as u64)))
+            })
+        });
+        let start = span
+            .and_then(|s| s["segment"].get("startIndex"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let end = span
+            .and_then(|s| s["segment"].get("endIndex"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        out.push(json!({"type": "url_citation", "url_citation": {"url": url, "title": title, "start_index": char_at(start), "end_index": char_at(end)}}));
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// A fresh tool-call id (`call_` + 24 random alphanumerics).
+pub fn tool_call_id() -> String {
+    let mut id = String::with_capacity(29);
+    id.push_str("call_");
+    for _ in 0..24 {
+        id.push(fastrand::alphanumeric());
+    }
+    id
+}
+
+/// A whole Gemini answer as an OpenAI completion, under the client's model name.
+pub fn to_openai(
+    resp: &GenerateContentResponse,
+    model: &str,
+    id: String,
+    created: u64,
+) -> ChatCompletion {
+    let candidates = resp.candidates.as_deref().unwrap_or_default();
+    let mut choices = Vec::with_capacity(candidates.len().max(1));
+    for (k, c) in candidates.iter().enumerate() {
+        let out = candidate_output(c.parts());
+        let called = !out.tool_calls.is_empty();
+        let annotations = annotations(c.grounding_metadata.as_ref(), &out.text);
+        let content = if out.text.is_empty() && called {
+            None
+        } else {
+            Some(out.text)
+        };
+        choices.push(Choice {
+            index: c.index.unwrap_or(u32::try_from(k).unwrap_or(0)),
+            message: ResponseMessage {
+                role: "assistant",
+                annotations,
+                reasoning_content: (!out.reasoning.is_empty()).then_some(out.reasoning),
+                tool_calls: called.then_some(out.tool_calls),
+                content,
+            },
+            logprobs: None,
+            finish_reason: finish_reason(
+                Some(c.finish_reason.as_deref().unwrap_or("STOP")),
+                called,
+            ),
+        });
+    }
+    if choices.is_empty() {
+        choices.push(Choice {
+            index: 0,
+            message: ResponseMessage {
+                role: "assistant",
+                content: None,
+                ..ResponseMessage::default()
+            },
+            logprobs: None,
+            finish_reason: Some("content_filter"),
+        });
+    }
+    choices.sort_by_key(|c| c.index);
+    ChatCompletion {
+        id,
+        object: "chat.completion",
+        created,
+        model: model.to_owned(),
+        choices,
+        usage: usage(resp.usage_metadata.as_ref()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fixture(path: &str) -> GenerateContentResponse {
+        let text = std::fs::read_to_string(format!(
+            "{}/tests/fixtures/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture");
+        serde_json::from_str(&text).expect("fixture parses")
+    }
+
+    #[test]
+    fn text_answer_maps_to_a_completion() {
+        let resp = fixture("gemini/generateContent.response.max-tokens-text.json");
+        let c = to_openai(&resp, "my-model", "chatcmpl-x".into(), 1);
+        let v = serde_json::to_value(&c).expect("json");
+        assert_eq!(v["model"], "my-model");
+        assert_eq!(v["object"], "chat.completion");
+        assert_eq!(v["choices"][0]["finish_reason"], "length");
+        assert!(
+            v["choices"][0]["message"]["content"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty())
+        );
+        assert_eq!(assess(&resp), Assessment::Answer);
+    }
+
+    #[test]
+    fn thoughts_go_to_reasoning_content_and_count_as_completion_tokens() {
+        let resp = fixture("gemini/generateContent.response.thought-part-include-thoughts.json");
+        let c = to_openai(&resp, "m", "id".into(), 1);
+        let msg = &c.choices[0].message;
+        assert!(
+            msg.reasoning_content
+                .as_deref()
+                .is_some_and(|r| !r.is_empty())
+        );
+        assert_eq!(
+            msg.content.as_deref(),
+            Some(""),
+            "the fixture holds only a thought"
+        );
+        let meta = resp.usage_metadata.expect("usage");
+        assert_eq!(
+            c.usage.completion_tokens,
+            meta.candidates_token_count + meta.thoughts_token_count
+        );
+        assert_eq!(
+            c.usage.completion_tokens_details.reasoning_tokens,
+            meta.thoughts_token_count
+        );
+        assert_eq!(
+            c.usage.total_tokens,
+            c.usage.prompt_tokens + c.usage.completion_tokens
+        );
+    }
+
+    #[test]
+    fn usage_adds_tool_prompt_and_thoughts() {
+        let text = std::fs::read_to_string(format!(
+            "{}/tests/fixtures/gemini/usageMetadata.tool-use-and-thoughts.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture");
+        let v: Value = serde_json::from_str(&text).expect("json");
+        let meta: UsageMetadata =
+            serde_json::from_value(v.get("usageMetadata").cloned().unwrap_or(v)).expect("usage");
+        let u = usage(Some(&meta));
+        assert_eq!(u.total_tokens, meta.total_token_count);
+    }
+
+    #[test]
+    fn max_tokens_without_parts_is_an_empty_length_answer() {
+        let resp = fixture("gemini/generateContent.response.max-tokens-no-parts.json");
+        assert_eq!(assess(&resp), Assessment::Answer);
+        let c = to_openai(&resp, "m", "id".into(), 1);
+        assert_eq!(c.choices[0].finish_reason, Some("length"));
+        assert_eq!(c.choices[0].message.content.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn prompt_blocks_are_recognised() {
+        let resp =
+            fixture("gemini/generateContent.response.prompt-blocked-prohibited-content.json");
+        assert_eq!(
+            assess(&resp),
+            Assessment::PromptBlocked("PROHIBITED_CONTENT".into())
+        );
+        let resp = fixture("gemini/generateContent.response.prompt-blocked-safety.json");
+        assert_eq!(assess(&resp), Assessment::PromptBlocked("SAFETY".into()));
+    }
+
+    #[test]
+    fn empty_and_malformed_answers_are_retryable() {
+        let empty: GenerateContentResponse = serde_json::from_value(json!({"candidates": [{"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": "STOP"}]})).expect("json");
+        assert!(matches!(assess(&empty), Assessment::Empty(_)));
+        let thought_only: GenerateContentResponse = serde_json::from_value(json!({"candidates": [{"content": {"parts": [{"text": "hmm", "thought": true}], "role": "model"}, "finishReason": "STOP"}]})).expect("json");
+        assert!(matches!(assess(&thought_only), Assessment::Empty(_)));
+        let malformed: GenerateContentResponse = serde_json::from_value(
+            json!({"candidates": [{"finishReason": "MALFORMED_FUNCTION_CALL"}]}),
+        )
+        .expect("json");
+        assert_eq!(
+            assess(&malformed),
+            Assessment::Empty("MALFORMED_FUNCTION_CALL".into())
+        );
+        let safety: GenerateContentResponse =
+            serde_json::from_value(json!({"candidates": [{"finishReason": "SAFETY"}]}))
+                .expect("json");
+        assert_eq!(assess(&safety), Assessment::Answer);
+        assert_eq!(
+            to_openai(&safety, "m", "i".into(), 0).choices[0].finish_reason,
+            Some("content_filter")
+        );
+    }
+
+    #[test]
+    fn finish_reasons_are_lowercase_openai_values() {
+        assert_eq!(finish_reason(Some("STOP"), false), Some("stop"));
+        assert_eq!(finish_reason(Some("STOP"), true), Some("tool_calls"));
+        assert_eq!(finish_reason(Some("MAX_TOKENS"), false), Some("length"));
+        for r in [
+            "SAFETY",
+            "RECITATION",
+            "BLOCKLIST",
+            "PROHIBITED_CONTENT",
+            "SPII",
+            "IMAGE_SAFETY",
+        ] {
+            assert_eq!(finish_reason(Some(r), false), Some("content_filter"), "{r}");
+        }
+        for r in ["OTHER", "LANGUAGE", "FINISH_REASON_UNSPECIFIED"] {
+            assert_eq!(finish_reason(Some(r), false), Some("stop"), "{r}");
+        }
+        assert_eq!(finish_reason(None, false), None);
+    }
+
+    #[test]
+    fn several_candidates_become_several_choices() {
+        let resp: GenerateContentResponse = serde_json::from_value(json!({"candidates": [
+            {"content": {"parts": [{"text": "one"}]}, "finishReason": "STOP", "index": 0},
+            {"content": {"parts": [{"text": "two"}]}, "finishReason": "MAX_TOKENS", "index": 1}
+        ]}))
+        .expect("json");
+        let c = to_openai(&resp, "m", "i".into(), 0);
+        assert_eq!(c.choices.len(), 2);
+        assert_eq!(c.choices[1].message.content.as_deref(), Some("two"));
+        assert_eq!(c.choices[1].finish_reason, Some("length"));
+    }
+
+    #[test]
+    fn function_calls_become_tool_calls() {
+        let resp = fixture("gemini/generateContent.response.function-call-thought-signature.json");
+        let c = to_openai(&resp, "m", "i".into(), 0);
+        let calls = c.choices[0]
+            .message
+            .tool_calls
+            .as_ref()
+            .expect("tool calls");
+        assert!(!calls.is_empty());
+        assert!(
+            calls[0]
+                .id
+                .as_deref()
+                .is_some_and(|id| id.starts_with("call_"))
+        );
+        assert_eq!(c.choices[0].finish_reason, Some("tool_calls"));
+        assert!(
+            serde_json::from_str::<Value>(calls[0].function.arguments.as_deref().unwrap_or(""))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn grounding_becomes_url_citations() {
+        let resp = fixture("gemini/generateContent.response.google-search-grounding.json");
+        let c = to_openai(&resp, "m", "i".into(), 0);
+        let ann = c.choices[0]
+            .message
+            .annotations
+            .as_ref()
+            .expect("annotations");
+        assert_eq!(ann[0]["type"], "url_citation");
+        assert!(
+            ann[0]["url_citation"]["url"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("https://"))
+        );
+        let end = ann[0]["url_citation"]["end_index"].as_u64().unwrap_or(0);
+        assert!(
+            end as usize
+                <= c.choices[0]
+                    .message
+                    .content
+                    .as_deref()
+                    .unwrap_or_default()
+                    .chars()
+                    .count()
+        );
+    }
+
+    #[test]
+    fn function_call_signatures_are_exposed_for_storage() {
+        let resp = fixture("gemini/generateContent.response.function-call-thought-signature.json");
+        let c = to_openai(&resp, "m", "i".into(), 0);
+        let call = &c.choices[0].message.tool_calls.as_ref().expect("calls")[0];
+        assert!(signature_of(call).is_some_and(|s| !s.is_empty()));
+    }
+}
