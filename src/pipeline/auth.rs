@@ -33,15 +33,19 @@ pub fn presented_credentials(headers: &HeaderMap, query: Option<&str>) -> Vec<St
             }
         }
     }
-    for v in headers.get_all(axum::http::header::AUTHORIZATION) {
-        if let Ok(v) = v.to_str()
-            && let Some((scheme, token)) = v.trim().split_once(' ')
-            && scheme.eq_ignore_ascii_case("bearer")
-        {
-            out.push(token.trim().to_owned());
-        }
-    }
+    out.extend(bearer_tokens(headers).map(str::to_owned));
     out
+}
+
+/// The tokens of every `Authorization: Bearer …` header (scheme case-insensitive).
+pub fn bearer_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
 }
 
 /// `WHITELIST_USER_AGENT`: case-insensitive, equal to or starting with an entry.
