@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::config::Settings;
 use crate::config::parse::split_list;
+use crate::config::{INTERVAL_RANGE, RANDOM_STRING_LENGTH_MAX, Settings};
 use crate::mask::Secret;
 
 /// One dashboard-editable setting.
@@ -67,12 +67,18 @@ fn float(v: &Value) -> Result<f64, String> {
         .ok_or_else(|| format!("{v} is not a number"))
 }
 
-fn seconds(v: &Value) -> Result<Duration, String> {
+/// A keep-alive interval in seconds, within [`INTERVAL_RANGE`] as from the environment.
+fn interval(v: &Value) -> Result<Duration, String> {
     let f = float(v)?;
-    if f > 0.0 && f < 86_400.0 * 365.0 {
+    let (min, max) = INTERVAL_RANGE;
+    if (min.as_secs_f64()..=max.as_secs_f64()).contains(&f) {
         Ok(Duration::from_secs_f64(f))
     } else {
-        Err(format!("{f} must be greater than 0"))
+        Err(format!(
+            "{f} must be between {} and {} seconds",
+            min.as_secs_f64(),
+            max.as_secs_f64()
+        ))
     }
 }
 
@@ -149,7 +155,7 @@ pub const EDITABLE: &[Editable] = &[
         "fake_streaming_interval",
         "FAKE_STREAMING_INTERVAL",
         |s| secs_value(s.fake_streaming_interval),
-        |s, v| s.fake_streaming_interval = seconds(v)?
+        |s, v| s.fake_streaming_interval = interval(v)?
     ),
     entry!(
         "nonstream_keepalive_enabled",
@@ -161,7 +167,7 @@ pub const EDITABLE: &[Editable] = &[
         "nonstream_keepalive_interval",
         "NONSTREAM_KEEPALIVE_INTERVAL",
         |s| secs_value(s.nonstream_keepalive_interval),
-        |s, v| s.nonstream_keepalive_interval = seconds(v)?
+        |s, v| s.nonstream_keepalive_interval = interval(v)?
     ),
     entry!(
         "random_string",
@@ -173,7 +179,13 @@ pub const EDITABLE: &[Editable] = &[
         "random_string_length",
         "RANDOM_STRING_LENGTH",
         |s| json!(s.random_string_length),
-        |s, v| s.random_string_length = positive(v)? as usize
+        |s, v| {
+            let n = positive(v)? as usize;
+            if n > RANDOM_STRING_LENGTH_MAX {
+                return Err(format!("{n} is more than {RANDOM_STRING_LENGTH_MAX}"));
+            }
+            s.random_string_length = n;
+        }
     ),
     entry!(
         "search_mode",
@@ -399,6 +411,11 @@ mod tests {
         assert!(set(&mut s, "max_retry_num", json!(0)).is_err());
         assert!(set(&mut s, "increase_concurrent_on_failure", json!(0)).is_ok());
         assert!(set(&mut s, "fake_streaming_interval", json!(-1)).is_err());
+        // A zero period would make every keep-alive timer panic.
+        assert!(set(&mut s, "fake_streaming_interval", json!(1e-10)).is_err());
+        assert!(set(&mut s, "nonstream_keepalive_interval", json!("0.001")).is_err());
+        assert!(set(&mut s, "random_string_length", json!(1_000_000)).is_err());
+        assert!(set(&mut s, "random_string_length", json!(8)).is_ok());
         assert!(set(&mut s, "fake_streaming_interval", json!("0.5")).is_ok());
         assert_eq!(s.fake_streaming_interval, Duration::from_millis(500));
         assert!(set(&mut s, "fake_streaming", json!(false)).is_ok());

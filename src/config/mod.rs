@@ -65,6 +65,13 @@ pub struct StorageDir {
     pub explicit: bool,
 }
 
+/// Allowed range of the keep-alive intervals (`FAKE_STREAMING_INTERVAL`,
+/// `NONSTREAM_KEEPALIVE_INTERVAL`), from the environment and from the dashboard alike.
+pub const INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(3600));
+/// Longest `RANDOM_STRING_LENGTH` (the string is added to every request).
+pub const RANDOM_STRING_LENGTH_MAX: usize = 1000;
+
 /// Every setting, validated. Cloned into a new snapshot when the dashboard changes one.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -386,8 +393,8 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
         fake_streaming_interval: v.duration(
             "FAKE_STREAMING_INTERVAL",
             secs(1),
-            millis(10),
-            secs(3600),
+            INTERVAL_RANGE.0,
+            INTERVAL_RANGE.1,
         )?,
         fake_streaming_chunk_size: v.usize("FAKE_STREAMING_CHUNK_SIZE", 10, 1)?,
         fake_streaming_delay_per_chunk: v.duration(
@@ -400,8 +407,8 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
         nonstream_keepalive_interval: v.duration(
             "NONSTREAM_KEEPALIVE_INTERVAL",
             secs(5),
-            millis(10),
-            secs(3600),
+            INTERVAL_RANGE.0,
+            INTERVAL_RANGE.1,
         )?,
         concurrent_requests: v.uint("CONCURRENT_REQUESTS", 1, 1)?,
         increase_concurrent_on_failure: v.uint("INCREASE_CONCURRENT_ON_FAILURE", 0, 0)?,
@@ -424,7 +431,13 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
         search_mode,
         search_prompt,
         random_string: v.bool("RANDOM_STRING", true),
-        random_string_length: v.usize("RANDOM_STRING_LENGTH", 5, 1)?,
+        random_string_length: usize::try_from(v.int(
+            "RANDOM_STRING_LENGTH",
+            5,
+            1,
+            RANDOM_STRING_LENGTH_MAX as i64,
+        )?)
+        .unwrap_or(5),
         enable_thinking: v.bool("ENABLE_THINKING", true),
         max_requests_per_minute: v.uint("MAX_REQUESTS_PER_MINUTE", 30, 1)?,
         max_requests_per_day_per_ip: v.uint("MAX_REQUESTS_PER_DAY_PER_IP", 600, 1)?,
