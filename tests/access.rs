@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use futures_util::StreamExt;
 use mock_gemini::{MockGemini, Reply, Rule};
 use serde_json::{Value, json};
 
@@ -288,6 +289,67 @@ async fn a_key_concurrency_cap_queues_requests() {
         started.elapsed() >= Duration::from_millis(800),
         "the second waited for the key: {:?}",
         started.elapsed()
+    );
+}
+
+/// A stream holds its key for as long as it runs, not only until its headers are sent.
+#[tokio::test]
+async fn a_running_stream_counts_toward_the_key_concurrency_cap() {
+    let h = start(&[
+        ("KEY_MAX_CONCURRENCY", "1"),
+        ("GEMINI_API_KEYS", KEYS[0]),
+        ("FAKE_STREAMING", "false"),
+    ])
+    .await;
+    h.mock.add_rule(
+        Rule::new(Reply::Text {
+            text: "one two three four five six seven eight".into(),
+            chunks: Some(8),
+            chunk_delay_ms: Some(100),
+            finish_reason: None,
+            thought: None,
+            cut_after: None,
+            stall_after: None,
+            candidates: None,
+        })
+        .action("streamGenerateContent"),
+    );
+    let mut body = ask("a long stream");
+    body["stream"] = json!(true);
+    let streamed = h.chat(&body).await;
+    assert_eq!(streamed.status(), 200);
+    let mut frames = streamed.bytes_stream();
+    let first = frames.next().await.expect("a first chunk").expect("bytes");
+    assert!(!first.is_empty());
+
+    // While the stream runs, a second request must wait for the key.
+    let other = tokio::spawn({
+        let http = h.http.clone();
+        let url = h.url("/v1/chat/completions");
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(PASSWORD)
+                .json(&ask("waits for the stream"))
+                .send()
+                .await
+                .expect("sent");
+            (r.status(), Instant::now())
+        }
+    });
+    // The last content chunk is sent before the stream lets the key go.
+    let mut last_content = Instant::now();
+    while let Some(chunk) = frames.next().await {
+        let chunk = chunk.expect("stream bytes");
+        if String::from_utf8_lossy(&chunk).contains("\"content\"") {
+            last_content = Instant::now();
+        }
+    }
+    let (status, answered) = other.await.expect("joined");
+    assert_eq!(status, 200);
+    assert!(
+        answered > last_content,
+        "the second request was answered while the stream still held the only key"
     );
 }
 

@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use crate::app::AppState;
 use crate::config::Settings;
 use crate::error::{Flavor, GatewayError};
-use crate::keys::KeySlot;
+use crate::keys::{KeySlot, Lease};
 use crate::pipeline::auth::authenticate;
 use crate::pipeline::body::{parse_json, read_limited};
 use crate::pipeline::complete::{Delivery, Plan, RequestBody, SignatureMemo, deliver, obtain};
@@ -180,7 +180,7 @@ async fn stream(
     let url = Upstream::stream_url(&snap.gemini_base_url, &translated.upstream_model);
     let model = translated.upstream_model.clone();
     let body = Arc::new(RequestBody::typed(translated.request)?);
-    let (opened, _key) = dispatch::run(
+    let (opened, lease) = dispatch::run(
         &state.keys,
         &state.stats,
         snap,
@@ -216,7 +216,9 @@ async fn stream(
                 outcome: outcome.clone(),
                 trim_next: None,
             };
-            Ok(sse_response(Relay::new(events, held, mapper, memo, rescue)))
+            Ok(sse_response(Relay::new(
+                events, held, mapper, memo, rescue, lease,
+            )))
         }
     }
 }
@@ -260,6 +262,9 @@ async fn open(
 /// stream, an in-band error event (and no `[DONE]`) after a broken one (CONTRACT §3).
 struct Relay {
     events: GeminiEvents,
+    /// The key serving the stream: held until the stream ends, so `KEY_MAX_CONCURRENCY`
+    /// counts streams for as long as they run.
+    lease: Lease,
     mapper: ChunkMapper,
     memo: SignatureMemo,
     rescue: Rescue,
@@ -285,7 +290,7 @@ impl Rescue {
     async fn attempt(
         &mut self,
         partial: &str,
-    ) -> Option<(GeminiEvents, Vec<GenerateContentResponse>)> {
+    ) -> Option<(GeminiEvents, Vec<GenerateContentResponse>, Lease)> {
         let used = self.outcome.get().attempts;
         let remaining = self.snap.max_retry_num.saturating_sub(used);
         if remaining == 0 {
@@ -318,13 +323,13 @@ impl Rescue {
             o.key = spent.key.or(o.key);
         });
         match result {
-            Ok((Opened::Commit { events, held }, _)) => {
+            Ok((Opened::Commit { events, held }, lease)) => {
                 tracing::info!(
                     sent_chars = partial.chars().count(),
                     "stream rescued on another key"
                 );
                 self.trim_next = Some(partial.to_owned());
-                Some((events, held))
+                Some((events, held, lease))
             }
             Ok((Opened::Blocked(_), _)) | Err(_) => None,
         }
@@ -377,6 +382,7 @@ impl Relay {
         mut mapper: ChunkMapper,
         memo: SignatureMemo,
         rescue: Rescue,
+        lease: Lease,
     ) -> Self {
         let mut out = Vec::new();
         for e in &held {
@@ -385,6 +391,7 @@ impl Relay {
         keep_signatures(&memo, &mut mapper);
         Self {
             events,
+            lease,
             mapper,
             memo,
             rescue,
@@ -404,11 +411,12 @@ impl Relay {
         let Some(partial) = self.mapper.rescuable().map(str::to_owned) else {
             return false;
         };
-        let Some((events, held)) = self.rescue.attempt(&partial).await else {
+        let Some((events, held, lease)) = self.rescue.attempt(&partial).await else {
             return false;
         };
         self.mapper.begin_rescue();
         self.events = events;
+        self.lease = lease;
         for event in held {
             self.map(event, out);
         }

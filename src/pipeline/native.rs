@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use crate::app::AppState;
 use crate::config::Settings;
 use crate::error::{Flavor, GatewayError};
+use crate::keys::Lease;
 use crate::pipeline::auth::authenticate;
 use crate::pipeline::body::read_limited;
 use crate::pipeline::complete::{Delivery, Plan, RequestBody, deliver, obtain};
@@ -285,7 +286,7 @@ async fn run_action(
         return Ok(deliver(work, delivery, keepalive).await);
     }
 
-    let (answer, _) = dispatch::run(
+    let (answer, lease) = dispatch::run(
         &state.keys,
         &state.stats,
         &snap,
@@ -324,8 +325,8 @@ async fn run_action(
 
     Ok(match answer {
         Answer::Body { .. } => body_response(answer),
-        Answer::Sse { events, held } => sse_response(events, held),
-        Answer::Array(response) => array_response(response),
+        Answer::Sse { events, held } => sse_response(events, held, lease),
+        Answer::Array(response) => array_response(response, lease),
     })
 }
 
@@ -430,9 +431,11 @@ fn sse_headers(response: &mut Response) {
 
 /// Forwards SSE events as they arrive, each `data` payload exactly as Google sent it. A
 /// stream that breaks ends with an error event in Google's shape (CONTRACT §3).
-fn sse_response(events: GeminiEvents, held: Vec<Bytes>) -> Response {
+/// The key's lease is held until the stream ends (`KEY_MAX_CONCURRENCY` counts streams).
+fn sse_response(events: GeminiEvents, held: Vec<Bytes>, lease: Lease) -> Response {
     struct Relay {
         events: GeminiEvents,
+        _lease: Lease,
         queue: VecDeque<Bytes>,
         finished: bool,
         finish_seen: bool,
@@ -459,6 +462,7 @@ fn sse_response(events: GeminiEvents, held: Vec<Bytes>) -> Response {
     let finish_seen = held.iter().any(|d| finish_in(d));
     let relay = Relay {
         events,
+        _lease: lease,
         queue: held.iter().map(|d| frame(d)).collect(),
         finished: false,
         finish_seen,
@@ -502,13 +506,12 @@ fn sse_response(events: GeminiEvents, held: Vec<Bytes>) -> Response {
 }
 
 /// A JSON-array stream (`streamGenerateContent` without `alt=sse`), byte for byte.
-fn array_response(response: reqwest::Response) -> Response {
+fn array_response(response: reqwest::Response, lease: Lease) -> Response {
     let bytes: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>> =
-        Box::pin(
-            response
-                .bytes_stream()
-                .map(|r| r.map_err(std::io::Error::other)),
-        );
+        Box::pin(response.bytes_stream().map(move |r| {
+            let _held_until_the_stream_ends = &lease;
+            r.map_err(std::io::Error::other)
+        }));
     let mut out = Response::new(Body::from_stream(bytes));
     out.headers_mut().insert(
         header::CONTENT_TYPE,
