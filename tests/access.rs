@@ -1,7 +1,12 @@
 //! Rate limits, CORS, the dashboard path, model lists enforced on use, the random-string
 //! disguise, and the key pool's daily limit, concurrency cap, start-up check and cooldown
 //! waits — through the real server.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 
