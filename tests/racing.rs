@@ -76,6 +76,28 @@ async fn a_failed_batch_widens_the_next_one() {
     );
 }
 
+/// Both racers of a batch are refused for penalties: the first refusal fixes the body, the
+/// second (sent with the old body) must not end the request.
+#[tokio::test]
+async fn a_fix_in_a_batch_is_not_undone_by_its_sibling() {
+    let h = start(&[("CONCURRENT_REQUESTS", "2")]).await;
+    let mut body = ask("penalties in a race");
+    body["presence_penalty"] = json!(0.5);
+    let (status, v) = json(h.chat(&body).await).await;
+    assert_eq!(status, 200, "{v}");
+    let calls = h.upstream_calls();
+    let with = calls
+        .iter()
+        .filter(|c| c.body["generationConfig"].get("presencePenalty").is_some())
+        .count();
+    assert_eq!(with, 2, "the first batch carried the penalty on both keys");
+    assert!(
+        calls.len() > with,
+        "then the fixed body was sent: {}",
+        calls.len()
+    );
+}
+
 #[tokio::test]
 async fn losers_can_be_cancelled_instead_of_cached() {
     let h = start(&[("CONCURRENT_REQUESTS", "2"), ("RACE_CANCEL_LOSERS", "true")]).await;

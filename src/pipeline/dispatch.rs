@@ -517,6 +517,11 @@ pub async fn race<T: Send + 'static>(
                         fixed = true;
                         continue;
                     }
+                    if fixed && ends_request(&failure) {
+                        // Sent with the body as it was before this batch's fix: the retry
+                        // with the fixed body decides.
+                        continue;
+                    }
                     if ends_request(&failure) {
                         for h in &handles {
                             h.abort();
