@@ -60,6 +60,17 @@ async fn the_per_minute_limit_is_per_address_with_retry_after() {
 }
 
 #[tokio::test]
+async fn the_vector_adapters_are_rate_limited_too() {
+    safe_minute().await;
+    let h = start(&[("MAX_REQUESTS_PER_MINUTE", "1")]).await;
+    let body = json!({"searchText": "find me", "model": "gemini-embedding-001"});
+    assert_eq!(h.post("/api/vector/query", &body).await.status(), 200);
+    let r = h.post("/api/vector/query", &body).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
 async fn forwarded_addresses_count_separately_only_behind_trusted_proxies() {
     safe_minute().await;
     let h = start(&[

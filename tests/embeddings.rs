@@ -180,3 +180,25 @@ async fn vector_query_and_insert_speak_the_plugin_shape() {
     assert_eq!(r.status(), 401);
     let _: Value = r.json().await.unwrap();
 }
+
+#[tokio::test]
+async fn blocked_embedding_models_are_refused_on_use() {
+    let h = start(&[("BLOCKED_MODELS", EMBED)]).await;
+    let (status, v) = json(
+        h.post("/v1/embeddings", &json!({"model": EMBED, "input": "x"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(openai_error(&v)["code"], "model_not_found");
+    let (status, _) = json(
+        h.post(
+            "/api/vector/query",
+            &json!({"searchText": "x", "model": EMBED}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(batches(&h).is_empty(), "nothing reached Google");
+}

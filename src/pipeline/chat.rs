@@ -184,6 +184,7 @@ async fn stream(
         &state.keys,
         &state.stats,
         snap,
+        dispatch::Budget::of(snap),
         &model,
         outcome,
         |key| {
@@ -297,21 +298,25 @@ impl Rescue {
             return None;
         }
         let bytes = self.body.continuation(partial)?;
-        let mut snap = (*self.snap).clone();
-        snap.max_retry_num = remaining;
+        // What is left of the request's attempts, with a fresh deadline for the rest.
+        let budget = dispatch::Budget {
+            max_attempts: remaining,
+            ..dispatch::Budget::of(&self.snap)
+        };
+        let snap = &*self.snap;
         let upstream = self.state.upstream.clone();
         let probe = OutcomeHandle::default();
         let result = dispatch::run(
             &self.state.keys,
             &self.state.stats,
-            &snap,
+            snap,
+            budget,
             &self.model,
             &probe,
             |key| {
                 let bytes = bytes.clone();
                 let url = &self.url;
                 let upstream = &upstream;
-                let snap = &snap;
                 async move { open(upstream, url, &key, bytes, snap).await }
             },
             |_| false,

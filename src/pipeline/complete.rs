@@ -156,7 +156,8 @@ pub async fn obtain(
     plan: Plan,
     outcome: OutcomeHandle,
 ) -> Result<Answer, GatewayError> {
-    let deadline = Instant::now() + snap.request_deadline;
+    let budget = dispatch::Budget::of(&snap);
+    let deadline = budget.deadline;
     let caching = snap.max_cache_entries > 0 && !snap.cache_expiry_time.is_zero();
     if let (true, Some(key)) = (caching, plan.cache_key)
         && let Some(answer) = state.cache.take(key, deadline).await
@@ -178,7 +179,7 @@ pub async fn obtain(
         },
         None => None,
     };
-    let result = race(&state, &snap, &plan, &outcome).await;
+    let result = race(&state, &snap, budget, &plan, &outcome).await;
     if let Ok(answer) = &result {
         record_tokens(
             &state.stats,
@@ -199,6 +200,7 @@ pub async fn obtain(
 async fn race(
     state: &AppState,
     snap: &Arc<Settings>,
+    budget: dispatch::Budget,
     plan: &Plan,
     outcome: &OutcomeHandle,
 ) -> Result<Answer, GatewayError> {
@@ -219,6 +221,7 @@ async fn race(
         &state.keys,
         &state.stats,
         snap,
+        budget,
         &plan.model,
         outcome,
         &spawn,

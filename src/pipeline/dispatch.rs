@@ -30,6 +30,23 @@ use crate::upstream::classify::Failure;
 /// The longest cooldown a request waits out instead of answering 429 (CONTRACT §3).
 pub const MAX_COOLDOWN_WAIT: Duration = Duration::from_secs(10);
 
+/// What one request may spend on upstream attempts: until when, and how many.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub deadline: Instant,
+    pub max_attempts: u32,
+}
+
+impl Budget {
+    /// A fresh request's budget: `REQUEST_DEADLINE` from now, `MAX_RETRY_NUM` attempts.
+    pub fn of(settings: &Settings) -> Self {
+        Self {
+            deadline: Instant::now() + settings.request_deadline,
+            max_attempts: settings.max_retry_num.max(1),
+        }
+    }
+}
+
 pub struct Attempts {
     model: String,
     pub deadline: Instant,
@@ -43,11 +60,11 @@ pub struct Attempts {
 }
 
 impl Attempts {
-    pub fn new(settings: &Settings, model: &str) -> Self {
+    pub fn new(settings: &Settings, budget: Budget, model: &str) -> Self {
         Self {
             model: model.to_owned(),
-            deadline: Instant::now() + settings.request_deadline,
-            max_attempts: settings.max_retry_num.max(1),
+            deadline: budget.deadline,
+            max_attempts: budget.max_attempts.max(1),
             max_empty: settings.max_empty_responses.max(1),
             limits: Limits {
                 daily_limit: settings.api_key_daily_limit,
@@ -352,6 +369,7 @@ pub async fn run<T, Fut>(
     pool: &KeyPool,
     stats: &Arc<Stats>,
     settings: &Settings,
+    budget: Budget,
     model: &str,
     outcome: &OutcomeHandle,
     mut attempt: impl FnMut(Arc<KeySlot>) -> Fut,
@@ -360,7 +378,7 @@ pub async fn run<T, Fut>(
 where
     Fut: Future<Output = Result<T, Failure>>,
 {
-    let mut attempts = Attempts::new(settings, model);
+    let mut attempts = Attempts::new(settings, budget, model);
     loop {
         if attempts.empty_exhausted() {
             return Err(attempts.final_error(pool));
@@ -425,13 +443,14 @@ pub async fn race<T: Send + 'static>(
     pool: &KeyPool,
     stats: &Arc<Stats>,
     settings: &Settings,
+    budget: Budget,
     model: &str,
     outcome: &OutcomeHandle,
     spawn: &(dyn Fn(BoxFuture<'static, ()>) -> tokio::task::AbortHandle + Sync),
     attempt: &(dyn Fn(Arc<KeySlot>) -> BoxFuture<'static, Result<T, Failure>> + Sync),
     mut fix: impl FnMut(&Failure) -> bool,
 ) -> Result<(T, Option<Leftovers<T>>), GatewayError> {
-    let mut attempts = Attempts::new(settings, model);
+    let mut attempts = Attempts::new(settings, budget, model);
     let mut width = settings.concurrent_requests.max(1);
     let max_width = settings.max_concurrent_requests.max(1).max(width);
     loop {

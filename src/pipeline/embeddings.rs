@@ -173,6 +173,9 @@ pub async fn embed(
         snap.gemini_base_url,
         encode_segment(&model)
     );
+    crate::pipeline::chat::require_allowed_model(snap, &model)?;
+    // One deadline for the whole request, however many batches it takes.
+    let budget = dispatch::Budget::of(snap);
     let mut out = Vec::with_capacity(texts.len());
     for batch in texts.chunks(BATCH_LIMIT) {
         let requests: Vec<Value> = batch
@@ -193,6 +196,7 @@ pub async fn embed(
             &state.keys,
             &state.stats,
             snap,
+            budget,
             &model,
             outcome,
             |key| {

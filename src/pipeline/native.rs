@@ -158,6 +158,7 @@ async fn proxy_get(
             &state.keys,
             &state.stats,
             &snap,
+            dispatch::Budget::of(&snap),
             "models.list",
             &outcome,
             |key| {
@@ -290,6 +291,7 @@ async fn run_action(
         &state.keys,
         &state.stats,
         &snap,
+        dispatch::Budget::of(&snap),
         &upstream_model,
         outcome,
         |key| {

@@ -44,6 +44,7 @@ pub async fn query(State(state): State<AppState>, request: Request) -> Response 
         let snap = state.live.current();
         let (parts, body) = request.into_parts();
         authenticate(&snap, &parts)?;
+        crate::limits::admit(&state.limiter, &snap, &parts)?;
         let bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
         let q: Query = parse_json(&bytes)?;
         let text = q.search_text.filter(|t| !t.is_empty()).ok_or_else(|| {
@@ -73,6 +74,7 @@ pub async fn insert(State(state): State<AppState>, request: Request) -> Response
         let snap = state.live.current();
         let (parts, body) = request.into_parts();
         authenticate(&snap, &parts)?;
+        crate::limits::admit(&state.limiter, &snap, &parts)?;
         let bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
         let ins: Insert = parse_json(&bytes)?;
         let texts: Vec<String> = ins
