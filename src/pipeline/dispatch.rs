@@ -365,6 +365,10 @@ fn ends_request(failure: &Failure) -> bool {
 /// with a key; `fix` may correct the request after a known, fixable refusal and asks for an
 /// immediate retry by returning true. Request errors end the loop at once; other failures
 /// settle the key and move on. The winning key's lease is returned with the value.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the attempt loop's knobs, as for `race`; grouping them would only move the list"
+)]
 pub async fn run<T, Fut>(
     pool: &KeyPool,
     stats: &Arc<Stats>,
