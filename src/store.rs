@@ -420,7 +420,8 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
                    calls = calls + excluded.calls, successes = successes + excluded.successes, failures = failures + excluded.failures,
                    prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens,
                    thought_tokens = thought_tokens + excluded.thought_tokens, cached_tokens = cached_tokens + excluded.cached_tokens,
-                   latency_ms = latency_ms + excluded.latency_ms, failure_kinds = excluded.failure_kinds",
+                   latency_ms = latency_ms + excluded.latency_ms,
+                   failure_kinds = CASE WHEN excluded.failure_kinds = '{}' THEN failure_kinds ELSE excluded.failure_kinds END",
             )?;
             let mut read = conn.prepare_cached("SELECT failure_kinds FROM usage WHERE bucket = ?1 AND start = ?2 AND key_id = ?3 AND model = ?4")?;
             for r in rows {
@@ -619,6 +620,18 @@ mod tests {
                 model: "m".into(),
                 counters: c,
             }]));
+            // A later batch with successes only keeps the failure kinds already counted.
+            store.queue(Op::Usage(vec![UsageRow {
+                bucket: "minute",
+                start: now_unix() / 60 * 60,
+                key_id: "k1".into(),
+                model: "m".into(),
+                counters: Counters {
+                    calls: 1,
+                    successes: 1,
+                    ..Counters::default()
+                },
+            }]));
             store.flush().await;
             store.close();
         }
@@ -640,7 +653,7 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(
             (rows[0].counters.calls, rows[0].counters.prompt_tokens),
-            (4, 20),
+            (5, 20),
             "increments add up"
         );
         assert_eq!(rows[0].counters.failure_kinds.get("quota"), Some(&2));
