@@ -274,6 +274,8 @@ pub async fn update_config(State(state): State<AppState>, request: Request) -> R
         return axum::Json(json!({"status": "success", "message": format!("配置项 {key} 未更新，值为空或为'true'")})).into_response();
     }
     let _serial = state.admin_lock.lock().await;
+    // Validate on a copy; the change is applied to the then-current settings below, so a
+    // concurrent change (a key check recording an invalid key) is not overwritten.
     let mut next = (*state.live.current()).clone();
     if let Err(e) = (entry.set)(&mut next, &value) {
         return detail(
@@ -282,7 +284,9 @@ pub async fn update_config(State(state): State<AppState>, request: Request) -> R
         );
     }
     if let Some(store) = &state.store {
-        let persisted = editable::persisted(key, &next).unwrap_or(value).to_string();
+        let persisted = editable::persisted(key, &next)
+            .unwrap_or_else(|| value.clone())
+            .to_string();
         let op = Op::SaveSetting {
             name: key.to_owned(),
             value: persisted,
@@ -295,7 +299,12 @@ pub async fn update_config(State(state): State<AppState>, request: Request) -> R
             );
         }
     }
-    state.live.publish(next);
+    if let Err(e) = state.live.update(|s| (entry.set)(s, &value)) {
+        return detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("参数类型错误：{e} / Invalid value: {e}"),
+        );
+    }
     state
         .provenance
         .lock()
