@@ -252,28 +252,19 @@ fn persist_now(state: &AppState) {
     }
 }
 
-/// The `hajimi_keys{state}` gauges.
+/// The `hajimi_keys{state}` gauges (one pass: each key's state is read once).
 pub fn update_key_gauges(state: &AppState) {
     let now = tokio::time::Instant::now();
-    let slots = state.keys.slots();
-    let count = |st: keys::KeyState| slots.iter().filter(|k| k.state() == st).count();
-    let cooling = slots
-        .iter()
-        .filter(|k| k.state() == keys::KeyState::Active && !k.cooldowns(now).is_empty())
-        .count();
-    metrics::key_states(
-        count(keys::KeyState::Active) - cooling,
-        cooling,
-        count(keys::KeyState::Invalid),
-        count(keys::KeyState::Suspended),
-    );
-    if let Some(store) = &state.store {
-        let mut last = state
-            .persisted_keys
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        persist::snapshot_key_states(&state.keys, store, &mut last);
+    let (mut active, mut cooling, mut invalid, mut suspended) = (0, 0, 0, 0);
+    for slot in state.keys.slots().iter() {
+        match slot.state() {
+            keys::KeyState::Active if slot.cooldowns(now).is_empty() => active += 1,
+            keys::KeyState::Active => cooling += 1,
+            keys::KeyState::Invalid => invalid += 1,
+            keys::KeyState::Suspended => suspended += 1,
+        }
     }
+    metrics::key_states(active, cooling, invalid, suspended);
 }
 
 /// Keeps HAJIMI's `INVALID_API_KEYS` record in step with key checks.
