@@ -104,7 +104,7 @@ pub fn set_known_models(models: impl IntoIterator<Item = String>) {
 
 /// A bounded model label.
 pub fn model_label(model: &str) -> String {
-    let m = model.strip_prefix("models/").unwrap_or(model);
+    let m = crate::config::strip_model_prefix(model);
     let known = known()
         .read()
         .is_ok_and(|set| set.contains(m) || set.contains(m.strip_suffix("-search").unwrap_or(m)));

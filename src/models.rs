@@ -24,6 +24,9 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(3600);
 const CREATED: u64 = 1_700_000_000;
 /// A bound on pages followed, in case an upstream hands out tokens forever.
 const MAX_PAGES: usize = 50;
+/// After a failed fetch, requests that find no list do not fetch again for this long (each
+/// try can take up to three keys' timeouts).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 pub struct Catalog {
@@ -31,6 +34,8 @@ pub struct Catalog {
     /// `thinking` flags by model id (without `models/`), for the per-request lookup.
     thinking: ArcSwapOption<HashMap<String, bool>>,
     refresh: tokio::sync::Mutex<()>,
+    /// When the last fetch failed (cleared by a success).
+    failed_at: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Catalog {
@@ -43,26 +48,32 @@ impl Catalog {
         self.thinking.load().as_ref()?.get(model).copied()
     }
 
-    pub fn info(&self, model: &str) -> Option<ModelInfo> {
-        let list = self.models.load();
-        list.as_ref()?
-            .iter()
-            .find(|m| m.name.strip_prefix("models/").unwrap_or(&m.name) == model)
-            .cloned()
-    }
-
     /// Fetches the list unless one is loaded (single-flight: concurrent callers wait for one fetch).
     pub async fn ensure(&self, settings: &Settings, pool: &KeyPool, upstream: &Upstream) {
         if self.models.load().is_some() {
             return;
         }
         let _guard = self.refresh.lock().await;
-        if self.models.load().is_some() {
+        if self.models.load().is_some() || self.failed_recently() {
             return;
         }
         if let Err(e) = self.fetch_into(settings, pool, upstream).await {
             tracing::warn!(error = e.label(), "could not fetch the model list");
         }
+    }
+
+    fn failed_recently(&self) -> bool {
+        self.failed_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < RETRY_AFTER_FAILURE)
+    }
+
+    fn set_failed(&self, failed: bool) {
+        *self
+            .failed_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = failed.then(Instant::now);
     }
 
     /// Re-fetches the list now.
@@ -77,6 +88,17 @@ impl Catalog {
     }
 
     async fn fetch_into(
+        &self,
+        settings: &Settings,
+        pool: &KeyPool,
+        upstream: &Upstream,
+    ) -> Result<usize, Failure> {
+        let result = self.fetch_once(settings, pool, upstream).await;
+        self.set_failed(result.is_err());
+        result
+    }
+
+    async fn fetch_once(
         &self,
         settings: &Settings,
         pool: &KeyPool,
@@ -104,7 +126,7 @@ impl Catalog {
                         .iter()
                         .filter_map(|m| {
                             Some((
-                                m.name.strip_prefix("models/").unwrap_or(&m.name).to_owned(),
+                                crate::config::strip_model_prefix(&m.name).to_owned(),
                                 m.thinking?,
                             ))
                         })
@@ -113,7 +135,7 @@ impl Catalog {
                     crate::metrics::set_known_models(
                         models
                             .iter()
-                            .map(|m| m.name.strip_prefix("models/").unwrap_or(&m.name).to_owned())
+                            .map(|m| crate::config::strip_model_prefix(&m.name).to_owned())
                             .chain(settings.extra_models.iter().cloned()),
                     );
                     self.models.store(Some(Arc::new(models)));
@@ -168,7 +190,7 @@ pub fn visible_ids(settings: &Settings, models: Option<&[ModelInfo]>) -> Vec<Str
         }
     };
     for m in models.unwrap_or_default() {
-        let id = m.name.strip_prefix("models/").unwrap_or(&m.name).to_owned();
+        let id = crate::config::strip_model_prefix(&m.name).to_owned();
         // With SEARCH_MODE, every Gemini 2.x+ model that generates gets a `-search` twin,
         // listed right after it (HAJIMI §8, extended to 3.x).
         let search_twin = settings.search_mode

@@ -48,7 +48,7 @@ impl Signatures {
 /// the same family, another model is not.
 fn same_family(a: &str, b: &str) -> bool {
     fn family(m: &str) -> &str {
-        let m = m.strip_prefix("models/").unwrap_or(m);
+        let m = crate::config::strip_model_prefix(m);
         m.split("-preview").next().unwrap_or(m)
     }
     family(a) == family(b)

@@ -119,3 +119,36 @@ async fn a_key_failing_on_listing_is_skipped() {
     assert_eq!(status, 200);
     assert!(ids(&v).contains(&"gemini-2.5-flash".to_owned()));
 }
+
+/// Google down: one failed fetch, then requests answer from what is known without fetching
+/// again for a while (each fetch can take three keys' timeouts).
+#[tokio::test]
+async fn a_failed_list_fetch_is_not_repeated_by_every_request() {
+    let mock = MockGemini::start().await.unwrap();
+    mock.add_rule(Rule::new(Reply::preset("overloaded_503")).action("list"));
+    let h = start_with_mock(mock, &[]).await;
+    let list_fetches = || {
+        h.mock
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.query
+                    .as_deref()
+                    .is_some_and(|q| q.contains("pageSize=1000"))
+            })
+            .count()
+    };
+    // The start-up fetch may still be running: let it finish.
+    for _ in 0..100 {
+        if list_fetches() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let before = list_fetches();
+    for _ in 0..5 {
+        assert_eq!(h.get("/v1/models").await.status(), 200);
+    }
+    assert_eq!(list_fetches(), before, "no new fetch within the back-off");
+}

@@ -331,19 +331,19 @@ pub const EDITABLE: &[Editable] = &[
         "extra_models",
         "EXTRA_MODELS",
         |s| json!(s.extra_models),
-        |s, v| s.extra_models = list(v)?
+        |s, v| s.extra_models = crate::config::model_names(list(v)?)
     ),
     entry!(
         "blocked_models",
         "BLOCKED_MODELS",
         |s| json!(s.blocked_models),
-        |s, v| s.blocked_models = list(v)?
+        |s, v| s.blocked_models = crate::config::model_names(list(v)?)
     ),
     entry!(
         "whitelist_models",
         "WHITELIST_MODELS",
         |s| json!(s.whitelist_models),
-        |s, v| s.whitelist_models = list(v)?
+        |s, v| s.whitelist_models = crate::config::model_names(list(v)?)
     ),
     entry!(
         "invalid_api_keys",
@@ -416,6 +416,12 @@ mod tests {
         assert!(set(&mut s, "nonstream_keepalive_interval", json!("0.001")).is_err());
         assert!(set(&mut s, "random_string_length", json!(1_000_000)).is_err());
         assert!(set(&mut s, "random_string_length", json!(8)).is_ok());
+        assert!(set(&mut s, "blocked_models", json!("models/gemini-2.5-pro, x")).is_ok());
+        assert_eq!(
+            s.blocked_models,
+            vec!["gemini-2.5-pro", "x"],
+            "compared without the prefix"
+        );
         assert!(set(&mut s, "fake_streaming_interval", json!("0.5")).is_ok());
         assert_eq!(s.fake_streaming_interval, Duration::from_millis(500));
         assert!(set(&mut s, "fake_streaming", json!(false)).is_ok());

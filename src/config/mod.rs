@@ -442,21 +442,9 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
         max_requests_per_minute: v.uint("MAX_REQUESTS_PER_MINUTE", 30, 1)?,
         max_requests_per_day_per_ip: v.uint("MAX_REQUESTS_PER_DAY_PER_IP", 600, 1)?,
         api_key_daily_limit: v.uint("API_KEY_DAILY_LIMIT", 100, 0)?,
-        blocked_models: v
-            .list("BLOCKED_MODELS")
-            .into_iter()
-            .map(|m| strip_model_prefix(&m).to_owned())
-            .collect(),
-        whitelist_models: v
-            .list("WHITELIST_MODELS")
-            .into_iter()
-            .map(|m| strip_model_prefix(&m).to_owned())
-            .collect(),
-        extra_models: v
-            .list("EXTRA_MODELS")
-            .into_iter()
-            .map(|m| strip_model_prefix(&m).to_owned())
-            .collect(),
+        blocked_models: model_names(v.list("BLOCKED_MODELS")),
+        whitelist_models: model_names(v.list("WHITELIST_MODELS")),
+        extra_models: model_names(v.list("EXTRA_MODELS")),
         public_mode: v.bool("PUBLIC_MODE", false),
         inband_errors: v.bool("INBAND_ERRORS", false),
         skip_check_api_key: v.bool("SKIP_CHECK_API_KEY", false),
@@ -581,6 +569,13 @@ pub fn normalise_base_url(url: &str) -> String {
 }
 
 /// Removes a leading `models/` from a model name.
+/// A list of model names as the lists compare them: without Google's `models/` prefix.
+pub fn model_names(list: Vec<String>) -> Vec<String> {
+    list.into_iter()
+        .map(|m| strip_model_prefix(&m).to_owned())
+        .collect()
+}
+
 pub fn strip_model_prefix(model: &str) -> &str {
     model.strip_prefix("models/").unwrap_or(model)
 }

@@ -145,7 +145,7 @@ async fn proxy_get(
         let path = match &model {
             Some(m) => format!(
                 "models/{}",
-                encode_segment(m.strip_prefix("models/").unwrap_or(m))
+                encode_segment(crate::config::strip_model_prefix(m))
             ),
             None => "models".to_owned(),
         };
@@ -214,7 +214,7 @@ async fn run_action(
             "无效的请求路径：缺少 :action / Invalid request path `{model_action}`: expected models/{{model}}:{{action}}"
         )));
     };
-    let model = model.strip_prefix("models/").unwrap_or(model).to_owned();
+    let model = crate::config::strip_model_prefix(model).to_owned();
     let action = action.to_owned();
     outcome.update(|o| o.model = Some(model.clone()));
     let generates = matches!(action.as_str(), "generateContent" | "streamGenerateContent");

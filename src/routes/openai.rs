@@ -66,7 +66,7 @@ pub async fn get_model(
         .models
         .ensure(&snap, &state.keys, &state.upstream)
         .await;
-    let id = id.strip_prefix("models/").unwrap_or(&id).to_owned();
+    let id = crate::config::strip_model_prefix(&id).to_owned();
     let models = state.models.current();
     let known = visible_ids(&snap, models.as_deref().map(Vec::as_slice));
     if known.contains(&id) && model_allowed(&snap, &id) {

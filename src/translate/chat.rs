@@ -48,7 +48,7 @@ impl Default for Options<'_> {
 /// Upstream model name for a client model name: strips `models/` and `google/` prefixes.
 pub fn upstream_model_name(model: &str) -> &str {
     let m = model.trim();
-    let m = m.strip_prefix("models/").unwrap_or(m);
+    let m = crate::config::strip_model_prefix(m);
     m.strip_prefix("google/").unwrap_or(m)
 }
 
