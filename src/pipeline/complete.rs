@@ -261,31 +261,44 @@ pub fn record_tokens(
 }
 
 /// Collects a won race's other answers into the cache (HAJIMI's free "regenerate").
-fn keep_surplus(state: &AppState, snap: &Settings, key: u64, mut left: Leftovers<Answer>) {
+fn keep_surplus(state: &AppState, snap: &Settings, key: u64, left: Leftovers<Answer>) {
     let caching = snap.max_cache_entries > 0 && !snap.cache_expiry_time.is_zero();
     if !caching {
         return;
     }
     state.cache.expect(key, left.remaining);
-    let cache = state.clone();
+    let owner = state.clone();
     let (ttl, max) = (snap.cache_expiry_time, snap.max_cache_entries);
-    state.spawn_tracked(async move {
-        for _ in 0..left.remaining {
-            match left.rx.recv().await {
-                Some((_, Ok(answer))) => {
-                    if answer.status == 200 {
-                        cache.cache.put(key, answer, ttl, max);
-                    }
-                    cache.cache.settled(key);
-                }
-                Some((_, Err(_))) => cache.cache.settled(key),
-                None => {
-                    cache.cache.settled(key);
-                    break;
+    state.spawn_tracked(async move { collect_surplus(&owner.cache, key, left, ttl, max).await });
+}
+
+/// Puts each leftover answer in the cache as it comes, and settles every expected one, even
+/// those that never come (their attempts were cancelled), so no request waits for them.
+async fn collect_surplus(
+    cache: &crate::cache::ResponseCache,
+    key: u64,
+    mut left: Leftovers<Answer>,
+    ttl: Duration,
+    max: usize,
+) {
+    let mut outstanding = left.remaining;
+    while outstanding > 0 {
+        match left.rx.recv().await {
+            Some((_, Ok(answer))) => {
+                if answer.status == 200 {
+                    cache.put(key, answer, ttl, max);
                 }
             }
+            Some((_, Err(_))) => {}
+            // The senders are gone: none of the rest will come.
+            None => break,
         }
-    });
+        cache.settled(key);
+        outstanding -= 1;
+    }
+    for _ in 0..outstanding {
+        cache.settled(key);
+    }
 }
 
 /// One `generateContent` attempt. A 2xx answer with nothing usable is an empty answer
@@ -700,6 +713,30 @@ fn late(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Three leftovers expected, their attempts gone without a word: a later identical
+    /// request must not wait for them.
+    #[tokio::test]
+    async fn surplus_that_never_comes_is_settled() {
+        let cache = crate::cache::ResponseCache::default();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        drop(tx);
+        cache.expect(7, 3);
+        collect_surplus(
+            &cache,
+            7,
+            Leftovers { rx, remaining: 3 },
+            Duration::from_secs(60),
+            10,
+        )
+        .await;
+        let waited = tokio::time::timeout(
+            Duration::from_secs(5),
+            cache.take(7, Instant::now() + Duration::from_secs(3600)),
+        )
+        .await;
+        assert!(matches!(waited, Ok(None)), "nothing to wait for");
+    }
 
     #[test]
     fn compacting_keeps_strings_and_order() {
