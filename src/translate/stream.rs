@@ -155,7 +155,6 @@ impl ChunkMapper {
             if !parts.reasoning.is_empty() {
                 delta.reasoning_content = Some(parts.reasoning);
             }
-            delta.annotations = annotations(c.grounding_metadata.as_ref(), &parts.text);
             if !parts.tool_calls.is_empty() {
                 for call in &parts.tool_calls {
                     if let (Some(id), Some(sig)) = (call.id.as_deref(), signature_of(call)) {
@@ -185,12 +184,17 @@ impl ChunkMapper {
             if has_text && slot == 0 {
                 self.text.push_str(&parts.text);
             }
+            // Google's grounding offsets count from the start of the answer, not the event.
+            let answer_so_far = if slot == 0 { &self.text } else { &parts.text };
+            delta.annotations = annotations(c.grounding_metadata.as_ref(), answer_so_far);
             if has_text {
                 delta.content = Some(Some(parts.text));
             }
             let first_delta = !self.choices[slot].role_sent;
-            let has_delta =
-                has_text || delta.reasoning_content.is_some() || delta.tool_calls.is_some();
+            let has_delta = has_text
+                || delta.reasoning_content.is_some()
+                || delta.tool_calls.is_some()
+                || delta.annotations.is_some();
             if first_delta && (has_delta || c.finish_reason.is_some()) {
                 delta.role = self.take_role(slot);
                 if delta.content.is_none() {
@@ -367,6 +371,34 @@ mod tests {
                 .iter()
                 .take(3)
                 .all(|f| f["id"] == "chatcmpl-t" && f["created"] == 7)
+        );
+    }
+
+    /// Grounding arriving with the last event cites spans of the whole answer; an event that
+    /// carries only grounding still reaches the client.
+    #[test]
+    fn streamed_citations_index_the_whole_answer() {
+        let grounding = json!({
+            "groundingChunks": [{"web": {"uri": "https://example.com/a", "title": "A"}}],
+            "groundingSupports": [{"segment": {"startIndex": 13, "endIndex": 23}, "groundingChunkIndices": [0]}]
+        });
+        let events: Vec<GenerateContentResponse> = vec![
+            serde_json::from_value(json!({"candidates": [{"content": {"parts": [{"text": "Hello world. "}], "role": "model"}, "index": 0}]})).expect("e1"),
+            serde_json::from_value(json!({"candidates": [{"content": {"parts": [{"text": "More text."}], "role": "model"}, "index": 0}]})).expect("e2"),
+            serde_json::from_value(json!({"candidates": [{"content": {"parts": [], "role": "model"}, "groundingMetadata": grounding, "index": 0}]})).expect("e3"),
+            serde_json::from_value(json!({"candidates": [{"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": "STOP", "index": 0}]})).expect("e4"),
+        ];
+        let (frames, finished) = run(&events, false);
+        assert!(finished);
+        let cited: Vec<&Value> = frames
+            .iter()
+            .filter_map(|f| f["choices"][0]["delta"]["annotations"].as_array())
+            .flatten()
+            .collect();
+        assert_eq!(cited.len(), 1, "{frames:?}");
+        assert_eq!(
+            cited[0]["url_citation"],
+            json!({"url": "https://example.com/a", "title": "A", "start_index": 13, "end_index": 23})
         );
     }
 
