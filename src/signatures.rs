@@ -1,7 +1,8 @@
 //! Thought signatures kept server-side (CONTRACT §5): Gemini 3 rejects a tool loop whose
 //! history lacks the signature of each function call, and most OpenAI clients drop unknown
 //! fields. We remember each signature under the tool-call id we minted, with the model that
-//! produced it, bounded in count and kept 24 hours, and put it back when the call comes back.
+//! produced it, bounded in bytes (signatures can be kilobytes each) and kept 24 hours, and
+//! put it back when the call comes back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,8 @@ use std::time::Duration;
 /// What Google documents for a function call whose signature is unknown.
 pub const SKIP_VALIDATOR: &str = "skip_thought_signature_validator";
 
-const CAPACITY: u64 = 200_000;
+/// Bytes of ids, model names and signatures kept (the least used go first).
+const CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 const TTL: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Clone)]
@@ -21,7 +23,11 @@ impl Default for Signatures {
     fn default() -> Self {
         Self {
             cache: moka::sync::Cache::builder()
-                .max_capacity(CAPACITY)
+                .weigher(|id: &Arc<str>, entry: &Arc<(String, String)>| {
+                    u32::try_from(id.len() + entry.0.len() + entry.1.len() + 64)
+                        .unwrap_or(u32::MAX)
+                })
+                .max_capacity(CAPACITY_BYTES)
                 .time_to_live(TTL)
                 .build(),
         }
