@@ -24,8 +24,7 @@ impl Default for Signatures {
         Self {
             cache: moka::sync::Cache::builder()
                 .weigher(|id: &Arc<str>, entry: &Arc<(String, String)>| {
-                    u32::try_from(id.len() + entry.0.len() + entry.1.len() + 64)
-                        .unwrap_or(u32::MAX)
+                    u32::try_from(id.len() + entry.0.len() + entry.1.len() + 64).unwrap_or(u32::MAX)
                 })
                 .max_capacity(CAPACITY_BYTES)
                 .time_to_live(TTL)

@@ -27,11 +27,11 @@ pub fn presented_credentials(headers: &HeaderMap, query: Option<&str>) -> Vec<St
         out.push(v.trim().to_owned());
     }
     if let Some(q) = query {
-        for pair in q.split('&') {
-            if let Some(v) = pair.strip_prefix("key=") {
-                out.push(percent_decode(v));
-            }
-        }
+        out.extend(
+            url::form_urlencoded::parse(q.as_bytes())
+                .filter(|(name, _)| name == "key")
+                .map(|(_, value)| value.into_owned()),
+        );
     }
     out.extend(bearer_tokens(headers).map(str::to_owned));
     out
@@ -69,40 +69,6 @@ pub fn admit_user_agent(settings: &Settings, headers: &HeaderMap) -> Result<(), 
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,9 +86,14 @@ mod tests {
     }
 
     #[test]
-    fn percent_decoding_handles_edges() {
-        assert_eq!(percent_decode("a%2"), "a%2");
-        assert_eq!(percent_decode("%41%zz"), "A%zz");
-        assert_eq!(percent_decode("a+b"), "a b");
+    fn query_keys_are_form_decoded() {
+        let h = HeaderMap::new();
+        assert_eq!(presented_credentials(&h, Some("key=a%2")), vec!["a%2"]);
+        assert_eq!(presented_credentials(&h, Some("key=%41%zz")), vec!["A%zz"]);
+        assert_eq!(presented_credentials(&h, Some("x=1&key=a+b")), vec!["a b"]);
+        assert!(
+            presented_credentials(&h, Some("KEY=x")).is_empty(),
+            "Google's name only"
+        );
     }
 }

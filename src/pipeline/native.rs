@@ -116,12 +116,16 @@ fn check_version(ver: &str) -> Result<(), GatewayError> {
     }
 }
 
-/// The query string to forward: everything but our own `key`.
+/// The query string to forward: everything but our own `key` (in any case: whatever the
+/// client meant by it, a credential never goes upstream).
 fn forwarded_query(query: Option<&str>) -> String {
     let kept: Vec<&str> = query
         .unwrap_or_default()
         .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("key=") && *p != "key")
+        .filter(|p| {
+            let name = p.split('=').next().unwrap_or_default();
+            !p.is_empty() && !name.eq_ignore_ascii_case("key")
+        })
         .collect();
     if kept.is_empty() {
         String::new()
@@ -536,6 +540,7 @@ mod tests {
     fn our_key_never_goes_upstream_but_other_parameters_do() {
         assert_eq!(forwarded_query(Some("alt=sse&key=secret")), "?alt=sse");
         assert_eq!(forwarded_query(Some("key=secret")), "");
+        assert_eq!(forwarded_query(Some("KEY=secret&alt=sse")), "?alt=sse");
         assert_eq!(
             forwarded_query(Some("pageSize=10&pageToken=abc%3D")),
             "?pageSize=10&pageToken=abc%3D"
