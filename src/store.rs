@@ -466,6 +466,11 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
             for entry in entries {
                 insert.execute(params![at, entry])?;
             }
+            // Bounded as it grows, not only at the hourly prune (by primary key: cheap).
+            conn.prepare_cached(
+                "DELETE FROM request_log WHERE id <= (SELECT MAX(id) FROM request_log) - ?1",
+            )?
+            .execute(params![LOG_ROWS])?;
         }
         Op::Meta { name, value } => {
             conn.execute(
@@ -489,7 +494,8 @@ fn commit(conn: &Connection, ops: &[Op]) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-/// Retention (CONTRACT §7): minutes 48 h, hours 90 days, days kept; a bounded request log.
+/// Retention (CONTRACT §7): minutes 48 h, hours 90 days, days kept (the request log is
+/// bounded as it is written).
 fn prune(conn: &Connection) -> rusqlite::Result<()> {
     let now = now_unix();
     conn.execute(
@@ -499,10 +505,6 @@ fn prune(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute(
         "DELETE FROM usage WHERE bucket = 'hour' AND start < ?1",
         params![now - 90 * 86_400],
-    )?;
-    conn.execute(
-        "DELETE FROM request_log WHERE id <= (SELECT MAX(id) FROM request_log) - ?1",
-        params![LOG_ROWS],
     )?;
     Ok(())
 }
@@ -569,6 +571,25 @@ fn writer(conn: Connection, rx: Receiver<Cmd>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_request_log_is_bounded_as_it_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _, reader) = Store::open(dir.path()).expect("opens");
+        let n = usize::try_from(LOG_ROWS).unwrap_or(0) + 50;
+        let entries: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        store
+            .commit(vec![Op::Logs { at: 1, entries }])
+            .await
+            .expect("committed");
+        let rows: i64 = reader
+            .query_row("SELECT COUNT(*) FROM request_log", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(rows, LOG_ROWS);
+        let newest = recent_log(&reader, 1).expect("read");
+        assert_eq!(newest, vec![(n - 1).to_string()]);
+        store.close();
+    }
 
     #[tokio::test]
     async fn committed_writes_are_read_back_after_reopening() {
