@@ -237,15 +237,6 @@ pub fn google_status_name(status: StatusCode) -> &'static str {
     }
 }
 
-/// An error together with the flavour of the route it happened on.
-pub struct Flavored(pub GatewayError, pub Flavor);
-
-impl IntoResponse for Flavored {
-    fn into_response(self) -> Response {
-        self.0.render(self.1)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,6 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, Settings};
@@ -276,12 +275,4 @@ impl Drop for LoggedBody {
             line.emit(http_body::Body::is_end_stream(&self.inner));
         }
     }
-}
-
-/// Collects a body for tests and small internal uses.
-pub async fn collect(body: Body) -> Bytes {
-    body.collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default()
 }

@@ -61,8 +61,6 @@ pub struct KeySlot {
     secret: Secret,
     state: AtomicU8,
     cooldowns: Mutex<Vec<Cooldown>>,
-    successes: AtomicU64,
-    failures: AtomicU64,
     /// Successful calls since the last daily reset (`API_KEY_DAILY_LIMIT`).
     calls_today: AtomicU64,
     in_flight: AtomicU32,
@@ -75,8 +73,6 @@ impl KeySlot {
             secret: Secret::new(secret),
             state: AtomicU8::new(KeyState::Active as u8),
             cooldowns: Mutex::new(Vec::new()),
-            successes: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
             calls_today: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
         }
@@ -125,16 +121,7 @@ impl KeySlot {
         self.state() == KeyState::Active && self.cooling_until(model, now).is_none()
     }
 
-    pub fn successes(&self) -> u64 {
-        self.successes.load(Ordering::Relaxed)
-    }
-
-    pub fn failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
-    }
-
     pub fn record_success(&self) {
-        self.successes.fetch_add(1, Ordering::Relaxed);
         self.calls_today.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -153,7 +140,6 @@ impl KeySlot {
 
     /// Applies what one failed attempt means for this key.
     pub fn settle(&self, failure: &Failure, model: &str, now: Instant) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
         match failure.key_effect() {
             KeyEffect::None => {}
             KeyEffect::Invalid => {

@@ -316,9 +316,7 @@ async fn generate(
         .await?;
     if !response.status().is_success() {
         let (status, raw, failure) = classify_response(response, idle).await;
-        if native
-            && (failure.is_request_error() || matches!(failure, Failure::PenaltyUnsupported { .. }))
-        {
+        if native && failure.ends_request() {
             let text = crate::mask::scrub_keys(&String::from_utf8_lossy(&raw));
             return Ok(Answer {
                 status,

@@ -77,10 +77,6 @@ impl Attempts {
         }
     }
 
-    pub fn model(&self) -> &str {
-        &self.model
-    }
-
     pub fn remaining(&self) -> u32 {
         self.max_attempts.saturating_sub(self.attempts)
     }
@@ -357,10 +353,6 @@ pub fn prompt_blocked(reason: &str) -> GatewayError {
     }
 }
 
-fn ends_request(failure: &Failure) -> bool {
-    failure.is_request_error() || matches!(failure, Failure::PenaltyUnsupported { .. })
-}
-
 /// Runs attempts one key at a time until one succeeds. `attempt` makes one upstream attempt
 /// with a key; `fix` may correct the request after a known, fixable refusal and asks for an
 /// immediate retry by returning true. Request errors end the loop at once; other failures
@@ -415,7 +407,7 @@ where
                 if fix(&failure) {
                     continue;
                 }
-                if ends_request(&failure) {
+                if failure.ends_request() {
                     return Err(request_error(&failure));
                 }
                 attempts.fail(&lease, failure);
@@ -497,7 +489,7 @@ pub async fn race<T: Send + 'static>(
                 );
                 match &result {
                     Ok(_) => lease.record_success(),
-                    Err(f) if !ends_request(f) => lease.settle(f, &model, Instant::now()),
+                    Err(f) if !f.ends_request() => lease.settle(f, &model, Instant::now()),
                     Err(_) => {}
                 }
                 let id = lease.id;
@@ -540,12 +532,12 @@ pub async fn race<T: Send + 'static>(
                         fixed = true;
                         continue;
                     }
-                    if fixed && ends_request(&failure) {
+                    if fixed && failure.ends_request() {
                         // Sent with the body as it was before this batch's fix: the retry
                         // with the fixed body decides.
                         continue;
                     }
-                    if ends_request(&failure) {
+                    if failure.ends_request() {
                         for h in &handles {
                             h.abort();
                         }

@@ -26,7 +26,7 @@ use crate::pipeline::body::read_limited;
 use crate::pipeline::complete::{Delivery, Plan, RequestBody, deliver, obtain};
 use crate::pipeline::dispatch;
 use crate::telemetry::OutcomeHandle;
-use crate::translate::answer::{Assessment, FirstEvent, assess, first_event};
+use crate::translate::answer::{FirstEvent, first_event};
 use crate::upstream::classify::Failure;
 use crate::upstream::http::encode_segment;
 use crate::upstream::{ANSWER_LIMIT, GeminiEvents, classify_response, read_body};
@@ -179,7 +179,7 @@ async fn proxy_get(
                             snap.upstream_timeout,
                         )
                         .await?;
-                    complete_body(response, snap, false).await
+                    complete_body(response, snap).await
                 }
             },
             |_| false,
@@ -314,14 +314,14 @@ async fn run_action(
                     )
                     .await?;
                 if !response.status().is_success() {
-                    return complete_body(response, snap, false).await;
+                    return complete_body(response, snap).await;
                 }
                 if stream && sse {
                     open_sse(response, snap).await
                 } else if stream {
                     Ok(Answer::Array(response))
                 } else {
-                    complete_body(response, snap, generate).await
+                    complete_body(response, snap).await
                 }
             }
         },
@@ -338,15 +338,11 @@ async fn run_action(
 
 /// Reads a whole answer. A 2xx `generateContent` answer with nothing in it is an empty
 /// answer (retried); Google's errors about the request are forwarded as they are.
-async fn complete_body(
-    response: reqwest::Response,
-    snap: &Settings,
-    assess_answer: bool,
-) -> Result<Answer, Failure> {
+async fn complete_body(response: reqwest::Response, snap: &Settings) -> Result<Answer, Failure> {
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
         let (status, body, failure) = classify_response(response, snap.upstream_timeout).await;
-        if failure.is_request_error() || matches!(failure, Failure::PenaltyUnsupported { .. }) {
+        if failure.ends_request() {
             let text = crate::mask::scrub_keys(&String::from_utf8_lossy(&body));
             return Ok(Answer::Body {
                 status,
@@ -356,15 +352,6 @@ async fn complete_body(
         return Err(failure);
     }
     let bytes = read_body(response, snap.upstream_timeout, ANSWER_LIMIT).await?;
-    if assess_answer {
-        let parsed: GenerateContentResponse =
-            serde_json::from_slice(&bytes).map_err(|e| Failure::Garbage {
-                detail: format!("unreadable answer: {e}"),
-            })?;
-        if let Assessment::Empty(reason) = assess(&parsed) {
-            return Err(Failure::Empty { reason });
-        }
-    }
     Ok(Answer::Body { status, bytes })
 }
 

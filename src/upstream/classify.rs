@@ -65,6 +65,12 @@ impl Failure {
         )
     }
 
+    /// True when no other key would do better: a request error, or a refusal of penalties
+    /// (answered by a fixed retry, else by the client).
+    pub fn ends_request(&self) -> bool {
+        self.is_request_error() || matches!(self, Self::PenaltyUnsupported { .. })
+    }
+
     pub fn key_effect(&self) -> KeyEffect {
         match self {
             Self::KeyInvalid => KeyEffect::Invalid,
