@@ -188,14 +188,9 @@ impl KeySlot {
 
 /// Time until the next midnight in America/Los_Angeles (Google's daily quota reset).
 pub fn until_pacific_midnight() -> Duration {
-    until_midnight_in("America/Los_Angeles").unwrap_or(Duration::from_secs(86_400))
-}
-
-pub fn until_midnight_in(tz_name: &str) -> Option<Duration> {
-    let now = jiff::Timestamp::now().in_tz(tz_name).ok()?;
-    let midnight = now.tomorrow().ok()?.start_of_day().ok()?;
-    let secs = midnight.timestamp().as_second() - now.timestamp().as_second();
-    u64::try_from(secs).ok().map(Duration::from_secs)
+    let now = jiff::Timestamp::now().as_second();
+    let next = crate::stats::day_bounds("America/Los_Angeles", now).1;
+    Duration::from_secs(u64::try_from(next - now).unwrap_or(86_400))
 }
 
 /// A key in use by one attempt. Dropping it releases the key without judging it.
@@ -461,8 +456,8 @@ impl KeyPool {
 
 /// Unix second of the next midnight in a time zone.
 pub fn next_midnight_unix(zone: &str) -> u64 {
-    let now = u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0);
-    now + until_midnight_in(zone).map_or(86_400, |d| d.as_secs())
+    let next = crate::stats::day_bounds(zone, jiff::Timestamp::now().as_second()).1;
+    u64::try_from(next).unwrap_or(0)
 }
 
 #[cfg(test)]
