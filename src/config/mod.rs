@@ -70,7 +70,7 @@ pub struct StorageDir {
 pub const INTERVAL_RANGE: (Duration, Duration) =
     (Duration::from_millis(10), Duration::from_secs(3600));
 /// Longest `RANDOM_STRING_LENGTH` (the string is added to every request).
-pub const RANDOM_STRING_LENGTH_MAX: usize = 1000;
+pub const RANDOM_STRING_LENGTH_MAX: usize = 256;
 
 /// Every setting, validated. Cloned into a new snapshot when the dashboard changes one.
 #[derive(Clone, Debug)]

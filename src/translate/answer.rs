@@ -218,10 +218,10 @@ fn tool_call(call: &gemini::FunctionCall, signature: Option<&str>) -> ToolCall {
 
 /// The thought signature a tool call carries in `extra_content`, if any.
 pub fn signature_of(call: &ToolCall) -> Option<&str> {
-    call.extra_content
-        .as_ref()?
-        .get("google")?
-        .get("thought_signature")?
+    let google = call.extra_content.as_ref()?.get("google")?;
+    google
+        .get("thought_signature")
+        .or_else(|| google.get("thoughtSignature"))?
         .as_str()
 }
 
@@ -269,12 +269,7 @@ pub fn annotations(grounding: Option<&Value>, text: &str) -> Option<Vec<Value>> 
 
 /// A fresh tool-call id (`call_` + 24 random alphanumerics).
 pub fn tool_call_id() -> String {
-    let mut id = String::with_capacity(29);
-    id.push_str("call_");
-    for _ in 0..24 {
-        id.push(fastrand::alphanumeric());
-    }
-    id
+    crate::translate::random_alnum("call_", 24)
 }
 
 /// A whole Gemini answer as an OpenAI completion, under the client's model name.

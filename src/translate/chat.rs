@@ -217,9 +217,7 @@ pub fn to_gemini(req: &ChatRequest, opts: &Options<'_>) -> Result<Translated, Ga
 }
 
 fn random_text(len: usize) -> String {
-    (0..len.min(256))
-        .map(|_| fastrand::alphanumeric())
-        .collect()
+    crate::translate::random_alnum("", len.min(crate::config::RANDOM_STRING_LENGTH_MAX))
 }
 
 /// An insertion index that never separates a function-call turn from its responses.
@@ -724,15 +722,7 @@ fn assistant_parts(
                 }
             }
         };
-        let signature = call
-            .extra_content
-            .as_ref()
-            .and_then(|e| e.get("google"))
-            .and_then(|g| {
-                g.get("thought_signature")
-                    .or_else(|| g.get("thoughtSignature"))
-            })
-            .and_then(Value::as_str)
+        let signature = crate::translate::answer::signature_of(call)
             .map(str::to_owned)
             .or_else(|| {
                 call.id

@@ -10,12 +10,15 @@ pub mod thinking;
 
 /// A fresh OpenAI-style completion id (`chatcmpl-` + 24 random alphanumerics).
 pub fn completion_id() -> String {
-    let mut id = String::with_capacity(33);
-    id.push_str("chatcmpl-");
-    for _ in 0..24 {
-        id.push(fastrand::alphanumeric());
-    }
-    id
+    random_alnum("chatcmpl-", 24)
+}
+
+/// `prefix` followed by `n` random ASCII letters and digits.
+pub fn random_alnum(prefix: &str, n: usize) -> String {
+    let mut s = String::with_capacity(prefix.len() + n);
+    s.push_str(prefix);
+    s.extend(std::iter::repeat_with(fastrand::alphanumeric).take(n));
+    s
 }
 
 /// Seconds since the Unix epoch.
