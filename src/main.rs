@@ -57,6 +57,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // One TLS provider for the process (the server and `keys check` both call Google).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
         Some(Command::Config) => {
             return hajimi::cli::print_config(&hajimi::cli::with_saved(config));
@@ -64,7 +66,6 @@ fn main() -> ExitCode {
         Some(Command::Keys {
             action: KeysAction::Check,
         }) => {
-            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
             let config = hajimi::cli::with_saved(config);
             return match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -95,7 +96,6 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let server = hajimi::Server::start(config).await?;
         server.run_until(hajimi::shutdown_signal()).await
     });
