@@ -224,21 +224,27 @@ const OPENAI_IGNORED: [&str; 7] = [
     "prompt_cache_key",
 ];
 
-/// The cache key of an OpenAI chat request: the model, every system/developer message, the
-/// last `last_n` other messages (all when `precise`), and every other field but the ones
-/// that do not change the answer.
+/// The cache key of an OpenAI chat request: the model, the leading system/developer messages
+/// (the system instruction), the last `last_n` other messages (all when `precise`), and every
+/// other field but the ones that do not change the answer.
 pub fn openai_key(body: &Value, last_n: usize, precise: bool) -> Option<u64> {
     let obj = body.as_object()?;
     let model = obj.get("model")?.as_str()?;
     let messages = obj.get("messages")?.as_array()?;
-    let (system, rest): (Vec<&Value>, Vec<&Value>) = messages.iter().partition(|m| {
-        matches!(
-            m.get("role").and_then(Value::as_str),
-            Some("system" | "developer")
-        )
-    });
+    // The leading system/developer messages are the system instruction; later ones are sent
+    // at their position (translate::chat), so they count like the other messages.
+    let leading = messages
+        .iter()
+        .position(|m| {
+            !matches!(
+                m.get("role").and_then(Value::as_str),
+                Some("system" | "developer")
+            )
+        })
+        .unwrap_or(messages.len());
+    let (system, rest) = messages.split_at(leading);
     let tail = if precise {
-        &rest[..]
+        rest
     } else {
         &rest[rest.len().saturating_sub(last_n)..]
     };
@@ -248,14 +254,8 @@ pub fn openai_key(body: &Value, last_n: usize, precise: bool) -> Option<u64> {
             canonical.insert(k.clone(), v.clone());
         }
     }
-    canonical.insert(
-        "system".into(),
-        Value::Array(system.into_iter().cloned().collect()),
-    );
-    canonical.insert(
-        "messages".into(),
-        Value::Array(tail.iter().map(|m| (*m).clone()).collect()),
-    );
+    canonical.insert("system".into(), Value::Array(system.to_vec()));
+    canonical.insert("messages".into(), Value::Array(tail.to_vec()));
     Some(hash_value(model, &Value::Object(canonical)))
 }
 
@@ -445,6 +445,7 @@ mod tests {
             json!({"temperature": 0.6}),
             json!({"tools": [{"type": "function", "function": {"name": "f"}}]}),
             json!({"model": "n"}),
+            json!({"include_reasoning": false}),
         ] {
             let mut v = base.clone();
             for (key, val) in change.as_object().into_iter().flatten() {
@@ -458,6 +459,17 @@ mod tests {
             openai_key(&v, 1, false),
             k,
             "the system message counts even outside the last N"
+        );
+        let at =
+            |messages: Value| openai_key(&json!({"model": "m", "messages": messages}), 6, false);
+        assert_ne!(
+            at(
+                json!([{"role": "user", "content": "a"}, {"role": "system", "content": "note"}, {"role": "user", "content": "b"}])
+            ),
+            at(
+                json!([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}, {"role": "system", "content": "note"}])
+            ),
+            "a later system message is sent at its position, so its position counts"
         );
         let img = |data: &str| json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": format!("data:image/png;base64,iVBORw0KGgoAAAANSUhEUg{data}")}}]}]});
         assert_ne!(

@@ -82,31 +82,51 @@ pub fn to_gemini(req: &ChatRequest, opts: &Options<'_>) -> Result<Translated, Ga
     };
     let gemini3 = gemini_version(&upstream_model).is_some_and(|(major, _)| major >= 3);
 
+    // The leading run of system/developer messages is the system instruction; a later one is
+    // a user turn at its own position (CONTRACT §5: SillyTavern's author's notes and
+    // post-history instructions depend on where they are).
+    let leading = req
+        .messages
+        .iter()
+        .position(|m| !is_system(m))
+        .unwrap_or(req.messages.len());
     let mut system: Vec<Part> = Vec::new();
+    for (i, msg) in req.messages[..leading].iter().enumerate() {
+        let mut parts = text_parts(msg, i)?;
+        label(&mut parts, msg.name.as_deref(), false);
+        system.extend(parts);
+    }
     let mut turns: Vec<Turn> = Vec::new();
-    let mut i = 0;
+    let mut i = leading;
     while i < req.messages.len() {
         let msg = &req.messages[i];
         match msg.role.as_str() {
-            "system" | "developer" => system.extend(text_parts(msg, i)?),
+            "system" | "developer"
+                if !(ends_with_call(&turns) && exchange_end(&req.messages, i).is_some()) =>
+            {
+                let mut parts = text_parts(msg, i)?;
+                label(&mut parts, msg.name.as_deref(), false);
+                push_turn(&mut turns, "user", parts, false);
+            }
             "user" => {
-                let parts = user_parts(msg, i)?;
+                let mut parts = user_parts(msg, i)?;
+                label(&mut parts, msg.name.as_deref(), true);
                 push_turn(&mut turns, "user", parts, false);
             }
             "assistant" => {
-                let parts = assistant_parts(msg, i, gemini3, opts)?;
+                let mut parts = assistant_parts(msg, i, gemini3, opts)?;
+                label(&mut parts, msg.name.as_deref(), false);
                 push_turn(&mut turns, "model", parts, false);
             }
-            "tool" | "function" => {
-                // All consecutive tool results answer one call turn: one content, call order.
-                let start = i;
-                while i + 1 < req.messages.len()
-                    && matches!(req.messages[i + 1].role.as_str(), "tool" | "function")
-                {
-                    i += 1;
-                }
-                let parts = tool_results(&req.messages, start, i)?;
-                push_turn(&mut turns, "user", parts, true);
+            "tool" | "function" | "system" | "developer" => {
+                // All tool results of one call turn are one content, in call order, right
+                // after the call (Gemini requires it); system messages among them (or between
+                // the call and them) follow the results.
+                let end = exchange_end(&req.messages, i).unwrap_or(i);
+                let (results, notes) = tool_results(&req.messages, i, end)?;
+                push_turn(&mut turns, "user", results, true);
+                push_turn(&mut turns, "user", notes, false);
+                i = end;
             }
             other => {
                 return Err(GatewayError::bad_param(
@@ -193,6 +213,7 @@ pub fn to_gemini(req: &ChatRequest, opts: &Options<'_>) -> Result<Translated, Ga
             thinking_budget: req.thinking_budget,
             google,
             extra_body_google: extra_google,
+            exclude_thoughts: req.excludes_reasoning(),
         },
     )?;
     let cached_content = extra_google
@@ -529,6 +550,59 @@ fn push_turn(turns: &mut Vec<Turn>, role: &str, parts: Vec<Part>, function_respo
     });
 }
 
+fn is_system(msg: &ChatMessage) -> bool {
+    matches!(msg.role.as_str(), "system" | "developer")
+}
+
+fn is_tool_result(msg: &ChatMessage) -> bool {
+    matches!(msg.role.as_str(), "tool" | "function")
+}
+
+/// Whether the last turn so far is a model turn that calls functions (its results must come
+/// next).
+fn ends_with_call(turns: &[Turn]) -> bool {
+    turns.last().is_some_and(|t| {
+        t.content.role.as_deref() == Some("model")
+            && t.content.parts.iter().any(|p| p.function_call.is_some())
+    })
+}
+
+/// The index of the last tool result in the run of tool and system/developer messages that
+/// starts at `from`; `None` when the run holds no tool result.
+fn exchange_end(messages: &[ChatMessage], from: usize) -> Option<usize> {
+    messages[from..]
+        .iter()
+        .take_while(|m| is_tool_result(m) || is_system(m))
+        .enumerate()
+        .filter(|(_, m)| is_tool_result(m))
+        .map(|(k, _)| from + k)
+        .last()
+}
+
+/// Keeps a speaker's `name` (example dialogue, group chats) as a `Name: ` prefix of the
+/// message's first text part, since Gemini has no speaker field (CONTRACT §5). When the
+/// content starts with something else (an image, a function call), `own_part` adds a `Name:`
+/// text part in front (user content); otherwise nothing is added, so function calls are never
+/// labeled. Text that already starts with `Name:` is left as it is.
+fn label(parts: &mut Vec<Part>, name: Option<&str>, own_part: bool) {
+    let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+        return;
+    };
+    let Some(first) = parts.first_mut() else {
+        return;
+    };
+    if let Some(text) = first.text.as_mut() {
+        let labeled = text
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with(':'));
+        if !labeled {
+            text.insert_str(0, &format!("{name}: "));
+        }
+    } else if own_part {
+        parts.insert(0, Part::text(format!("{name}:")));
+    }
+}
+
 /// Text of a system/developer message as parts (non-text parts are refused).
 fn text_parts(msg: &ChatMessage, i: usize) -> Result<Vec<Part>, GatewayError> {
     match &msg.content {
@@ -745,12 +819,13 @@ fn assistant_parts(
     Ok(parts)
 }
 
-/// `tool` messages `from..=to` → functionResponse parts in the order of the calls they answer.
+/// `tool` messages `from..=to` → functionResponse parts in the order of the calls they answer,
+/// and the text of the system/developer messages among them (labeled, in order).
 fn tool_results(
     messages: &[ChatMessage],
     from: usize,
     to: usize,
-) -> Result<Vec<Part>, GatewayError> {
+) -> Result<(Vec<Part>, Vec<Part>), GatewayError> {
     // The assistant turn these results answer: the last assistant message with tool calls.
     let calls: Vec<&ToolCall> = messages[..from]
         .iter()
@@ -761,7 +836,14 @@ fn tool_results(
         .unwrap_or_default();
     let mut keyed: Vec<(usize, Part)> = Vec::new();
     let mut extra: Vec<Part> = Vec::new();
+    let mut notes: Vec<Part> = Vec::new();
     for (i, msg) in messages.iter().enumerate().take(to + 1).skip(from) {
+        if is_system(msg) {
+            let mut parts = text_parts(msg, i)?;
+            label(&mut parts, msg.name.as_deref(), false);
+            notes.extend(parts);
+            continue;
+        }
         let position = msg
             .tool_call_id
             .as_deref()
@@ -813,7 +895,7 @@ fn tool_results(
     keyed.sort_by_key(|(p, _)| *p);
     let mut parts: Vec<Part> = keyed.into_iter().map(|(_, p)| p).collect();
     parts.extend(extra);
-    Ok(parts)
+    Ok((parts, notes))
 }
 
 /// A tool message's text (text parts joined) and any images it carries.
@@ -852,9 +934,10 @@ mod tests {
     }
 
     #[test]
-    fn system_and_developer_messages_become_the_system_instruction() {
+    fn leading_system_messages_become_the_system_instruction_and_later_ones_keep_their_place() {
         let g = translate(json!({"model": "gemini-2.5-flash", "messages": [
             {"role": "system", "content": "You are terse."},
+            {"role": "developer", "content": [{"type": "text", "text": "Use metric units."}]},
             {"role": "user", "content": "Hi"},
             {"role": "developer", "content": [{"type": "text", "text": "Answer in French."}]},
             {"role": "assistant", "content": "Salut"},
@@ -862,15 +945,175 @@ mod tests {
         ]}));
         assert_eq!(
             g["systemInstruction"],
-            json!({"parts": [{"text": "You are terse."}, {"text": "Answer in French."}]})
+            json!({"parts": [{"text": "You are terse."}, {"text": "Use metric units."}]})
         );
         assert_eq!(
             g["contents"],
             json!([
-                {"role": "user", "parts": [{"text": "Hi"}]},
+                {"role": "user", "parts": [{"text": "Hi"}, {"text": "Answer in French."}]},
                 {"role": "model", "parts": [{"text": "Salut"}]},
                 {"role": "user", "parts": [{"text": "Again"}]}
+            ]),
+            "a later system message is a user turn at its position, merged with the adjacent user turn"
+        );
+    }
+
+    /// What SillyTavern sends: main prompt and character card, example dialogue as named
+    /// system messages, the chat, an author's note at depth 4 and a post-history instruction.
+    fn sillytavern_chat() -> Value {
+        json!({"model": "gemini-2.5-flash", "messages": [
+            {"role": "system", "content": "Write Seraphina's next reply in a fictional chat between Seraphina and Ash."},
+            {"role": "system", "content": "[Seraphina's personality: caring, protective]"},
+            {"role": "system", "content": "[Example Chat]"},
+            {"role": "system", "name": "example_user", "content": "Who are you?"},
+            {"role": "system", "name": "example_assistant", "content": "*smiles* I am Seraphina, guardian of this forest."},
+            {"role": "system", "content": "[Start a new Chat]"},
+            {"role": "assistant", "content": "*You wake up in a glade.*"},
+            {"role": "user", "content": "Where am I?"},
+            {"role": "system", "content": "[Author's note: it starts to rain.]"},
+            {"role": "assistant", "content": "In the Eldoria forest."},
+            {"role": "user", "content": "Is it safe?"},
+            {"role": "assistant", "content": "Not at night."},
+            {"role": "user", "content": "Then let's go."},
+            {"role": "system", "content": "[Stay in character; never speak for Ash.]"}
+        ]})
+    }
+
+    #[test]
+    fn sillytavern_authors_note_and_post_history_instruction_keep_their_place() {
+        let g = translate(sillytavern_chat());
+        assert_eq!(
+            g["systemInstruction"],
+            json!({"parts": [
+                {"text": "Write Seraphina's next reply in a fictional chat between Seraphina and Ash."},
+                {"text": "[Seraphina's personality: caring, protective]"},
+                {"text": "[Example Chat]"},
+                {"text": "example_user: Who are you?"},
+                {"text": "example_assistant: *smiles* I am Seraphina, guardian of this forest."},
+                {"text": "[Start a new Chat]"}
+            ]}),
+            "the example dialogue keeps its speakers"
+        );
+        assert_eq!(
+            g["contents"],
+            json!([
+                {"role": "model", "parts": [{"text": "*You wake up in a glade.*"}]},
+                {"role": "user", "parts": [{"text": "Where am I?"}, {"text": "[Author's note: it starts to rain.]"}]},
+                {"role": "model", "parts": [{"text": "In the Eldoria forest."}]},
+                {"role": "user", "parts": [{"text": "Is it safe?"}]},
+                {"role": "model", "parts": [{"text": "Not at night."}]},
+                {"role": "user", "parts": [{"text": "Then let's go."}, {"text": "[Stay in character; never speak for Ash.]"}]}
             ])
+        );
+    }
+
+    #[test]
+    fn a_later_system_message_between_model_turns_is_its_own_user_turn() {
+        let g = translate(json!({"model": "m", "messages": [
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "b"},
+            {"role": "system", "content": "note"},
+            {"role": "assistant", "content": "c"}
+        ]}));
+        assert_eq!(
+            g["contents"],
+            json!([
+                {"role": "user", "parts": [{"text": "a"}]},
+                {"role": "model", "parts": [{"text": "b"}]},
+                {"role": "user", "parts": [{"text": "note"}]},
+                {"role": "model", "parts": [{"text": "c"}]}
+            ])
+        );
+        assert!(g.get("systemInstruction").is_none());
+    }
+
+    #[test]
+    fn speaker_names_become_prefixes_and_merged_turns_stay_labeled() {
+        let g = translate(json!({"model": "m", "messages": [
+            {"role": "system", "content": "A group chat."},
+            {"role": "user", "name": "Alice", "content": "hi all"},
+            {"role": "user", "name": "Bob", "content": [
+                {"type": "text", "text": "look at this"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+            ]},
+            {"role": "assistant", "name": "Seraphina", "content": "Hello, both of you."},
+            {"role": "assistant", "name": "Lilith", "content": "Hmph."},
+            {"role": "user", "name": "Alice", "content": [
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                {"type": "text", "text": "and this"}
+            ]},
+            {"role": "user", "name": "Bob", "content": "Bob: already labeled"},
+            {"role": "user", "name": " ", "content": "blank names add nothing"}
+        ]}));
+        let image = json!({"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}});
+        assert_eq!(
+            g["contents"],
+            json!([
+                {"role": "user", "parts": [{"text": "Alice: hi all"}, {"text": "Bob: look at this"}, image]},
+                {"role": "model", "parts": [{"text": "Seraphina: Hello, both of you."}, {"text": "Lilith: Hmph."}]},
+                {"role": "user", "parts": [
+                    {"text": "Alice:"}, image, {"text": "and this"},
+                    {"text": "Bob: already labeled"},
+                    {"text": "blank names add nothing"}
+                ]}
+            ])
+        );
+    }
+
+    #[test]
+    fn a_named_assistant_labels_its_text_never_its_function_calls() {
+        let mut body = tool_loop("gemini-3-pro-preview");
+        body["messages"][1]["name"] = json!("Seraphina");
+        let g = translate(body.clone());
+        let turn = &g["contents"][1]["parts"];
+        assert_eq!(turn[0], json!({"text": "Seraphina: Let me check."}));
+        assert_eq!(
+            turn[1],
+            json!({"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": SKIP_VALIDATOR})
+        );
+        assert_eq!(turn[2]["functionCall"]["name"], "get_time");
+        body["messages"][1]["content"] = Value::Null;
+        let g = translate(body);
+        assert_eq!(
+            g["contents"][1]["parts"][0]["functionCall"]["name"], "get_weather",
+            "a call-only turn gets no label part"
+        );
+    }
+
+    #[test]
+    fn system_messages_inside_a_tool_exchange_follow_the_results() {
+        // A system message between the call and its results, and one between two results.
+        let mut body = tool_loop("gemini-2.5-flash");
+        let messages = body["messages"].as_array_mut().expect("messages");
+        messages.insert(3, json!({"role": "system", "content": "between results"}));
+        messages.insert(2, json!({"role": "system", "content": "before results"}));
+        let g = translate(body);
+        let c = &g["contents"];
+        assert!(c[1]["parts"][1].get("functionCall").is_some(), "{g}");
+        assert_eq!(
+            c[2]["parts"].as_array().map(Vec::len),
+            Some(2),
+            "both results in one turn right after the call: {g}"
+        );
+        assert_eq!(c[2]["parts"][0]["functionResponse"]["name"], "get_weather");
+        assert_eq!(c[2]["parts"][1]["functionResponse"]["name"], "get_time");
+        assert_eq!(
+            c[3],
+            json!({"role": "user", "parts": [{"text": "before results"}, {"text": "between results"}, {"text": "Thanks"}]}),
+            "the notes come right after the results, in order"
+        );
+        assert_eq!(c.as_array().map(Vec::len), Some(4));
+    }
+
+    #[test]
+    fn system_messages_after_a_tool_exchange_keep_their_place() {
+        let mut body = tool_loop("gemini-2.5-flash");
+        let messages = body["messages"].as_array_mut().expect("messages");
+        messages.insert(4, json!({"role": "system", "content": "after results"}));
+        let g = translate(body);
+        assert_eq!(
+            g["contents"][3],
+            json!({"role": "user", "parts": [{"text": "after results"}, {"text": "Thanks"}]})
         );
     }
 
@@ -951,6 +1194,14 @@ mod tests {
             json!([{"role": "user", "parts": [{"text": "Say hi"}]}])
         );
         assert!(g.get("systemInstruction").is_none());
+        let g = translate(json!({"model": "m", "messages": [
+            {"role": "system", "content": "Say hi"},
+            {"role": "developer", "name": "Narrator", "content": "Briefly."}
+        ]}));
+        assert_eq!(
+            g["contents"],
+            json!([{"role": "user", "parts": [{"text": "Say hi"}, {"text": "Narrator: Briefly."}]}])
+        );
     }
 
     #[test]
@@ -1267,6 +1518,54 @@ mod tests {
             g["generationConfig"]["thinkingConfig"],
             json!({"thinkingLevel": "LOW", "includeThoughts": false})
         );
+    }
+
+    #[test]
+    fn excluded_reasoning_asks_for_no_thoughts_but_keeps_the_thinking_effort() {
+        let opts = Options {
+            enable_thinking: true,
+            ..Options::default()
+        };
+        for exclude in [
+            json!({"include_reasoning": false}),
+            json!({"reasoning": {"exclude": true}}),
+            json!({"extra_body": {"include_reasoning": false}}),
+        ] {
+            let mut body = json!({"model": "gemini-2.5-flash", "reasoning_effort": "high", "messages": [{"role": "user", "content": "x"}]});
+            for (k, v) in exclude.as_object().into_iter().flatten() {
+                body[k] = v.clone();
+            }
+            let g = translate_with(body, &opts);
+            assert_eq!(
+                g["generationConfig"]["thinkingConfig"],
+                json!({"thinkingBudget": 24576, "includeThoughts": false}),
+                "{exclude}"
+            );
+        }
+        let g = translate_with(
+            json!({"model": "gemini-3-pro-preview", "include_reasoning": false, "messages": [{"role": "user", "content": "x"}],
+                   "google": {"thinking_config": {"thinking_level": "high", "include_thoughts": true}}}),
+            &opts,
+        );
+        assert_eq!(
+            g["generationConfig"]["thinkingConfig"],
+            json!({"thinkingLevel": "HIGH", "includeThoughts": false}),
+            "exclusion wins over a request for thoughts"
+        );
+        for keep in [
+            json!({"include_reasoning": true}),
+            json!({"reasoning": {"exclude": false}}),
+        ] {
+            let mut body = json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}]});
+            for (k, v) in keep.as_object().into_iter().flatten() {
+                body[k] = v.clone();
+            }
+            assert_eq!(
+                translate_with(body, &opts)["generationConfig"]["thinkingConfig"],
+                json!({"includeThoughts": true}),
+                "{keep}"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! `google.thinking_config` (under `extra_body` wins over top level; snake or camel case) >
 //! HAJIMI's `thinking_budget` > `reasoning_effort`. Gemini 2.x takes a budget, 3.x a level,
 //! never both; values are clamped to what the model family accepts; models that cannot think
-//! never get a `thinkingConfig`. With `ENABLE_THINKING`, thinking models get `includeThoughts`.
+//! never get a `thinkingConfig`. With `ENABLE_THINKING`, thinking models get `includeThoughts`,
+//! unless the client excluded reasoning from the answer (`includeThoughts: false`, same effort).
 
 use serde_json::Value;
 
@@ -57,6 +58,9 @@ pub struct Requested<'a> {
     /// `google.thinking_config` (top level) and `extra_body.google.thinking_config`.
     pub google: Option<&'a Value>,
     pub extra_body_google: Option<&'a Value>,
+    /// `include_reasoning: false` / `reasoning.exclude`: thoughts are not asked for (the
+    /// budget or level stays what the rest implies).
+    pub exclude_thoughts: bool,
 }
 
 pub fn thinking_config(
@@ -117,6 +121,9 @@ pub fn thinking_config(
     let thinking_off = cfg.thinking_budget == Some(0);
     if cfg.include_thoughts.is_none() && enable_thinking && !thinking_off {
         cfg.include_thoughts = Some(true);
+    }
+    if req.exclude_thoughts && cfg.include_thoughts == Some(true) {
+        cfg.include_thoughts = Some(false);
     }
     if cfg == ThinkingConfig::default() {
         return Ok(None);
@@ -299,6 +306,7 @@ mod tests {
             thinking_budget: Some(5),
             google: Some(&top),
             extra_body_google: Some(&extra),
+            exclude_thoughts: false,
         };
         let c = cfg("gemini-2.5-flash", true, &req).expect("some");
         assert_eq!(
@@ -310,6 +318,7 @@ mod tests {
             thinking_budget: Some(5),
             google: Some(&top),
             extra_body_google: None,
+            exclude_thoughts: false,
         };
         let c = cfg("gemini-2.5-flash", true, &req).expect("some");
         assert_eq!(
@@ -344,6 +353,34 @@ mod tests {
         assert_eq!(
             cfg("gemini-2.5-flash-lite", true, &req).and_then(|c| c.thinking_budget),
             Some(512)
+        );
+    }
+
+    #[test]
+    fn excluded_thoughts_keep_the_effort_and_ask_for_no_thoughts() {
+        let req = Requested {
+            reasoning_effort: Some("medium"),
+            exclude_thoughts: true,
+            ..Requested::default()
+        };
+        let c = cfg("gemini-2.5-flash", true, &req).expect("some");
+        assert_eq!(
+            (c.thinking_budget, c.include_thoughts),
+            (Some(8192), Some(false))
+        );
+        let c = cfg("gemini-3-flash-preview", true, &req).expect("some");
+        assert_eq!(
+            (c.thinking_level.as_deref(), c.include_thoughts),
+            (Some("MEDIUM"), Some(false))
+        );
+        let quiet = Requested {
+            exclude_thoughts: true,
+            ..Requested::default()
+        };
+        assert_eq!(
+            cfg("gemini-2.5-flash", false, &quiet),
+            None,
+            "nothing asked, nothing sent"
         );
     }
 

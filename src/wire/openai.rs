@@ -43,6 +43,12 @@ pub struct ChatRequest {
     pub response_format: Option<Value>,
     #[serde(default)]
     pub reasoning_effort: Option<String>,
+    /// OpenRouter's switch (SillyTavern sends it): `false` means no thoughts in the answer.
+    #[serde(default)]
+    pub include_reasoning: Option<bool>,
+    /// OpenRouter's reasoning object; only `exclude` is read (`true`: no thoughts returned).
+    #[serde(default)]
+    pub reasoning: Option<Value>,
     /// HAJIMI's own field.
     #[serde(default)]
     pub thinking_budget: Option<i64>,
@@ -60,6 +66,24 @@ pub struct ChatRequest {
 impl ChatRequest {
     pub fn is_stream(&self) -> bool {
         self.stream.unwrap_or(false)
+    }
+
+    /// Whether the client asked for no thoughts in the answer (`include_reasoning: false` or
+    /// `reasoning: {"exclude": true}`, at top level or under `extra_body`). Thinking itself
+    /// still follows the effort settings (CONTRACT §5).
+    pub fn excludes_reasoning(&self) -> bool {
+        let excluded = |include: Option<&Value>, reasoning: Option<&Value>| {
+            include.and_then(Value::as_bool) == Some(false)
+                || reasoning
+                    .and_then(|r| r.get("exclude"))
+                    .and_then(Value::as_bool)
+                    == Some(true)
+        };
+        let top = self.include_reasoning == Some(false) || excluded(None, self.reasoning.as_ref());
+        top || self
+            .extra_body
+            .as_ref()
+            .is_some_and(|e| excluded(e.get("include_reasoning"), e.get("reasoning")))
     }
 
     pub fn include_usage(&self) -> bool {
