@@ -99,7 +99,8 @@ async fn run(
             unix_now(),
             chat.model.clone(),
             chat.include_usage(),
-        );
+        )
+        .with_reasoning(!chat.excludes_reasoning());
         (
             Delivery::OpenAiStream {
                 mapper: Box::new(mapper),
@@ -114,6 +115,7 @@ async fn run(
                 model: chat.model.clone(),
                 memo,
                 inband: snap.inband_errors,
+                reasoning: !chat.excludes_reasoning(),
             },
             snap.nonstream_keepalive_enabled
                 .then_some(snap.nonstream_keepalive_interval),
@@ -203,7 +205,8 @@ async fn stream(
                 unix_now(),
                 chat.model.clone(),
                 chat.include_usage(),
-            );
+            )
+            .with_reasoning(!chat.excludes_reasoning());
             let memo = SignatureMemo {
                 store: state.signatures.clone(),
                 model: model.clone(),

@@ -25,7 +25,7 @@ use crate::keys::KeySlot;
 use crate::pipeline::dispatch::{self, Leftovers, prompt_blocked};
 use crate::signatures::Signatures;
 use crate::telemetry::OutcomeHandle;
-use crate::translate::answer::{Assessment, assess, signature_of, to_openai};
+use crate::translate::answer::{Assessment, assess, drop_reasoning, signature_of, to_openai};
 use crate::translate::chat::{drop_penalties, refuses_json_schema, use_schema_subset};
 use crate::translate::stream::{ChunkMapper, sse_json};
 use crate::translate::{completion_id, unix_now};
@@ -358,6 +358,8 @@ pub enum Delivery {
         model: String,
         memo: SignatureMemo,
         inband: bool,
+        /// Whether thoughts are returned as `reasoning_content` (`include_reasoning`).
+        reasoning: bool,
     },
     /// OpenAI chunks for a `stream: true` request served by one complete answer (fake streaming).
     OpenAiStream {
@@ -435,8 +437,14 @@ impl Delivery {
             r => r,
         };
         match self {
-            Self::OpenAiJson { model, memo, .. } => {
-                let completion = result.and_then(|a| openai_completion(&a, &model, &memo));
+            Self::OpenAiJson {
+                model,
+                memo,
+                reasoning,
+                ..
+            } => {
+                let completion =
+                    result.and_then(|a| openai_completion(&a, &model, &memo, reasoning));
                 match completion {
                     Ok(json) => Ok((StatusCode::OK, vec![json])),
                     Err(e) if !headers_out => Err(e),
@@ -578,6 +586,7 @@ fn openai_completion(
     answer: &Answer,
     model: &str,
     memo: &SignatureMemo,
+    reasoning: bool,
 ) -> Result<Bytes, GatewayError> {
     let parsed = answer
         .parsed
@@ -586,7 +595,10 @@ fn openai_completion(
     if let Assessment::PromptBlocked(reason) = assess(parsed) {
         return Err(prompt_blocked(&reason));
     }
-    let completion = to_openai(parsed, model, completion_id(), unix_now());
+    let mut completion = to_openai(parsed, model, completion_id(), unix_now());
+    if !reasoning {
+        drop_reasoning(&mut completion);
+    }
     for call in completion
         .choices
         .iter()

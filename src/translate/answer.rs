@@ -267,6 +267,14 @@ pub fn annotations(grounding: Option<&Value>, text: &str) -> Option<Vec<Value>> 
     (!out.is_empty()).then_some(out)
 }
 
+/// Removes the thoughts of every choice: the client excluded reasoning from the answer
+/// (`include_reasoning: false`, CONTRACT §5), whatever Google sent. Usage still counts them.
+pub fn drop_reasoning(completion: &mut ChatCompletion) {
+    for choice in &mut completion.choices {
+        choice.message.reasoning_content = None;
+    }
+}
+
 /// A fresh tool-call id (`call_` + 24 random alphanumerics).
 pub fn tool_call_id() -> String {
     crate::translate::random_alnum("call_", 24)
@@ -387,6 +395,22 @@ mod tests {
             c.usage.total_tokens,
             c.usage.prompt_tokens + c.usage.completion_tokens
         );
+    }
+
+    #[test]
+    fn dropped_reasoning_leaves_the_answer_and_its_usage() {
+        let resp = fixture("gemini/generateContent.response.thought-part-include-thoughts.json");
+        let mut c = to_openai(&resp, "m", "id".into(), 1);
+        let usage_before = c.usage.clone();
+        drop_reasoning(&mut c);
+        let v = serde_json::to_value(&c).expect("json");
+        assert!(
+            v["choices"][0]["message"]
+                .get("reasoning_content")
+                .is_none()
+        );
+        assert_eq!(v["choices"][0]["message"]["content"], "");
+        assert_eq!(c.usage, usage_before, "the thinking is still counted");
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct ChunkMapper {
     text: String,
     /// Usage of streams that broke and were continued, added to the final usage.
     carried: UsageMetadata,
+    /// Whether thoughts are sent as `reasoning_content` (off: `include_reasoning: false`).
+    reasoning: bool,
 }
 
 impl ChunkMapper {
@@ -47,7 +49,16 @@ impl ChunkMapper {
             signatures: Vec::new(),
             text: String::new(),
             carried: UsageMetadata::default(),
+            reasoning: true,
         }
+    }
+
+    /// Whether thoughts reach the client as `reasoning_content` (default on); off, they are
+    /// dropped whatever Google sends (`include_reasoning: false`, CONTRACT §5).
+    #[must_use]
+    pub fn with_reasoning(mut self, reasoning: bool) -> Self {
+        self.reasoning = reasoning;
+        self
     }
 
     pub fn id(&self) -> &str {
@@ -152,7 +163,7 @@ impl ChunkMapper {
             }
             let parts = candidate_output(c.parts());
             let mut delta = Delta::default();
-            if !parts.reasoning.is_empty() {
+            if self.reasoning && !parts.reasoning.is_empty() {
                 delta.reasoning_content = Some(parts.reasoning);
             }
             if !parts.tool_calls.is_empty() {
@@ -318,7 +329,11 @@ mod tests {
     }
 
     fn run(events: &[GenerateContentResponse], include_usage: bool) -> (Vec<Value>, bool) {
-        let mut m = ChunkMapper::new("chatcmpl-t".into(), 7, "client-model".into(), include_usage);
+        let m = ChunkMapper::new("chatcmpl-t".into(), 7, "client-model".into(), include_usage);
+        run_with(m, events)
+    }
+
+    fn run_with(mut m: ChunkMapper, events: &[GenerateContentResponse]) -> (Vec<Value>, bool) {
         let mut out = Vec::new();
         for e in events {
             m.map_event(e, &mut out);
@@ -439,6 +454,32 @@ mod tests {
             .find(|f| !f["choices"][0]["finish_reason"].is_null())
             .expect("finish");
         assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[test]
+    fn hidden_reasoning_sends_no_thoughts_and_opens_with_the_first_text() {
+        let events: Vec<GenerateContentResponse> = vec![
+            serde_json::from_value(json!({"candidates": [{"content": {"parts": [{"text": "Hmm, rain.", "thought": true}], "role": "model"}, "index": 0}]})).expect("e1"),
+            serde_json::from_value(json!({"candidates": [{"content": {"parts": [{"text": "Take a coat."}], "role": "model"}, "finishReason": "STOP", "index": 0}]})).expect("e2"),
+        ];
+        let shown = run(&events, false).0;
+        assert_eq!(
+            shown[0]["choices"][0]["delta"]["reasoning_content"],
+            "Hmm, rain."
+        );
+        let m = ChunkMapper::new("c".into(), 7, "m".into(), false).with_reasoning(false);
+        let (frames, finished) = run_with(m, &events);
+        assert!(finished);
+        assert_eq!(
+            frames[0]["choices"][0]["delta"],
+            json!({"role": "assistant", "content": "Take a coat."})
+        );
+        assert!(
+            frames
+                .iter()
+                .all(|f| f["choices"][0]["delta"].get("reasoning_content").is_none()),
+            "{frames:?}"
+        );
     }
 
     #[test]
