@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod fetch;
 pub mod keys;
+pub mod labels;
 pub mod limits;
 pub mod live;
 pub mod mask;

@@ -1,11 +1,12 @@
 //! Request rate limits (CONTRACT §6): fixed windows aligned to UTC epoch minutes and days,
-//! per client IP (`MAX_REQUESTS_PER_MINUTE`, `MAX_REQUESTS_PER_DAY_PER_IP`); refused
-//! requests do not consume a slot; memory bounded (windows are cleared when they roll over,
-//! and at most [`MAX_TRACKED`] addresses are counted per window). The client IP is the
-//! peer's, or the one `X-Forwarded-For`/`X-Real-IP` name when the peer is a trusted proxy.
+//! per client IP (`MAX_REQUESTS_PER_MINUTE`, `MAX_REQUESTS_PER_DAY_PER_IP`), IPv6 clients
+//! grouped by /64 ([`client_group`]); refused requests do not consume a slot; memory bounded
+//! (windows are cleared when they roll over, and at most [`MAX_TRACKED`] addresses are counted
+//! per window). The client IP is the peer's, or the one `X-Forwarded-For`/`X-Real-IP` name
+//! when the peer is a trusted proxy.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// Counts one request of `ip` at `now` (Unix seconds), or refuses it.
+    /// Counts one request of `ip` (its [`client_group`]) at `now` (Unix seconds), or refuses it.
     pub fn admit(
         &self,
         ip: IpAddr,
@@ -47,6 +48,7 @@ impl RateLimiter {
         per_day: u32,
         now: u64,
     ) -> Result<(), GatewayError> {
+        let ip = client_group(ip);
         let mut guard = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
         let (minute, day) = &mut *guard;
         minute.roll(now / 60);
@@ -81,6 +83,20 @@ impl RateLimiter {
             }
         }
         Ok(())
+    }
+}
+
+/// The key one client is counted under: an IPv4 address as it is (also when written as an
+/// IPv4-mapped IPv6 address, as a dual-stack listener reports IPv4 peers), an IPv6 address by
+/// its /64 — one subscriber, one LAN, holds a whole /64, so counting per address would give it
+/// 2^64 budgets.
+pub fn client_group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+        },
     }
 }
 
@@ -183,6 +199,41 @@ mod tests {
             l.admit(ip("1.1.1.1"), 100, 3, t + 86_400).is_ok(),
             "a new UTC day"
         );
+    }
+
+    /// One IPv6 subscriber holds a whole /64 (2^64 addresses): counting per address would
+    /// give each client an unlimited budget.
+    #[test]
+    fn ipv6_addresses_of_one_64_never_get_separate_budgets() {
+        let l = RateLimiter::default();
+        let t = 1_800_000_000;
+        assert!(l.admit(ip("2001:db8:1:2::1"), 2, 100, t).is_ok());
+        assert!(
+            l.admit(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"), 2, 100, t)
+                .is_ok()
+        );
+        assert!(
+            l.admit(ip("2001:db8:1:2::abcd"), 2, 100, t).is_err(),
+            "the same /64 shares one budget"
+        );
+        assert!(
+            l.admit(ip("2001:db8:1:3::1"), 2, 100, t).is_ok(),
+            "another /64 has its own"
+        );
+        assert!(l.admit(ip("::ffff:192.0.2.1"), 1, 100, t).is_ok());
+        assert!(
+            l.admit(ip("192.0.2.1"), 1, 100, t).is_err(),
+            "an IPv4 client written as IPv6 is the same client"
+        );
+        assert!(
+            l.admit(ip("::ffff:192.0.2.2"), 1, 100, t).is_ok(),
+            "IPv4 clients are not grouped with each other"
+        );
+        assert_eq!(
+            client_group(ip("2001:db8:1:2:3:4:5:6")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(client_group(ip("10.1.2.3")), ip("10.1.2.3"));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub struct Live {
 
 impl Live {
     pub fn new(settings: Settings) -> Self {
+        crate::labels::global().set_extra(&settings.extra_models);
         Self {
             current: ArcSwap::from_pointee(settings),
             writer: Mutex::new(()),
@@ -39,6 +40,7 @@ impl Live {
         let mut next = (*self.current()).clone();
         change(&mut next)?;
         let next = Arc::new(next);
+        crate::labels::global().set_extra(&next.extra_models);
         self.current.store(Arc::clone(&next));
         Ok(next)
     }

@@ -1,17 +1,16 @@
 //! Prometheus metrics (`GET /metrics`): requests by route, model and status; request latency
 //! and gateway overhead histograms; upstream attempts and their latency; tokens; cache hits;
-//! key states; retries. Labels are bounded: a model Google's list does not know is `other`,
-//! routes are the router's patterns, statuses are numbers.
+//! key states; retries. Labels are bounded: a model Google's list does not know is `other`
+//! (`crate::labels`), routes are the router's patterns (`unmatched` for any path no route
+//! matched), statuses are numbers.
 
-use std::collections::HashSet;
-use std::sync::{OnceLock, RwLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-static KNOWN: OnceLock<RwLock<HashSet<String>>> = OnceLock::new();
 
 /// Latency buckets (seconds): sub-millisecond gateway work up to ten-minute answers.
 const BUCKETS: [f64; 16] = [
@@ -90,29 +89,14 @@ fn describe() {
     );
 }
 
-fn known() -> &'static RwLock<HashSet<String>> {
-    KNOWN.get_or_init(|| RwLock::new(HashSet::new()))
-}
-
-/// The models that get their own label (Google's list and `EXTRA_MODELS`).
+/// Google's model list has loaded: these models get their own label (with `-search` twins).
 pub fn set_known_models(models: impl IntoIterator<Item = String>) {
-    if let Ok(mut set) = known().write() {
-        set.clear();
-        set.extend(models.into_iter().take(2000));
-    }
+    crate::labels::global().set_listed(models);
 }
 
-/// A bounded model label.
+/// A bounded model label (`crate::labels::KnownModels::label`).
 pub fn model_label(model: &str) -> String {
-    let m = crate::config::strip_model_prefix(model);
-    let known = known()
-        .read()
-        .is_ok_and(|set| set.contains(m) || set.contains(m.strip_suffix("-search").unwrap_or(m)));
-    if known {
-        m.to_owned()
-    } else {
-        "other".to_owned()
-    }
+    crate::labels::global().label(model)
 }
 
 pub fn upstream_attempt(model: &str, result: &'static str, took: Duration) {
@@ -125,6 +109,7 @@ pub fn upstream_attempt(model: &str, result: &'static str, took: Duration) {
 /// One finished request, as the request log saw it.
 pub struct Finished<'a> {
     pub route: &'a str,
+    /// The model's bounded label ([`model_label`]), if the request named one.
     pub model: Option<&'a str>,
     pub status: u16,
     pub headers: Duration,
@@ -136,7 +121,7 @@ pub struct Finished<'a> {
 
 /// One finished request (called by the request log when the body ends).
 pub fn request(r: &Finished<'_>) {
-    let model = r.model.map_or_else(|| "-".to_owned(), model_label);
+    let model = r.model.unwrap_or("-").to_owned();
     let route = r.route.to_owned();
     counter!("hajimi_requests_total", "route" => route.clone(), "model" => model, "status" => r.status.to_string()).increment(1);
     histogram!("hajimi_response_headers_seconds", "route" => route.clone())

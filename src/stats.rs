@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 
+use crate::labels::{KnownModels, MAX_NAME, OTHER};
 use crate::mask::KeyId;
 use crate::store::{Counters, Op, Store, UsageRow};
 
@@ -60,10 +61,35 @@ pub struct Stats {
     inner: Mutex<Inner>,
     zone: String,
     store: Option<Arc<Store>>,
+    /// Which model names are counted as themselves (the rest as `other`).
+    known: Arc<KnownModels>,
 }
 
 fn now_unix() -> i64 {
     jiff::Timestamp::now().as_second()
+}
+
+/// The name a model is counted under in a day's table: itself while the table has room and
+/// the name is not too long, else `other`.
+fn bounded_model<'a>(per_model: &BTreeMap<String, Counters>, model: &'a str) -> &'a str {
+    let fits =
+        model.len() <= MAX_NAME && (per_model.len() < MAX_MODELS || per_model.contains_key(model));
+    if fits { model } else { OTHER }
+}
+
+impl LogEntry {
+    /// The entry with its client-chosen texts bounded (entries saved before they were).
+    fn bounded(mut self) -> Self {
+        if self.model.len() > MAX_NAME {
+            OTHER.clone_into(&mut self.model);
+        }
+        for text in [&mut self.message, &mut self.formatted] {
+            if text.len() > 4 * MAX_NAME + 256 {
+                *text = crate::labels::capped(text, 4 * MAX_NAME).into_owned();
+            }
+        }
+        self
+    }
 }
 
 /// Unix seconds of the last and the next midnight in `zone`.
@@ -109,7 +135,19 @@ impl Stats {
             inner: Mutex::new(inner),
             zone: zone.to_owned(),
             store,
+            known: Arc::clone(crate::labels::global()),
         }
+    }
+
+    /// The same, deciding which model names are kept with `known` instead of the process's.
+    pub fn with_known(mut self, known: Arc<KnownModels>) -> Self {
+        self.known = known;
+        self
+    }
+
+    /// The model label a name is counted and logged under (`crate::labels`).
+    pub fn model_label(&self, model: &str) -> String {
+        self.known.label(model)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -127,8 +165,11 @@ impl Stats {
         }
     }
 
-    /// Records one increment (an attempt, or the tokens of an answer).
+    /// Records one increment (an attempt, or the tokens of an answer). A model name that is
+    /// not known is counted as `other`.
     pub fn record(&self, key: Option<KeyId>, model: &str, c: &Counters) {
+        let label = self.known.label(model);
+        let model = label.as_str();
         let now = now_unix();
         let minute = now - now.rem_euclid(60);
         let mut guard = self.lock();
@@ -143,12 +184,7 @@ impl Stats {
                 }
             }
         }
-        let model_name =
-            if inner.per_model.len() >= MAX_MODELS && !inner.per_model.contains_key(model) {
-                "other"
-            } else {
-                model
-            };
+        let model_name = bounded_model(&inner.per_model, model);
         inner
             .per_model
             .entry(model_name.to_owned())
@@ -234,22 +270,25 @@ impl Stats {
         }
         if let Ok(rows) = crate::store::usage_since(reader, "day", inner.day_start) {
             for r in rows.into_iter().filter(|r| r.start == inner.day_start) {
+                // Rows written before names were bounded may hold anything.
+                let model = bounded_model(&inner.per_model, &r.model).to_owned();
                 inner
                     .per_model
-                    .entry(r.model.clone())
+                    .entry(model.clone())
                     .or_default()
                     .add(&r.counters);
                 if let Some(key) = keys.iter().find(|k| k.to_string() == r.key_id) {
                     let day = inner.per_key.entry(*key).or_default();
                     day.total.add(&r.counters);
-                    day.models.entry(r.model).or_default().add(&r.counters);
+                    day.models.entry(model).or_default().add(&r.counters);
                 }
             }
         }
         if let Ok(entries) = crate::store::recent_log(reader, LOG_ENTRIES as i64) {
             inner.log = entries
                 .iter()
-                .filter_map(|e| serde_json::from_str(e).ok())
+                .filter_map(|e| serde_json::from_str::<LogEntry>(e).ok())
+                .map(LogEntry::bounded)
                 .collect();
         }
     }
@@ -351,7 +390,7 @@ mod tests {
 
     #[test]
     fn records_add_up_per_window_key_and_model() {
-        let stats = Stats::new("UTC", None);
+        let stats = Stats::new("UTC", None).with_known(Arc::default());
         let key = KeyId::of("AIzaSyTEST");
         let call = Counters {
             calls: 1,
@@ -372,6 +411,28 @@ mod tests {
         assert_eq!(stats.models_today().get("m1").map(|c| c.calls), Some(2));
         stats.reset();
         assert_eq!(stats.summary().day.calls, 0);
+    }
+
+    #[test]
+    fn unknown_and_huge_model_names_are_counted_as_other() {
+        let known: Arc<KnownModels> = Arc::default();
+        known.set_listed(["gemini-2.5-flash".to_owned()]);
+        let stats = Stats::new("UTC", None).with_known(known);
+        let key = KeyId::of("AIzaSyTEST");
+        let call = Counters {
+            calls: 1,
+            ..Counters::default()
+        };
+        stats.record(Some(key), "models/gemini-2.5-flash", &call);
+        stats.record(Some(key), "gemini-made-up", &call);
+        stats.record(Some(key), &"x".repeat(1 << 20), &call);
+        let models = stats.models_today();
+        assert_eq!(
+            models.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["gemini-2.5-flash", "other"]
+        );
+        assert_eq!(models.get("other").map(|c| c.calls), Some(2));
+        assert_eq!(stats.key_today(key).models.len(), 2);
     }
 
     fn entry(i: usize) -> LogEntry {

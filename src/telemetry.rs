@@ -20,6 +20,9 @@ use crate::config::{LogFormat, Settings};
 use crate::error::ErrorSeen;
 use crate::mask::{KeyId, redact_query};
 
+/// The longest raw path written to a log line.
+const MAX_LOGGED_PATH: usize = 256;
+
 pub fn init(settings: &Settings) {
     let filter = std::env::var("RUST_LOG")
         .ok()
@@ -100,10 +103,13 @@ pub async fn log_requests(
         );
     request.extensions_mut().insert(RequestId(Arc::clone(&id)));
     let method = request.method().clone();
+    // The route is the router's pattern, never the raw path: one label for every path no
+    // route matched, so probing paths cannot grow the metrics.
     let route = request.extensions().get::<MatchedPath>().map_or_else(
-        || request.uri().path().to_owned(),
+        || crate::labels::UNMATCHED.to_owned(),
         |p| p.as_str().to_owned(),
     );
+    let path = crate::labels::capped(request.uri().path(), MAX_LOGGED_PATH).into_owned();
     let query = request.uri().query().map(redact_query);
 
     let mut response = next.run(request).await;
@@ -120,6 +126,7 @@ pub async fn log_requests(
         id,
         method: method.to_string(),
         route,
+        path,
         query,
         status: response.status().as_u16(),
         outcome,
@@ -142,6 +149,8 @@ struct LogLine {
     id: Arc<str>,
     method: String,
     route: String,
+    /// The raw path, capped: for the log line only.
+    path: String,
     query: Option<String>,
     status: u16,
     outcome: OutcomeHandle,
@@ -156,7 +165,16 @@ impl LogLine {
         let total_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         let outcome = self.outcome.get();
         let key = outcome.key.map(|k| k.to_string());
-        let model = outcome.model.as_deref().unwrap_or("-");
+        // The log line shows what the client asked for (capped); what is kept and counted
+        // (metrics, dashboard log) is the bounded label.
+        let asked = outcome
+            .model
+            .as_deref()
+            .map_or(std::borrow::Cow::Borrowed("-"), |m| {
+                crate::labels::capped(m, crate::labels::MAX_NAME)
+            });
+        let label = outcome.model.as_deref().map(|m| self.stats.model_label(m));
+        let model = label.as_deref().unwrap_or("-");
         if self.route == "/health" || self.route == "/ready" {
             tracing::debug!(request_id = %self.id, route = %self.route, status = self.status, "request");
             return;
@@ -165,8 +183,9 @@ impl LogLine {
             request_id = %self.id,
             method = %self.method,
             route = %self.route,
+            path = %self.path,
             query = %self.query.as_deref().unwrap_or("-"),
-            model = %model,
+            model = %asked,
             key = %key.as_deref().unwrap_or("-"),
             attempts = outcome.attempts,
             stream = outcome.stream,
@@ -181,7 +200,7 @@ impl LogLine {
         let ms = |v: f64| std::time::Duration::from_secs_f64((v / 1000.0).max(0.0));
         crate::metrics::request(&crate::metrics::Finished {
             route: &self.route,
-            model: outcome.model.as_deref(),
+            model: label.as_deref(),
             status: self.status,
             headers: ms(self.headers_ms),
             total: ms(total_ms),

@@ -28,15 +28,18 @@ macro_rules! guarded {
     ($state:expr, $request:expr, $write:expr) => {
         match $crate::routes::admin::session::read(&$state, $request).await {
             Err(r) => return *r,
-            Ok(call) => match $crate::routes::admin::session::authorize(&$state, &call, $write) {
-                Err(r) => return *r,
-                Ok(()) => call,
-            },
+            Ok(call) => {
+                match $crate::routes::admin::session::authorize(&$state, &call, $write).await {
+                    Err(r) => return *r,
+                    Ok(()) => call,
+                }
+            }
         }
     };
 }
 
 mod session;
+mod throttle;
 
 pub use session::{Sessions, login, logout, session};
 

@@ -1,7 +1,7 @@
 //! Who may use the dashboard API (CONTRACT §2): `WEB_PASSWORD` as a Bearer token, a browser
 //! session (`POST /api/login` sets an HttpOnly SameSite cookie; writes then need the session's
-//! `X-CSRF-Token`), or HAJIMI's password in the JSON body of a write. Failed attempts are
-//! limited per client address.
+//! `X-CSRF-Token`), or HAJIMI's password in the JSON body of a write. Failed attempts slow
+//! the client down (`throttle`), they never lock anyone out.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,21 +12,19 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::detail;
+use super::throttle::LoginThrottle;
 use crate::app::AppState;
 use crate::config::Settings;
 
-/// Failed password attempts per address before the dashboard API refuses it for a while.
-const MAX_FAILURES: u32 = 10;
-const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 const COOKIE: &str = "hajimi_session";
 /// Dashboard request bodies are small.
 const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
-/// Browser sessions and failed-attempt counters (bounded caches).
+/// Browser sessions (a bounded cache) and the failed-login throttle.
 pub struct Sessions {
     sessions: moka::sync::Cache<String, Arc<str>>,
-    failures: moka::sync::Cache<std::net::IpAddr, u32>,
+    throttle: LoginThrottle,
 }
 
 impl Default for Sessions {
@@ -36,10 +34,7 @@ impl Default for Sessions {
                 .max_capacity(10_000)
                 .time_to_idle(SESSION_TTL)
                 .build(),
-            failures: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(FAILURE_WINDOW)
-                .build(),
+            throttle: LoginThrottle::default(),
         }
     }
 }
@@ -102,43 +97,36 @@ pub(super) async fn read(state: &AppState, request: Request) -> Result<Call, Box
     })
 }
 
-fn too_many(state: &AppState, ip: Option<std::net::IpAddr>) -> bool {
-    ip.and_then(|ip| state.sessions.failures.get(&ip))
-        .is_some_and(|n| n >= MAX_FAILURES)
-}
-
-fn failed(state: &AppState, ip: Option<std::net::IpAddr>) {
-    if let Some(ip) = ip {
-        let n = state.sessions.failures.get(&ip).unwrap_or(0);
-        state.sessions.failures.insert(ip, n + 1);
+/// Checks a presented password after the client's throttle delay, and counts the outcome.
+async fn check_password(state: &AppState, call: &Call, password: &[u8]) -> bool {
+    let throttle = &state.sessions.throttle;
+    throttle.wait(call.ip).await;
+    let ok = call.snap.web_password.matches(password);
+    if let Some(ip) = call.ip {
+        if ok {
+            throttle.succeeded(ip);
+        } else {
+            throttle.failed(ip, tokio::time::Instant::now());
+        }
     }
-    tracing::warn!(client = ?ip, "dashboard authentication failed");
-}
-
-fn locked_out() -> Response {
-    let mut r = detail(
-        StatusCode::TOO_MANY_REQUESTS,
-        "登录失败次数过多，请 15 分钟后再试 / Too many failed attempts; try again in 15 minutes",
-    );
-    r.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(FAILURE_WINDOW.as_secs()),
-    );
-    r
+    if !ok {
+        tracing::warn!(client = ?call.ip, "dashboard authentication failed");
+    }
+    ok
 }
 
 /// Checks the web password (CONTRACT §2). Writes authenticated by the session cookie must
-/// carry the session's CSRF token; HAJIMI's body password is accepted on writes.
-pub(super) fn authorize(state: &AppState, call: &Call, write: bool) -> Result<(), Box<Response>> {
-    if too_many(state, call.ip) {
-        return Err(Box::new(locked_out()));
-    }
-    let web = &call.snap.web_password;
+/// carry the session's CSRF token; HAJIMI's body password is accepted on writes. A presented
+/// password is checked after the client's throttle delay.
+pub(super) async fn authorize(
+    state: &AppState,
+    call: &Call,
+    write: bool,
+) -> Result<(), Box<Response>> {
     if let Some(token) = crate::pipeline::auth::bearer_tokens(&call.parts.headers).next() {
-        if web.matches(token.as_bytes()) {
+        if check_password(state, call, token.as_bytes()).await {
             return Ok(());
         }
-        failed(state, call.ip);
         return Err(Box::new(detail(
             StatusCode::UNAUTHORIZED,
             "密码错误 / Wrong dashboard password",
@@ -187,10 +175,9 @@ pub(super) fn authorize(state: &AppState, call: &Call, write: bool) -> Result<()
                 )));
             }
             Some(Value::String(p)) => {
-                if web.matches(p.as_bytes()) {
+                if check_password(state, call, p.as_bytes()).await {
                     return Ok(());
                 }
-                failed(state, call.ip);
                 return Err(Box::new(detail(
                     StatusCode::UNAUTHORIZED,
                     "密码错误 / Wrong dashboard password",
@@ -218,16 +205,12 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
         Ok(c) => c,
         Err(r) => return *r,
     };
-    if too_many(&state, call.ip) {
-        return locked_out();
-    }
     let password = call
         .body
         .get("password")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    if !call.snap.web_password.matches(password.as_bytes()) {
-        failed(&state, call.ip);
+    if !check_password(&state, &call, password.as_bytes()).await {
         return detail(
             StatusCode::UNAUTHORIZED,
             "密码错误 / Wrong dashboard password",
@@ -278,5 +261,115 @@ pub async fn session(State(state): State<AppState>, headers: HeaderMap) -> Respo
             axum::Json(json!({"authenticated": true, "csrf_token": &*token})).into_response()
         }
         None => axum::Json(json!({"authenticated": false})).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::routes::admin::throttle::{FIRST_DELAY, MAX_DELAY};
+
+    fn state() -> AppState {
+        let env = vec![("WEB_PASSWORD".to_owned(), "right".to_owned())];
+        let config = crate::config::Config::from_sources(
+            Vec::new(),
+            env,
+            &crate::config::CliOverrides::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        AppState::new(config, tokio_util::sync::CancellationToken::new(), None)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn attempt(from: &str, password: &str) -> Request {
+        let peer: std::net::IpAddr = from.parse().unwrap_or_else(|e| panic!("{e}"));
+        let mut r = Request::new(Body::from(json!({"password": password}).to_string()));
+        r.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(peer, 40_000)));
+        r
+    }
+
+    /// Logs in from `from` and returns the status and how long the answer took (paused clock:
+    /// the time is the throttle's delay, exactly).
+    async fn timed_login(state: &AppState, from: &str, password: &str) -> (StatusCode, Duration) {
+        let started = Instant::now();
+        let status = login(State(state.clone()), attempt(from, password))
+            .await
+            .status();
+        (status, started.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ten_bad_logins_never_lock_out_the_right_password() {
+        let state = state();
+        for _ in 0..10 {
+            let (status, took) = timed_login(&state, "198.51.100.7", "guess").await;
+            assert_eq!((status, took), (StatusCode::UNAUTHORIZED, Duration::ZERO));
+        }
+        let (status, took) = timed_login(&state, "198.51.100.7", "right").await;
+        assert_eq!(status, StatusCode::OK, "the right password still logs in");
+        assert_eq!(took, FIRST_DELAY, "after the delay");
+        let (status, took) = timed_login(&state, "198.51.100.7", "right").await;
+        assert_eq!(
+            (status, took),
+            (StatusCode::OK, Duration::ZERO),
+            "and is free again"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn guessing_waits_longer_and_longer_up_to_ten_seconds() {
+        let state = state();
+        for _ in 0..10 {
+            timed_login(&state, "2001:db8:7:7::1", "guess").await;
+        }
+        let mut waits = Vec::new();
+        for i in 0..6 {
+            // Any address of the same /64 is the same client.
+            let (status, took) =
+                timed_login(&state, &format!("2001:db8:7:7::{i:x}"), "guess").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            waits.push(took.as_secs());
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 10, 10]);
+        let (status, took) = timed_login(&state, "2001:db8:7:8::1", "right").await;
+        assert_eq!(
+            (status, took),
+            (StatusCode::OK, Duration::ZERO),
+            "another /64"
+        );
+        let (status, took) = timed_login(&state, "2001:db8:7:7::abc", "right").await;
+        assert_eq!((status, took), (StatusCode::OK, MAX_DELAY));
+    }
+
+    /// A Bearer password on the API is a login attempt too: delayed, never refused.
+    #[tokio::test(start_paused = true)]
+    async fn bearer_guesses_are_slowed_and_the_right_bearer_still_works() {
+        let state = state();
+        let call = |token: &str| {
+            let mut r = attempt("203.0.113.5", "");
+            if let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}")) {
+                r.headers_mut().insert(header::AUTHORIZATION, v);
+            }
+            r
+        };
+        for _ in 0..11 {
+            let c = read(&state, call("guess"))
+                .await
+                .unwrap_or_else(|_| panic!("read"));
+            assert!(authorize(&state, &c, false).await.is_err());
+        }
+        let c = read(&state, call("right"))
+            .await
+            .unwrap_or_else(|_| panic!("read"));
+        let started = Instant::now();
+        assert!(authorize(&state, &c, false).await.is_ok());
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
     }
 }
