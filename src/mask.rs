@@ -83,20 +83,61 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Replaces the value of every `key=` query parameter with `…` so a URI can be logged.
+/// Query parameters whose values are credentials: our password (`key`) and the tokens a
+/// client might send for Google (`access_token`, `oauth_token`). None of them goes upstream.
+const SECRET_PARAMS: [&str; 3] = ["key", "access_token", "oauth_token"];
+
+/// Replaces the value of every credential parameter (`key=`, …) with `…` so a URI can be
+/// logged. Names are compared percent-decoded (`?%6Bey=` is `key`, CONTRACT §2) and
+/// case-insensitively; unlike authentication, which decodes a name once, redaction decodes
+/// until nothing changes, so no spelling of a credential's name shows its value in a log.
 pub fn redact_query(query: &str) -> String {
     query
         .split('&')
         .map(|pair| {
-            let name = pair.split('=').next().unwrap_or_default();
-            if name.eq_ignore_ascii_case("key") {
+            let (name, has_value) = match pair.split_once('=') {
+                Some((name, _)) => (name, true),
+                None => (pair, false),
+            };
+            let decoded = decode_name(name);
+            // `%6Bey%3Dsecret`: the `=` itself was encoded.
+            let decoded_name = decoded.split('=').next().unwrap_or_default();
+            if !SECRET_PARAMS
+                .iter()
+                .any(|s| decoded_name.eq_ignore_ascii_case(s))
+            {
+                pair.to_owned()
+            } else if has_value {
                 format!("{name}=…")
             } else {
-                pair.to_owned()
+                format!("{decoded_name}=…")
             }
         })
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// A query parameter name, form-decoded until it no longer changes (a few rounds at most).
+fn decode_name(name: &str) -> String {
+    let mut current = name.to_owned();
+    for _ in 0..4 {
+        let next = url::form_urlencoded::parse(current.as_bytes())
+            .next()
+            .map(|(n, v)| {
+                // A decoded `=` or `&` splits again on the next round; keep the whole text.
+                if v.is_empty() {
+                    n.into_owned()
+                } else {
+                    format!("{n}={v}")
+                }
+            })
+            .unwrap_or_default();
+        if next == current {
+            break;
+        }
+        current = next;
+    }
+    current
 }
 
 /// Replaces every `AIza…` key found in free text (an upstream error message, say) by its mask.
@@ -162,6 +203,35 @@ mod tests {
         assert_eq!(redact_query("alt=sse&key=secret"), "alt=sse&key=…");
         assert_eq!(redact_query("KEY=x"), "KEY=…");
         assert_eq!(redact_query("monkey=1"), "monkey=1");
+        assert_eq!(
+            redact_query("access_token=t&oauth_token=u"),
+            "access_token=…&oauth_token=…"
+        );
+    }
+
+    #[test]
+    fn encoded_key_names_are_redacted() {
+        for q in [
+            "%6Bey=secret",
+            "%6bEY=secret",
+            "%4B%45%59=secret",
+            "%256Bey=secret",
+            "%25256Bey=secret",
+            "k%65y=secret",
+            "%6Bey%3Dsecret",
+            "alt=sse&%6Bey=secret&x=1",
+            "%61ccess_token=secret",
+        ] {
+            let out = redact_query(q);
+            assert!(!out.contains("secret"), "{q} -> {out}");
+            assert!(out.contains('…'), "{q} -> {out}");
+        }
+        assert_eq!(
+            redact_query("alt=sse&%6Bey=secret&x=1"),
+            "alt=sse&%6Bey=…&x=1"
+        );
+        assert_eq!(redact_query("%6Bey%3Dsecret"), "key=…");
+        assert_eq!(redact_query("%6Beys=1&k=2"), "%6Beys=1&k=2");
     }
 
     #[test]

@@ -13,7 +13,6 @@ use tokio::time::Instant;
 use crate::config::Settings;
 use crate::keys::{KeyPool, Pick};
 use crate::upstream::classify::Failure;
-use crate::upstream::http::encode_query_value;
 use crate::upstream::{Upstream, read_body};
 use crate::wire::gemini::{ModelInfo, ModelPage};
 use crate::wire::openai::{Model, ModelList};
@@ -160,11 +159,16 @@ async fn fetch_all(
     let mut models = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        let mut url = format!("{}/v1beta/models?pageSize=1000", settings.gemini_base_url);
+        let mut query = vec![("pageSize", "1000")];
         if let Some(t) = &token {
-            url.push_str("&pageToken=");
-            url.push_str(&encode_query_value(t));
+            query.push(("pageToken", t.as_str()));
         }
+        let url = crate::upstream::endpoint::model_list(
+            &settings.gemini_base_url,
+            crate::upstream::endpoint::Version::V1beta,
+            &query,
+        )
+        .map_err(|_| Failure::Connection)?;
         let response = upstream.get(&url, key, idle).await?;
         let body = read_body(response, idle, 16 * 1024 * 1024).await?;
         let page: ModelPage = serde_json::from_slice(&body).map_err(|e| Failure::Garbage {

@@ -271,7 +271,7 @@ async fn model_listing_is_google_shaped_with_pagination() {
             .starts_with("models/")
     );
     let token = v["nextPageToken"].as_str().expect("a next page").to_owned();
-    let token = hajimi::upstream::http::encode_query_value(&token);
+    let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
     let r = h
         .http
         .get(h.url(&format!(
@@ -437,4 +437,57 @@ async fn google_sdks_listing_at_v1_get_googles_shape() {
         o["object"], "list",
         "OpenAI clients (Bearer) keep OpenAI's shape"
     );
+}
+
+/// A native stream that fails before its first byte answers with a JSON error, not an SSE
+/// content type (SDKs pick their parser by content type); once headers are out, errors stay
+/// in-band SSE events.
+#[tokio::test]
+async fn native_stream_errors_before_the_first_byte_are_json() {
+    let stream_path = format!("/v1beta/models/{FLASH}:streamGenerateContent?alt=sse");
+    let bad = json!({"contents": [{"parts": [{"text": "x"}]}], "notAField": 1});
+    let is_json = |r: &reqwest::Response| {
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(ct.starts_with("application/json"), "content-type {ct}");
+    };
+    for fake in ["true", "false"] {
+        // Google's 400 about the request, forwarded.
+        let h = start(&[("FAKE_STREAMING", fake), ("FAKE_STREAMING_INTERVAL", "30")]).await;
+        let r = native_post(&h, &stream_path, &bad).await;
+        assert_eq!(r.status(), 400, "FAKE_STREAMING={fake}");
+        is_json(&r);
+        assert_eq!(google_error(&json(r).await.1)["status"], "INVALID_ARGUMENT");
+        // No usable key: 503.
+        h.mock.add_rule(Rule::new(Reply::preset("api_key_invalid")));
+        let r = native_post(&h, &stream_path, &google_request()).await;
+        assert_eq!(r.status(), 503, "FAKE_STREAMING={fake}");
+        is_json(&r);
+        google_error(&json(r).await.1);
+        // Our per-IP limit: 429.
+        let h = start(&[("FAKE_STREAMING", fake), ("MAX_REQUESTS_PER_MINUTE", "1")]).await;
+        let r = native_post(&h, &stream_path, &google_request()).await;
+        assert_eq!(r.status(), 200);
+        let _ = r.text().await;
+        let r = native_post(&h, &stream_path, &google_request()).await;
+        assert_eq!(r.status(), 429, "FAKE_STREAMING={fake}");
+        is_json(&r);
+        google_error(&json(r).await.1);
+    }
+    // After the first keep-alive went out, an error is an in-band event of the stream.
+    let h = start(&[("FAKE_STREAMING_INTERVAL", "0.2")]).await;
+    h.mock.add_rule(Rule::new(Reply::Delay {
+        ms: 600,
+        then: Box::new(Reply::preset("api_key_invalid")),
+    }));
+    let r = native_post(&h, &stream_path, &google_request()).await;
+    assert_eq!(r.status(), 200);
+    let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(ct.starts_with("text/event-stream"), "{ct}");
+    let text = r.text().await.unwrap();
+    assert!(text.contains("\"error\""), "{text}");
 }

@@ -54,6 +54,10 @@ async fn run(
     crate::limits::admit(&state.limiter, snap, &parts)?;
     let bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
     let mut chat: ChatRequest = parse_json(&bytes)?;
+    // A client's model name never carries `/`, `?`, `#` or `%` into an upstream URL.
+    crate::upstream::endpoint::require_model_id(crate::translate::chat::upstream_model_name(
+        &chat.model,
+    ))?;
     let stream = chat.is_stream();
     outcome.update(|o| {
         o.model = Some(chat.model.clone());
@@ -81,7 +85,10 @@ async fn run(
         model: translated.upstream_model.clone(),
     };
     let plan = Plan {
-        url: Upstream::generate_url(&snap.gemini_base_url, &translated.upstream_model),
+        url: crate::upstream::endpoint::generate(
+            &snap.gemini_base_url,
+            &translated.upstream_model,
+        )?,
         model: translated.upstream_model,
         body: Arc::new(RequestBody::typed(translated.request)?),
         cache_key,
@@ -179,7 +186,8 @@ async fn stream(
     translated: Translated,
     outcome: &OutcomeHandle,
 ) -> Result<Response, GatewayError> {
-    let url = Upstream::stream_url(&snap.gemini_base_url, &translated.upstream_model);
+    let url =
+        crate::upstream::endpoint::stream_sse(&snap.gemini_base_url, &translated.upstream_model)?;
     let model = translated.upstream_model.clone();
     let body = Arc::new(RequestBody::typed(translated.request)?);
     let (opened, lease) = dispatch::run(
@@ -231,7 +239,7 @@ async fn stream(
 /// before that, so every failure until then can still be retried on another key).
 async fn open(
     upstream: &Upstream,
-    url: &str,
+    url: &crate::upstream::UpstreamUrl,
     key: &KeySlot,
     body: Bytes,
     snap: &Settings,
@@ -280,7 +288,7 @@ struct Relay {
 struct Rescue {
     state: AppState,
     snap: Arc<Settings>,
-    url: String,
+    url: crate::upstream::UpstreamUrl,
     model: String,
     body: Arc<RequestBody>,
     outcome: OutcomeHandle,

@@ -140,7 +140,7 @@ pub struct Plan {
     /// The upstream model (URL and key cooldown scope).
     pub model: String,
     /// The full `:generateContent` URL.
-    pub url: String,
+    pub url: crate::upstream::UpstreamUrl,
     pub body: Arc<RequestBody>,
     /// Response-cache key, when this request may use the cache.
     pub cache_key: Option<u64>,
@@ -205,7 +205,7 @@ async fn race(
     outcome: &OutcomeHandle,
 ) -> Result<Answer, GatewayError> {
     let upstream = state.upstream.clone();
-    let url: Arc<str> = Arc::from(plan.url.as_str());
+    let url = Arc::new(plan.url.clone());
     let body = Arc::clone(&plan.body);
     let idle = snap.upstream_timeout;
     let native = plan.native;
@@ -305,7 +305,7 @@ async fn collect_surplus(
 /// (retried); native requests get Google's request errors back as answers.
 async fn generate(
     upstream: &crate::upstream::Upstream,
-    url: &str,
+    url: &crate::upstream::UpstreamUrl,
     key: &KeySlot,
     body: Bytes,
     idle: Duration,
@@ -661,6 +661,13 @@ fn early(
                 Body::from_stream(futures_util::stream::iter(
                     parts.into_iter().map(Ok::<Bytes, Infallible>),
                 ))
+            };
+            // An error answered before any byte went out (Google's 400 forwarded on a native
+            // stream) is a JSON document, not an event stream.
+            let content_type = if status.is_success() {
+                content_type
+            } else {
+                "application/json; charset=UTF-8"
             };
             with_type(status, content_type, body)
         }

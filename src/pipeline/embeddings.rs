@@ -17,7 +17,6 @@ use crate::pipeline::dispatch;
 use crate::telemetry::OutcomeHandle;
 use crate::translate::chat::upstream_model_name;
 use crate::upstream::classify::Failure;
-use crate::upstream::http::encode_segment;
 use crate::upstream::read_body;
 
 /// Google's limit on requests in one `batchEmbedContents`.
@@ -162,17 +161,9 @@ pub async fn embed(
     outcome: &OutcomeHandle,
 ) -> Result<Vec<Vec<f32>>, GatewayError> {
     let model = upstream_model_name(model).to_owned();
-    if model.is_empty() {
-        return Err(GatewayError::bad_param(
-            "缺少模型名 / `model` must not be empty",
-            "model",
-        ));
-    }
-    let url = format!(
-        "{}/v1beta/models/{}:batchEmbedContents",
-        snap.gemini_base_url,
-        encode_segment(&model)
-    );
+    // A client's model name never carries `/`, `?`, `#` or `%` into an upstream URL.
+    crate::upstream::endpoint::require_model_id(&model)?;
+    let url = crate::upstream::endpoint::batch_embed(&snap.gemini_base_url, &model)?;
     crate::pipeline::chat::require_allowed_model(snap, &model)?;
     // One deadline for the whole request, however many batches it takes.
     let budget = dispatch::Budget::of(snap);

@@ -28,11 +28,16 @@ use crate::pipeline::dispatch;
 use crate::telemetry::OutcomeHandle;
 use crate::translate::answer::{FirstEvent, first_event};
 use crate::upstream::classify::Failure;
-use crate::upstream::http::encode_segment;
+use crate::upstream::endpoint::{self, Action, Version};
 use crate::upstream::{ANSWER_LIMIT, GeminiEvents, classify_response, read_body};
 use crate::wire::gemini::GenerateContentResponse;
 
-const VERSIONS: [&str; 3] = ["v1beta", "v1alpha", "v1"];
+/// The query parameters of a model listing that go upstream (Google accepts both spellings).
+/// Nothing else a client puts in a query ever goes upstream: not `key`, not a credential of
+/// its own (`access_token`, `oauth_token`), not parameters that change what Google does
+/// (`$alt`, `fields`, `upload_protocol`). A stream's `alt=sse` is decided by us from the
+/// client's `alt` (see [`wants_sse`]).
+const LIST_PARAMS: [&str; 4] = ["pageSize", "pageToken", "page_size", "page_token"];
 
 /// What one attempt produced for the client.
 enum Answer {
@@ -103,35 +108,53 @@ fn version_of(path: &str) -> String {
         .to_owned()
 }
 
-fn check_version(ver: &str) -> Result<(), GatewayError> {
-    if VERSIONS.contains(&ver) {
-        Ok(())
-    } else {
-        Err(GatewayError::NotFound {
+fn check_version(ver: &str) -> Result<Version, GatewayError> {
+    Version::parse(ver).ok_or_else(|| {
+        let shown: String = ver.chars().take(16).collect();
+        GatewayError::NotFound {
             message: format!(
-                "未知的 API 版本 {ver} / Unknown API version {ver}: use v1beta, v1alpha or v1"
+                "未知的 API 版本 {shown} / Unknown API version {shown}: use v1beta, v1alpha or v1"
             ),
             code: "unknown_url",
-        })
-    }
+        }
+    })
 }
 
-/// The query string to forward: everything but our own `key` (in any case: whatever the
-/// client meant by it, a credential never goes upstream).
-fn forwarded_query(query: Option<&str>) -> String {
-    let kept: Vec<&str> = query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| {
-            let name = p.split('=').next().unwrap_or_default();
-            !p.is_empty() && !name.eq_ignore_ascii_case("key")
-        })
-        .collect();
-    if kept.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", kept.join("&"))
-    }
+/// `{model}:{action}` of a native POST: one of the fixed actions (else 404) on a model id of
+/// Google's grammar, `models/` removed (else 400). Anything else never reaches the upstream.
+fn target(model_action: &str) -> Result<(String, Action), GatewayError> {
+    let Some((model, action)) = model_action.split_once(':') else {
+        return Err(GatewayError::bad_request(
+            "无效的请求路径：缺少 :action / Invalid request path: expected models/{model}:{action}",
+        ));
+    };
+    let Some(action) = Action::parse(action) else {
+        return Err(GatewayError::NotFound {
+            message: "未知的方法 / Unknown method: use generateContent, streamGenerateContent, \
+                      countTokens, embedContent or batchEmbedContents"
+                .to_owned(),
+            code: "unknown_url",
+        });
+    };
+    let model = crate::config::strip_model_prefix(model);
+    endpoint::require_model_id(model)?;
+    Ok((model.to_owned(), action))
+}
+
+/// The client's query parameters whose name is in `allowed`, names and values
+/// percent-decoded once (as authentication reads them: `%6Bey` is `key`).
+fn forwarded_query(query: Option<&str>, allowed: &[&str]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(name, _)| allowed.contains(&name.as_ref()))
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect()
+}
+
+/// Whether the client asked for server-sent events (`alt=sse`, the name decoded once).
+fn wants_sse(query: Option<&str>) -> bool {
+    forwarded_query(query, &["alt"])
+        .iter()
+        .any(|(_, value)| value == "sse")
 }
 
 async fn proxy_get(
@@ -145,19 +168,22 @@ async fn proxy_get(
         let snap = state.live.current();
         let (parts, _) = request.into_parts();
         authenticate(&snap, &parts)?;
-        check_version(&ver)?;
-        let path = match &model {
-            Some(m) => format!(
-                "models/{}",
-                encode_segment(crate::config::strip_model_prefix(m))
-            ),
-            None => "models".to_owned(),
+        let version = check_version(&ver)?;
+        let url = match &model {
+            Some(m) => endpoint::model_get(
+                &snap.gemini_base_url,
+                version,
+                crate::config::strip_model_prefix(m),
+            )?,
+            None => {
+                let query = forwarded_query(parts.uri.query(), &LIST_PARAMS);
+                let pairs: Vec<(&str, &str)> = query
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                endpoint::model_list(&snap.gemini_base_url, version, &pairs)?
+            }
         };
-        let url = format!(
-            "{}/{ver}/{path}{}",
-            snap.gemini_base_url,
-            forwarded_query(parts.uri.query())
-        );
         let (answer, _) = dispatch::run(
             &state.keys,
             &state.stats,
@@ -212,17 +238,11 @@ async fn run_action(
     let snap = state.live.current();
     let (parts, body) = request.into_parts();
     authenticate(&snap, &parts)?;
-    check_version(&ver)?;
-    let Some((model, action)) = model_action.rsplit_once(':') else {
-        return Err(GatewayError::bad_request(format!(
-            "无效的请求路径：缺少 :action / Invalid request path `{model_action}`: expected models/{{model}}:{{action}}"
-        )));
-    };
-    let model = crate::config::strip_model_prefix(model).to_owned();
-    let action = action.to_owned();
+    let version = check_version(&ver)?;
+    let (model, action) = target(&model_action)?;
     outcome.update(|o| o.model = Some(model.clone()));
-    let generates = matches!(action.as_str(), "generateContent" | "streamGenerateContent");
-    if generates || action.ends_with("mbedContents") || action == "embedContent" {
+    // Generation and embeddings count toward the per-IP limits (CONTRACT §6).
+    if action != Action::CountTokens {
         crate::limits::admit(&state.limiter, &snap, &parts)?;
     }
     crate::pipeline::chat::require_allowed_model(&snap, &model)?;
@@ -237,27 +257,33 @@ async fn run_action(
         bytes = add_search_tool(&bytes)?;
     }
 
-    let query = forwarded_query(parts.uri.query());
-    let sse = query.contains("alt=sse");
-    let stream = action == "streamGenerateContent";
+    let sse = wants_sse(parts.uri.query());
+    let stream = action == Action::StreamGenerateContent;
     outcome.update(|o| o.stream = stream);
-    let url = format!(
-        "{}/{ver}/models/{}:{action}{query}",
-        snap.gemini_base_url,
-        encode_segment(&upstream_model)
-    );
-    let generate = action == "generateContent";
+    let query: &[(&str, &str)] = if stream && sse {
+        &[("alt", "sse")]
+    } else {
+        &[]
+    };
+    let url = endpoint::model_action(
+        &snap.gemini_base_url,
+        version,
+        &upstream_model,
+        action,
+        query,
+    )?;
+    let generate = action == Action::GenerateContent;
 
     // Complete answers (and faked streams) go through the cache, in-flight sharing and
     // HAJIMI's racing, like OpenAI requests (CONTRACT §6).
     if generate || (stream && snap.fake_streaming) {
-        let without_alt =
-            forwarded_query(Some(&query.trim_start_matches('?').replace("alt=sse", "")));
-        let url = format!(
-            "{}/{ver}/models/{}:generateContent{without_alt}",
-            snap.gemini_base_url,
-            encode_segment(&upstream_model)
-        );
+        let url = endpoint::model_action(
+            &snap.gemini_base_url,
+            version,
+            &upstream_model,
+            Action::GenerateContent,
+            &[],
+        )?;
         let cache_key = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
             crate::cache::native_key(
                 &upstream_model,
@@ -523,16 +549,36 @@ fn finish(result: Result<Response, GatewayError>, outcome: OutcomeHandle) -> Res
 mod tests {
     use super::*;
 
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
     #[test]
-    fn our_key_never_goes_upstream_but_other_parameters_do() {
-        assert_eq!(forwarded_query(Some("alt=sse&key=secret")), "?alt=sse");
-        assert_eq!(forwarded_query(Some("key=secret")), "");
-        assert_eq!(forwarded_query(Some("KEY=secret&alt=sse")), "?alt=sse");
+    fn only_paging_parameters_go_upstream_never_credentials() {
+        let q = "pageSize=10&key=secret&%6Bey=secret&KEY=secret&access_token=t&oauth_token=t\
+                 &%61ccess_token=t&%24alt=proto&fields=x&pageToken=abc%3D";
         assert_eq!(
-            forwarded_query(Some("pageSize=10&pageToken=abc%3D")),
-            "?pageSize=10&pageToken=abc%3D"
+            forwarded_query(Some(q), &LIST_PARAMS),
+            pairs(&[("pageSize", "10"), ("pageToken", "abc=")])
         );
-        assert_eq!(forwarded_query(None), "");
+        assert_eq!(
+            forwarded_query(Some("%70ageSize=3"), &LIST_PARAMS),
+            pairs(&[("pageSize", "3")]),
+            "names are decoded once"
+        );
+        assert!(forwarded_query(Some("%2570ageSize=3"), &LIST_PARAMS).is_empty());
+        assert!(forwarded_query(None, &LIST_PARAMS).is_empty());
+    }
+
+    #[test]
+    fn sse_is_read_from_the_decoded_alt() {
+        assert!(wants_sse(Some("alt=sse")));
+        assert!(wants_sse(Some("%61lt=sse&key=x")));
+        assert!(!wants_sse(Some("alt=json")));
+        assert!(!wants_sse(Some("xalt=sse")));
+        assert!(!wants_sse(None));
     }
 
     #[test]
@@ -540,6 +586,30 @@ mod tests {
         assert_eq!(version_of("/v1beta/models/x:generateContent"), "v1beta");
         assert_eq!(version_of("/v1/models/x:generateContent"), "v1");
         assert!(check_version("v2").is_err());
+        assert_eq!(check_version("v1alpha").ok(), Some(Version::V1alpha));
+    }
+
+    #[test]
+    fn only_fixed_actions_on_model_ids_are_targets() {
+        assert_eq!(
+            target("models/gemini-2.5-flash:streamGenerateContent").ok(),
+            Some(("gemini-2.5-flash".to_owned(), Action::StreamGenerateContent))
+        );
+        for (path, status) in [
+            ("x:generateContent/../../files", 404),
+            ("x:generateContent?key=AIzaSy", 404),
+            ("x:generateContent#", 404),
+            ("x:generateContent/../gemini-2.5-pro%3AgenerateContent", 404),
+            ("gemini-2.5-flash%3AgenerateContent", 400),
+            ("../files:generateContent", 400),
+            ("a/b:generateContent", 400),
+            ("x%2F:generateContent", 400),
+            (":generateContent", 400),
+            ("x:", 404),
+        ] {
+            let got = target(path).map_err(|e| e.status().as_u16());
+            assert_eq!(got.err(), Some(status), "{path}");
+        }
     }
 
     #[test]

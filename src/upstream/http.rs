@@ -1,5 +1,6 @@
 //! The pooled upstream HTTP client: rustls, HTTP/2 where the server offers it, keep-alive,
-//! `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` with `NO_PROXY` honoured, loopback never proxied.
+//! `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` with `NO_PROXY` honoured, loopback never proxied,
+//! redirects never followed (they would carry `x-goog-api-key` to wherever they point).
 //! The only place a `reqwest::Client` is built.
 
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub fn build_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
         .http2_keep_alive_interval(Duration::from_secs(30))
         .http2_keep_alive_while_idle(true)
         .user_agent(concat!("hajimi/", env!("CARGO_PKG_VERSION")))
+        // Google's API never redirects; a redirect is answered as a failed attempt.
+        .redirect(reqwest::redirect::Policy::none())
         // The system resolver, unless the system has none (Android/Termux has no
         // /etc/resolv.conf, so musl's resolver fails): then hickory with public DNS.
         .hickory_dns(!system_resolver_present())
@@ -81,34 +84,9 @@ fn proxies(env: &ProxyEnv) -> anyhow::Result<Vec<Proxy>> {
     Ok(out)
 }
 
-/// Percent-encodes one URL path segment (a model name from a client).
-pub fn encode_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Percent-encodes a query value (page tokens contain `=` and `/`).
-pub fn encode_query_value(value: &str) -> String {
-    encode_segment(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn model_names_are_path_safe() {
-        assert_eq!(encode_segment("gemini-2.5-flash"), "gemini-2.5-flash");
-        assert_eq!(encode_segment("a b/c?d"), "a%20b%2Fc%3Fd");
-        assert_eq!(encode_query_value("Ci0=/x"), "Ci0%3D%2Fx");
-    }
 
     #[test]
     fn proxies_are_built_from_env_values() {

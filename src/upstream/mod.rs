@@ -1,8 +1,10 @@
-//! Talking to Google: URL building, one POST/GET with the key in the `x-goog-api-key`
-//! header (never in the URL), bounded body reads with an idle timeout, and the typed event
-//! stream of `streamGenerateContent?alt=sse`. Failures come back classified.
+//! Talking to Google: one POST/GET to an [`UpstreamUrl`] (built only by [`endpoint`]) with the
+//! key in the `x-goog-api-key` header (never in the URL), redirects never followed, bounded
+//! body reads with an idle timeout, and the typed event stream of
+//! `streamGenerateContent?alt=sse`. Failures come back classified.
 
 pub mod classify;
+pub mod endpoint;
 pub mod http;
 pub mod sse;
 
@@ -16,7 +18,7 @@ use futures_util::{Stream, StreamExt};
 use crate::config::Settings;
 use crate::wire::gemini::GenerateContentResponse;
 use classify::Failure;
-use http::encode_segment;
+pub use endpoint::UpstreamUrl;
 use sse::SseParser;
 
 /// Upper bound of an upstream error body we read.
@@ -38,32 +40,18 @@ impl Upstream {
         })
     }
 
-    pub fn generate_url(base: &str, model: &str) -> String {
-        format!(
-            "{base}/v1beta/models/{}:generateContent",
-            encode_segment(model)
-        )
-    }
-
-    pub fn stream_url(base: &str, model: &str) -> String {
-        format!(
-            "{base}/v1beta/models/{}:streamGenerateContent?alt=sse",
-            encode_segment(model)
-        )
-    }
-
     /// POSTs a JSON body; returns once a 2xx answer's headers arrived (within `idle`).
     /// A non-2xx answer is read (bounded) and classified.
     pub async fn post(
         &self,
-        url: &str,
+        url: &UpstreamUrl,
         key: &str,
         body: Bytes,
         idle: Duration,
     ) -> Result<reqwest::Response, Failure> {
         let request = self
             .client
-            .post(url)
+            .post(url.to_url())
             .header("x-goog-api-key", key)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
@@ -71,18 +59,18 @@ impl Upstream {
     }
 
     /// Sends a request and returns the answer whatever its status (only transport failures
-    /// are errors), for the native passthrough that forwards Google's own errors.
+    /// and redirects are errors), for the native passthrough that forwards Google's own errors.
     pub async fn send_any(
         &self,
         method: reqwest::Method,
-        url: &str,
+        url: &UpstreamUrl,
         key: &str,
         body: Option<Bytes>,
         idle: Duration,
     ) -> Result<reqwest::Response, Failure> {
         let mut request = self
             .client
-            .request(method, url)
+            .request(method, url.to_url())
             .header("x-goog-api-key", key);
         if let Some(body) = body {
             request = request
@@ -92,18 +80,21 @@ impl Upstream {
         match tokio::time::timeout(idle, request.send()).await {
             Err(_) => Err(Failure::Timeout),
             Ok(Err(e)) => Err(transport_failure(&e)),
-            Ok(Ok(r)) => Ok(r),
+            Ok(Ok(r)) => refuse_redirect(r),
         }
     }
 
     pub async fn get(
         &self,
-        url: &str,
+        url: &UpstreamUrl,
         key: &str,
         idle: Duration,
     ) -> Result<reqwest::Response, Failure> {
-        self.send(self.client.get(url).header("x-goog-api-key", key), idle)
-            .await
+        self.send(
+            self.client.get(url.to_url()).header("x-goog-api-key", key),
+            idle,
+        )
+        .await
     }
 
     async fn send(
@@ -114,7 +105,7 @@ impl Upstream {
         let response = match tokio::time::timeout(idle, request.send()).await {
             Err(_) => return Err(Failure::Timeout),
             Ok(Err(e)) => return Err(transport_failure(&e)),
-            Ok(Ok(r)) => r,
+            Ok(Ok(r)) => refuse_redirect(r)?,
         };
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
@@ -125,6 +116,33 @@ impl Upstream {
             .unwrap_or_default();
         Err(classify::classify(status, &body))
     }
+}
+
+/// A redirect from the upstream is a failed attempt, never followed (the client does not
+/// follow redirects, see [`http::build_client`]): Google's API does not redirect, so one
+/// comes from something in between (a relay, a proxy, a captive portal) that must not get
+/// our keys. Not the key's fault; another key may be tried, as after any unusable answer.
+fn refuse_redirect(response: reqwest::Response) -> Result<reqwest::Response, Failure> {
+    let status = response.status();
+    if !status.is_redirection() {
+        return Ok(response);
+    }
+    let to = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| response.url().join(l).ok())
+        .map(|u| u.host_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    tracing::warn!(
+        status = status.as_u16(),
+        from = response.url().host_str().unwrap_or_default(),
+        to = %to,
+        "the upstream answered with a redirect, which is not followed; check GEMINI_BASE_URL and any proxy in between"
+    );
+    Err(Failure::Garbage {
+        detail: format!("upstream redirect {} not followed", status.as_u16()),
+    })
 }
 
 /// Maps a transport error (never printing its URL).

@@ -68,6 +68,9 @@ pub enum Reply {
         text: Option<String>,
         signature: Option<bool>,
     },
+    /// A redirect (`status` 301/302/303/307/308) to `location`, with an empty body. Google's
+    /// API never redirects; this is what a hostile relay or a captive portal would do.
+    Redirect { status: u16, location: String },
     /// Wait, then do `then`.
     Delay { ms: u64, then: Box<Reply> },
     /// Accept the request and never send headers.
@@ -155,6 +158,12 @@ impl Reply {
     pub fn preset(name: impl Into<String>) -> Reply {
         Reply::Preset { name: name.into() }
     }
+    pub fn redirect(status: u16, location: impl Into<String>) -> Reply {
+        Reply::Redirect {
+            status,
+            location: location.into(),
+        }
+    }
 
     /// Without an explicit action, success replies only apply where they make sense.
     fn fits(&self, action: &str) -> bool {
@@ -237,6 +246,11 @@ mod tests {
                     && calls[0].args.as_ref().and_then(|a| a.get("city")) == Some(&Value::from("Paris"))),
             "{parsed:?}"
         );
+        let redirect = r#"{"kind":"redirect","status":302,"location":"http://elsewhere/x"}"#;
+        assert!(matches!(
+            serde_json::from_str::<Reply>(redirect),
+            Ok(Reply::Redirect { status: 302, .. })
+        ));
         let bad_call = r#"{"kind":"function_call","calls":[{"name":"f","arg":{}}]}"#;
         assert!(serde_json::from_str::<Reply>(bad_call).is_err());
         let built = serde_json::to_value(Reply::function_call("f", Value::Null));

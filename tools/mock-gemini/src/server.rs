@@ -13,7 +13,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderValue, SERVER};
+use hyper::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderValue, LOCATION, SERVER};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
@@ -407,6 +407,13 @@ async fn render(mut reply: Reply, ctx: &Ctx<'_>) -> Resp {
                 error_resp(e, ctx.mode)
             }
             Reply::Json { status, body } => resp(status.unwrap_or(200), JSON_CT, pretty(&body)),
+            Reply::Redirect { status, location } => {
+                let mut r = resp(status, JSON_CT, Body::empty());
+                if let Ok(v) = HeaderValue::from_str(&location) {
+                    r.headers_mut().insert(LOCATION, v);
+                }
+                r
+            }
             Reply::Raw {
                 status,
                 content_type,

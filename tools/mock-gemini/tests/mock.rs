@@ -882,3 +882,31 @@ async fn binary_prints_its_address() {
     assert_eq!(health.text().await.unwrap(), "ok");
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn redirect_replies_carry_status_and_location() {
+    let mock = MockGemini::start().await.unwrap();
+    mock.add_rule(
+        Rule::new(Reply::redirect(307, "http://127.0.0.1:9/elsewhere")).action("generateContent"),
+    );
+    let c = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = c
+        .post(format!(
+            "{}/v1beta/models/{FLASH}:generateContent",
+            mock.url()
+        ))
+        .header("x-goog-api-key", "k")
+        .json(&hello("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 307);
+    assert_eq!(
+        r.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some("http://127.0.0.1:9/elsewhere")
+    );
+}

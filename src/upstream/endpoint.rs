@@ -1,0 +1,375 @@
+//! Every URL hajimi sends to Google is built here, and only here: the base URL, an API
+//! version from a fixed list, `models`, then `{model}:{action}` with a model id that matches
+//! Google's grammar and an action from a fixed list, each appended with `url`'s path-segment
+//! API (which percent-encodes it), and query parameters through `url`'s query serialiser.
+//! A client's text never becomes part of an upstream URL any other way, so an encoded `/`,
+//! `?`, `#` or `%` in a path or a model name cannot reach another Google endpoint.
+//! [`UpstreamUrl`] can only be made by these functions, and [`super::Upstream`] only accepts it.
+
+use url::Url;
+
+use crate::error::GatewayError;
+
+/// The longest model id accepted (Google's ids are under 64 characters).
+pub const MODEL_ID_MAX_LEN: usize = 128;
+
+/// Google's model id grammar, the one place it is written down: 1 to [`MODEL_ID_MAX_LEN`]
+/// ASCII letters, digits, `-`, `.` and `_`, starting with a letter or digit (so never `.`
+/// or `..`). The `models/` prefix is removed before the check.
+pub fn valid_model_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.len() <= MODEL_ID_MAX_LEN
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+}
+
+/// A client's model id (without `models/`), or a 400 saying what a model id may contain.
+pub fn require_model_id(id: &str) -> Result<(), GatewayError> {
+    if valid_model_id(id) {
+        return Ok(());
+    }
+    if id.is_empty() {
+        return Err(GatewayError::bad_param(
+            "缺少模型名 / `model` must not be empty",
+            "model",
+        ));
+    }
+    // Echo a bounded, printable prefix only.
+    let shown: String = id
+        .chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    let more = if id.chars().count() > 64 { "…" } else { "" };
+    Err(GatewayError::bad_param(
+        format!(
+            "无效的模型名 `{shown}{more}`：只能包含字母、数字、`-`、`.` 和 `_`，最长 {MODEL_ID_MAX_LEN} 个字符 / \
+             Invalid model name `{shown}{more}`: a model id has only letters, digits, `-`, `.` and `_`, \
+             at most {MODEL_ID_MAX_LEN} characters"
+        ),
+        "model",
+    ))
+}
+
+/// The API versions Google serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    V1beta,
+    V1alpha,
+    V1,
+}
+
+impl Version {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "v1beta" => Some(Self::V1beta),
+            "v1alpha" => Some(Self::V1alpha),
+            "v1" => Some(Self::V1),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V1beta => "v1beta",
+            Self::V1alpha => "v1alpha",
+            Self::V1 => "v1",
+        }
+    }
+}
+
+/// The model methods a client may call through the proxy (`POST models/{m}:{action}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    GenerateContent,
+    StreamGenerateContent,
+    CountTokens,
+    EmbedContent,
+    BatchEmbedContents,
+}
+
+impl Action {
+    /// Exactly Google's method names (case-sensitive, as Google's are).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "generateContent" => Some(Self::GenerateContent),
+            "streamGenerateContent" => Some(Self::StreamGenerateContent),
+            "countTokens" => Some(Self::CountTokens),
+            "embedContent" => Some(Self::EmbedContent),
+            "batchEmbedContents" => Some(Self::BatchEmbedContents),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GenerateContent => "generateContent",
+            Self::StreamGenerateContent => "streamGenerateContent",
+            Self::CountTokens => "countTokens",
+            Self::EmbedContent => "embedContent",
+            Self::BatchEmbedContents => "batchEmbedContents",
+        }
+    }
+}
+
+/// A URL of Google's API, made only by the builders of this module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamUrl(Url);
+
+impl UpstreamUrl {
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// For the HTTP client.
+    pub(super) fn to_url(&self) -> Url {
+        self.0.clone()
+    }
+
+    /// The host, for messages (never carries a key: keys travel in a header).
+    pub fn host(&self) -> &str {
+        self.0.host_str().unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for UpstreamUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+/// `{base}/{version}/models/{model}:{action}?{query}`; a 400 when `model` is not a model id.
+pub fn model_action(
+    base: &str,
+    version: Version,
+    model: &str,
+    action: Action,
+    query: &[(&str, &str)],
+) -> Result<UpstreamUrl, GatewayError> {
+    require_model_id(model)?;
+    build(
+        base,
+        version,
+        Some(&format!("{model}:{}", action.as_str())),
+        query,
+    )
+}
+
+/// `{base}/{version}/models/{model}`; a 400 when `model` is not a model id.
+pub fn model_get(base: &str, version: Version, model: &str) -> Result<UpstreamUrl, GatewayError> {
+    require_model_id(model)?;
+    build(base, version, Some(model), &[])
+}
+
+/// `{base}/{version}/models?{query}`.
+pub fn model_list(
+    base: &str,
+    version: Version,
+    query: &[(&str, &str)],
+) -> Result<UpstreamUrl, GatewayError> {
+    build(base, version, None, query)
+}
+
+/// `v1beta` `generateContent` of a model (OpenAI chat).
+pub fn generate(base: &str, model: &str) -> Result<UpstreamUrl, GatewayError> {
+    model_action(base, Version::V1beta, model, Action::GenerateContent, &[])
+}
+
+/// `v1beta` `streamGenerateContent?alt=sse` of a model (OpenAI chat streams).
+pub fn stream_sse(base: &str, model: &str) -> Result<UpstreamUrl, GatewayError> {
+    model_action(
+        base,
+        Version::V1beta,
+        model,
+        Action::StreamGenerateContent,
+        &[("alt", "sse")],
+    )
+}
+
+/// `v1beta` `batchEmbedContents` of a model (OpenAI embeddings).
+pub fn batch_embed(base: &str, model: &str) -> Result<UpstreamUrl, GatewayError> {
+    model_action(
+        base,
+        Version::V1beta,
+        model,
+        Action::BatchEmbedContents,
+        &[],
+    )
+}
+
+fn build(
+    base: &str,
+    version: Version,
+    last: Option<&str>,
+    query: &[(&str, &str)],
+) -> Result<UpstreamUrl, GatewayError> {
+    let bad_base =
+        || GatewayError::internal(anyhow::anyhow!("GEMINI_BASE_URL is not a usable base URL"));
+    let mut url = Url::parse(base).map_err(|_| bad_base())?;
+    url.set_fragment(None);
+    {
+        let mut path = url.path_segments_mut().map_err(|()| bad_base())?;
+        path.pop_if_empty().push(version.as_str()).push("models");
+        if let Some(segment) = last {
+            path.push(segment);
+        }
+    }
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    Ok(UpstreamUrl(url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "https://generativelanguage.googleapis.com";
+
+    #[test]
+    fn model_ids_follow_googles_grammar() {
+        for ok in [
+            "gemini-2.5-flash",
+            "gemini-2.5-flash-preview-05-20",
+            "text-embedding-004",
+            "gemma-3-27b-it",
+            "imagen_3",
+            "a",
+            &"a".repeat(MODEL_ID_MAX_LEN),
+        ] {
+            assert!(valid_model_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "-x",
+            "_x",
+            "models/gemini-2.5-flash",
+            "x:generateContent",
+            "x/../files",
+            "x?key=y",
+            "x#y",
+            "x%2F",
+            "x y",
+            "x\n",
+            "gemini-2.5-flash\u{0}",
+            "gémini",
+            &"a".repeat(MODEL_ID_MAX_LEN + 1),
+        ] {
+            assert!(!valid_model_id(bad), "{bad:?}");
+            assert!(require_model_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_rejected_model_name_is_echoed_bounded() {
+        let long = format!("{}/x", "a".repeat(1_000_000));
+        let Err(e) = require_model_id(&long) else {
+            panic!("accepted")
+        };
+        assert!(e.to_string().len() < 400, "{e}");
+        assert_eq!(e.status(), 400);
+        let Err(e) = require_model_id("") else {
+            panic!("accepted")
+        };
+        assert!(e.to_string().contains("must not be empty"));
+    }
+
+    #[test]
+    fn urls_are_built_from_segments() {
+        let u = model_action(
+            BASE,
+            Version::V1beta,
+            "gemini-2.5-flash",
+            Action::GenerateContent,
+            &[],
+        )
+        .map(|u| u.to_string());
+        assert_eq!(
+            u.ok().as_deref(),
+            Some(
+                "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
+            )
+        );
+        let u = stream_sse("http://127.0.0.1:9/", "m").map(|u| u.to_string());
+        assert_eq!(
+            u.ok().as_deref(),
+            Some("http://127.0.0.1:9/v1beta/models/m:streamGenerateContent?alt=sse")
+        );
+        // A relay base with a path keeps it.
+        let u = batch_embed("https://relay.example/proxy/gemini", "text-embedding-004")
+            .map(|u| u.to_string());
+        assert_eq!(
+            u.ok().as_deref(),
+            Some(
+                "https://relay.example/proxy/gemini/v1beta/models/text-embedding-004:batchEmbedContents"
+            )
+        );
+        let u = model_get(BASE, Version::V1, "gemini-2.5-pro").map(|u| u.to_string());
+        assert_eq!(
+            u.ok().as_deref(),
+            Some("https://generativelanguage.googleapis.com/v1/models/gemini-2.5-pro")
+        );
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        let u = model_list(
+            BASE,
+            Version::V1beta,
+            &[("pageSize", "10"), ("pageToken", "Ci0=/x&key=y#z")],
+        )
+        .map(|u| u.to_string());
+        assert_eq!(
+            u.ok().as_deref(),
+            Some(
+                "https://generativelanguage.googleapis.com/v1beta/models?pageSize=10&pageToken=Ci0%3D%2Fx%26key%3Dy%23z"
+            )
+        );
+    }
+
+    #[test]
+    fn no_model_name_escapes_its_segment() {
+        for bad in [
+            "../../files",
+            "x:generateContent?key=y",
+            "x#",
+            "%2E%2E",
+            "models/x",
+        ] {
+            assert!(
+                model_action(BASE, Version::V1beta, bad, Action::GenerateContent, &[]).is_err(),
+                "{bad}"
+            );
+            assert!(model_get(BASE, Version::V1beta, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_known_actions_and_versions_parse() {
+        for a in [
+            Action::GenerateContent,
+            Action::StreamGenerateContent,
+            Action::CountTokens,
+            Action::EmbedContent,
+            Action::BatchEmbedContents,
+        ] {
+            assert_eq!(Action::parse(a.as_str()), Some(a));
+        }
+        for bad in [
+            "generatecontent",
+            "generateContent/../../files",
+            "generateContent?key=x",
+            "generateContent#",
+            "",
+            "delete",
+        ] {
+            assert_eq!(Action::parse(bad), None, "{bad}");
+        }
+        assert_eq!(Version::parse("v1alpha"), Some(Version::V1alpha));
+        assert_eq!(Version::parse("v2"), None);
+    }
+}
