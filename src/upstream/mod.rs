@@ -127,9 +127,12 @@ impl Upstream {
     }
 }
 
-/// Maps a transport error (never printing its URL).
+/// Maps a transport error (never printing its URL). A connect timeout is a connection
+/// error: nothing reached Google (a blocked route usually shows up as one).
 pub fn transport_failure(e: &reqwest::Error) -> Failure {
-    if e.is_timeout() {
+    if e.is_connect() {
+        Failure::Connection
+    } else if e.is_timeout() {
         Failure::Timeout
     } else {
         Failure::Connection
