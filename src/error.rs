@@ -37,6 +37,11 @@ pub enum GatewayError {
     /// Not allowed by the User-Agent whitelist (403).
     #[error("不允许的客户端 / This client is not allowed (WHITELIST_USER_AGENT)")]
     ForbiddenClient,
+    /// Google refused the request itself with a 401/403 that is not about our keys (a file
+    /// of another project, credentials the client injected): 403 `permission_error`, never
+    /// 401, which clients read as a wrong proxy password.
+    #[error("{message}")]
+    Forbidden { message: String, code: &'static str },
     #[error("{message}")]
     NotFound { message: String, code: &'static str },
     #[error("不支持的请求方法 / Method not allowed")]
@@ -56,6 +61,18 @@ pub enum GatewayError {
     QuotaExhausted {
         message: String,
         retry_after: Option<Duration>,
+    },
+    /// No key can serve for a long while (more than a minute: out of quota for the day,
+    /// cooling for long, or every key retired). OpenAI routes: 503 `insufficient_quota`,
+    /// because clients retry a 429 (SillyTavern five times over 155 s) where nothing can
+    /// change soon; native Gemini routes keep Google's 429 `RESOURCE_EXHAUSTED` (503
+    /// `UNAVAILABLE` when every key is retired) (CONTRACT §3).
+    #[error("{message}")]
+    InsufficientQuota {
+        message: String,
+        retry_after: Option<Duration>,
+        /// Every key is invalid or suspended (not a quota that resets).
+        retired: bool,
     },
     /// An upstream answer we could not use (502).
     #[error("{message}")]
@@ -100,11 +117,25 @@ impl GatewayError {
         }
     }
 
+    /// The status on OpenAI routes and the dashboard API (see [`GatewayError::status_in`]).
     pub fn status(&self) -> StatusCode {
+        self.status_in(Flavor::OpenAi)
+    }
+
+    /// The status in a route family's shape: long quota waits are a 503 for OpenAI
+    /// clients but stay Google's 429 on native routes.
+    pub fn status_in(&self, flavor: Flavor) -> StatusCode {
         match self {
+            Self::InsufficientQuota { retired, .. } => {
+                if flavor == Flavor::Gemini && !retired {
+                    StatusCode::TOO_MANY_REQUESTS
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            }
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::WebUnauthorized => StatusCode::UNAUTHORIZED,
-            Self::ForbiddenClient => StatusCode::FORBIDDEN,
+            Self::ForbiddenClient | Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -120,7 +151,8 @@ impl GatewayError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::RateLimited { retry_after, .. } => Some(*retry_after),
-            Self::QuotaExhausted { retry_after, .. } => *retry_after,
+            Self::QuotaExhausted { retry_after, .. }
+            | Self::InsufficientQuota { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -134,8 +166,9 @@ impl GatewayError {
             | Self::NotFound { .. }
             | Self::MethodNotAllowed
             | Self::PayloadTooLarge { .. } => "invalid_request_error",
-            Self::ForbiddenClient => "permission_error",
+            Self::ForbiddenClient | Self::Forbidden { .. } => "permission_error",
             Self::RateLimited { .. } | Self::QuotaExhausted { .. } => "rate_limit_error",
+            Self::InsufficientQuota { .. } => "insufficient_quota",
             Self::BadGateway { .. }
             | Self::Unavailable { .. }
             | Self::Timeout { .. }
@@ -150,11 +183,13 @@ impl GatewayError {
             Self::BadRequest { code, .. } => *code,
             Self::Unauthorized | Self::WebUnauthorized => Some("invalid_api_key"),
             Self::ForbiddenClient => Some("client_not_allowed"),
+            Self::Forbidden { code, .. } => Some(code),
             Self::NotFound { code, .. } => Some(code),
             Self::MethodNotAllowed => Some("method_not_allowed"),
             Self::PayloadTooLarge { .. } => Some("request_too_large"),
             Self::RateLimited { .. } => Some("rate_limit_exceeded"),
             Self::QuotaExhausted { .. } => Some("upstream_quota_exhausted"),
+            Self::InsufficientQuota { .. } => Some("insufficient_quota"),
             Self::BadGateway { .. } => Some("bad_upstream_response"),
             Self::Unavailable { .. } => Some("upstream_unavailable"),
             Self::Timeout { .. } => Some("timeout"),
@@ -179,7 +214,7 @@ impl GatewayError {
 
     /// Google's error object (`{"error": {"code", "message", "status"}}`).
     pub fn gemini_body(&self) -> serde_json::Value {
-        let status = self.status();
+        let status = self.status_in(Flavor::Gemini);
         json!({ "error": {
             "code": status.as_u16(),
             "message": self.to_string(),
@@ -196,7 +231,7 @@ impl GatewayError {
             Flavor::Gemini => self.gemini_body(),
             Flavor::Detail => json!({ "detail": self.to_string() }),
         };
-        let mut response = (self.status(), axum::Json(body)).into_response();
+        let mut response = (self.status_in(flavor), axum::Json(body)).into_response();
         if let Some(after) = self.retry_after() {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             response
@@ -275,6 +310,48 @@ mod tests {
                 .and_then(|v| v.to_str().ok()),
             Some("35")
         );
+    }
+
+    /// A long quota wait: 503 `insufficient_quota` for OpenAI clients (which retry 429s),
+    /// Google's 429 on native routes, `Retry-After` on both.
+    #[test]
+    fn long_quota_waits_render_per_route_family() {
+        let err = GatewayError::InsufficientQuota {
+            message: "m".into(),
+            retry_after: Some(Duration::from_secs(31_279)),
+            retired: false,
+        };
+        let openai = err.render(Flavor::OpenAi);
+        assert_eq!(openai.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            openai
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("31279")
+        );
+        assert_eq!(err.openai_body()["error"]["type"], "insufficient_quota");
+        assert_eq!(err.openai_body()["error"]["code"], "insufficient_quota");
+        let gemini = err.render(Flavor::Gemini);
+        assert_eq!(gemini.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(gemini.headers().contains_key(header::RETRY_AFTER));
+        assert_eq!(err.gemini_body()["error"]["status"], "RESOURCE_EXHAUSTED");
+        let retired = GatewayError::InsufficientQuota {
+            message: "m".into(),
+            retry_after: None,
+            retired: true,
+        };
+        assert_eq!(retired.gemini_body()["error"]["status"], "UNAVAILABLE");
+    }
+
+    #[test]
+    fn an_upstream_refusal_is_a_403_permission_error() {
+        let err = GatewayError::Forbidden {
+            message: "no".into(),
+            code: "upstream_permission_denied",
+        };
+        assert_eq!(err.render(Flavor::OpenAi).status(), StatusCode::FORBIDDEN);
+        assert_eq!(err.openai_body()["error"]["type"], "permission_error");
     }
 
     #[test]

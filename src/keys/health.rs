@@ -1,8 +1,9 @@
 //! Key checks: at start-up every key is checked in the background with bounded concurrency
 //! (start-up never waits), and invalid or suspended keys are checked again on a schedule
-//! (`KEY_RECHECK_INTERVAL`). Only `API_KEY_INVALID` and a suspended/denied 403 take a key out
-//! of rotation; an overload, a quota error, a timeout or a network error leaves it active
-//! (CONTRACT §3, issue: a start-up check that fails for any other reason changes nothing).
+//! (`KEY_RECHECK_INTERVAL`). Only a refusal that belongs to the key (an invalid or expired key,
+//! a suspended or leaked one, the API or billing disabled: see upstream/classify.rs) takes a
+//! key out of rotation; an overload, a quota error, another 401/403, a timeout or a network
+//! error leaves it active (CONTRACT §3: a check that fails for any other reason changes nothing).
 
 use std::sync::Arc;
 use std::time::Duration;

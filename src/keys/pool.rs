@@ -110,6 +110,17 @@ impl KeySlot {
             .max()
     }
 
+    /// This key's cooldown for `model`, if any: until when, and whether that is the daily
+    /// quota reset.
+    pub fn cooldown_for(&self, model: &str, now: Instant) -> Option<(Instant, bool)> {
+        let mut cds = self.lock();
+        cds.retain(|c| c.until > now);
+        cds.iter()
+            .filter(|c| c.model == model)
+            .max_by_key(|c| c.until)
+            .map(|c| (c.until, c.daily))
+    }
+
     pub fn cooldowns(&self, now: Instant) -> Vec<Cooldown> {
         let mut cds = self.lock();
         cds.retain(|c| c.until > now);
@@ -443,14 +454,19 @@ impl KeyPool {
         Arc::clone(&self.released)
     }
 
-    /// The earliest moment a key can serve `model` again, if all active keys are cooling.
-    pub fn earliest_cooldown_end(&self, model: &str, now: Instant) -> Option<Instant> {
-        self.slots
-            .load()
-            .iter()
-            .filter(|s| s.state() == KeyState::Active)
-            .filter_map(|s| s.cooling_until(model, now))
-            .min()
+    /// When the first key can serve `model` again, if no active key can serve it now: the
+    /// earliest cooldown end among the active keys, and whether that is the daily reset.
+    /// `None` when some active key is free (or none is active).
+    pub fn earliest_return(&self, model: &str, now: Instant) -> Option<(Instant, bool)> {
+        let slots = self.slots.load();
+        let mut earliest: Option<(Instant, bool)> = None;
+        for slot in slots.iter().filter(|s| s.state() == KeyState::Active) {
+            let cooldown = slot.cooldown_for(model, now)?;
+            if earliest.is_none_or(|(until, _)| cooldown.0 < until) {
+                earliest = Some(cooldown);
+            }
+        }
+        earliest
     }
 }
 

@@ -418,6 +418,7 @@ impl Delivery {
         on && matches!(
             e,
             GatewayError::QuotaExhausted { .. }
+                | GatewayError::InsufficientQuota { .. }
                 | GatewayError::BadGateway { .. }
                 | GatewayError::Unavailable { .. }
                 | GatewayError::Timeout { .. }

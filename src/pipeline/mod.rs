@@ -9,3 +9,4 @@ pub mod complete;
 pub mod dispatch;
 pub mod embeddings;
 pub mod native;
+pub mod wait;

@@ -9,9 +9,10 @@ use crate::wire::gemini::ErrorEnvelope;
 /// Why one upstream attempt did not produce an answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Failure {
-    /// 400 `API_KEY_INVALID` (or 401): the key is dead.
+    /// `API_KEY_INVALID` / `API_KEY_EXPIRED` (Google sends them as 400): the key is dead.
     KeyInvalid,
-    /// 403 PERMISSION_DENIED / suspended / leaked key.
+    /// The key or its project cannot serve: suspended or leaked key, the API or billing
+    /// disabled in the project, an IAM denial of the credential.
     KeySuspended,
     /// FAILED_PRECONDITION "free tier not available / enable billing": this key cannot serve.
     KeyNoAccess,
@@ -26,6 +27,9 @@ pub enum Failure {
     PenaltyUnsupported { message: String },
     /// Any other 4xx about the request itself: not replayed on other keys.
     BadRequest { status: u16, message: String },
+    /// A 401/403 without a reason that belongs to the key (a file of another project,
+    /// credentials the client injected): the request's fault, answered to the client.
+    Denied { status: u16, message: String },
     /// 404 NOT_FOUND for the model.
     ModelNotFound { message: String },
     /// 503 overloaded / unavailable.
@@ -61,7 +65,10 @@ impl Failure {
     pub fn is_request_error(&self) -> bool {
         matches!(
             self,
-            Self::BadRequest { .. } | Self::ModelNotFound { .. } | Self::Location { .. }
+            Self::BadRequest { .. }
+                | Self::Denied { .. }
+                | Self::ModelNotFound { .. }
+                | Self::Location { .. }
         )
     }
 
@@ -92,6 +99,7 @@ impl Failure {
             Self::Location { .. } => "地区不支持 location not supported",
             Self::PenaltyUnsupported { .. } => "模型不支持惩罚参数 penalties not supported",
             Self::BadRequest { .. } => "请求错误 bad request",
+            Self::Denied { .. } => "上游拒绝了该请求 request refused (401/403)",
             Self::ModelNotFound { .. } => "模型不存在 model not found",
             Self::Overloaded => "服务过载 overloaded (503)",
             Self::ServerError { .. } => "上游内部错误 upstream server error (5xx)",
@@ -113,6 +121,7 @@ impl Failure {
             Self::Location { .. } => "location",
             Self::PenaltyUnsupported { .. } => "penalty",
             Self::BadRequest { .. } => "bad_request",
+            Self::Denied { .. } => "denied",
             Self::ModelNotFound { .. } => "model_not_found",
             Self::Overloaded => "overloaded",
             Self::ServerError { .. } => "server_error",
@@ -124,26 +133,40 @@ impl Failure {
     }
 }
 
+/// ErrorInfo reasons that belong to the key or its account (CONTRACT §3): with one of them
+/// the key leaves rotation and the request is tried on another key.
+const INVALID_KEY_REASONS: [&str; 2] = ["API_KEY_INVALID", "API_KEY_EXPIRED"];
+const RETIRED_KEY_REASONS: [&str; 4] = [
+    "CONSUMER_SUSPENDED",
+    "SERVICE_DISABLED",
+    "BILLING_DISABLED",
+    "IAM_PERMISSION_DENIED",
+];
+
 /// Classifies a non-2xx upstream answer.
 pub fn classify(status: u16, body: &[u8]) -> Failure {
     let envelope: ErrorEnvelope = parse_envelope(body);
     let err = &envelope.error;
     let message = crate::mask::scrub_keys(err.message.trim());
     let lower = message.to_ascii_lowercase();
-    let has_reason = |r: &str| err.details.iter().any(|d| d.reason.as_deref() == Some(r));
+    // A reason counts when it is about the Gemini API itself: another Google service that
+    // a request makes Google use (a file in Cloud Storage) is the request's business.
+    let has_reason = |reasons: &[&str]| {
+        err.details.iter().any(|d| {
+            d.reason.as_deref().is_some_and(|r| reasons.contains(&r))
+                && d.metadata
+                    .as_ref()
+                    .and_then(|m| m.get("service"))
+                    .and_then(serde_json::Value::as_str)
+                    .is_none_or(is_gemini_service)
+        })
+    };
     let grpc = err.status.as_deref().unwrap_or_default();
 
-    if has_reason("API_KEY_INVALID")
-        || lower.contains("api key not valid")
-        || lower.contains("api key not found")
-        || lower.contains("api key expired")
-    {
+    if has_reason(&INVALID_KEY_REASONS) || names_an_invalid_key(&lower) {
         return Failure::KeyInvalid;
     }
-    if has_reason("CONSUMER_SUSPENDED")
-        || lower.contains("has been suspended")
-        || lower.contains("reported as leaked")
-    {
+    if has_reason(&RETIRED_KEY_REASONS) || names_a_retired_key(&lower) {
         return Failure::KeySuspended;
     }
     if grpc == "FAILED_PRECONDITION" || lower.contains("user location is not supported") {
@@ -155,8 +178,17 @@ pub fn classify(status: u16, body: &[u8]) -> Failure {
         }
     }
     match status {
-        401 => Failure::KeyInvalid,
-        403 => Failure::KeySuspended,
+        // Without a reason that belongs to the key, a refusal is about the request (a file
+        // of another project, credentials the client injected): never the key's fault, or
+        // one client could retire every key in turn (issue 8).
+        401 | 403 => Failure::Denied {
+            status,
+            message: if message.is_empty() {
+                format!("upstream answered {status}")
+            } else {
+                message
+            },
+        },
         429 => quota(&envelope),
         404 => Failure::ModelNotFound {
             message: if message.is_empty() {
@@ -182,6 +214,51 @@ pub fn classify(status: u16, body: &[u8]) -> Failure {
         503 => Failure::Overloaded,
         _ => Failure::ServerError { status },
     }
+}
+
+/// The services a key is used for: the Gemini API (and its staging copies), Vertex AI.
+fn is_gemini_service(service: &str) -> bool {
+    service.contains("generativelanguage") || service.contains("aiplatform")
+}
+
+/// Google's messages about a bad key, which open its message. Matched at the start only:
+/// Google quotes parts of the request inside other messages (unknown field names, file
+/// names), and a client must not be able to retire keys by writing these words.
+fn names_an_invalid_key(lower: &str) -> bool {
+    ["api key not valid", "api key not found", "api key expired"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+}
+
+/// Google's messages, without an ErrorInfo reason, about a key or project that cannot be
+/// used: reported as leaked, suspended or denied consumer, the API disabled in the project.
+fn names_a_retired_key(lower: &str) -> bool {
+    if lower.starts_with("your api key was reported as leaked") {
+        return true;
+    }
+    if lower.starts_with("permission denied: consumer ")
+        && (lower.ends_with("has been suspended.") || lower.ends_with("has been denied."))
+    {
+        return true;
+    }
+    // "Generative Language API has not been used in project 123 before or it is disabled. …"
+    // (Vertex AI: "Vertex AI API has not been used …"); other APIs are not ours.
+    lower
+        .split_once(" api has not been used in project ")
+        .is_some_and(|(api, rest)| {
+            (api.starts_with("generative language") || api == "vertex ai")
+                && api.len() <= 40
+                && api
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || " ()-".contains(c))
+                && rest.split_once(' ').is_some_and(|(project, after)| {
+                    !project.is_empty()
+                        && project
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+                        && after.starts_with("before or it is disabled")
+                })
+        })
 }
 
 fn parse_envelope(body: &[u8]) -> ErrorEnvelope {
@@ -327,6 +404,157 @@ mod tests {
                 retry_after: Some(Duration::from_secs(2)),
                 daily: false
             }
+        );
+    }
+
+    fn assert_request_error(status: u16, body: &[u8]) -> Failure {
+        let f = classify(status, body);
+        assert!(f.is_request_error(), "a request error: {f:?}");
+        assert!(f.ends_request(), "not tried on other keys: {f:?}");
+        assert_eq!(f.key_effect(), KeyEffect::None, "no key changes: {f:?}");
+        f
+    }
+
+    fn assert_key_failure(status: u16, body: &[u8], effect: KeyEffect) {
+        let f = classify(status, body);
+        assert!(!f.ends_request(), "another key is tried: {f:?}");
+        assert_eq!(f.key_effect(), effect, "{f:?}");
+    }
+
+    /// Issue 8 item 2: the client's own `fileData` URI gets a 403 that must never suspend a key.
+    #[test]
+    fn a_file_permission_403_never_suspends_a_key() {
+        assert_request_error(403, &fixture("error.403.file-permission-denied.json"));
+    }
+
+    /// Issue 8 item 2: credentials injected by a client get a 401 that must never retire a key.
+    #[test]
+    fn an_unauthenticated_401_never_invalidates_a_key() {
+        assert_request_error(
+            401,
+            &fixture("error.401.unauthenticated-invalid-credentials.json"),
+        );
+        assert_request_error(
+            401,
+            br#"{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}"#,
+        );
+    }
+
+    /// A 401/403 Google sends without a key reason: the request's fault.
+    #[test]
+    fn other_permission_denials_are_request_errors() {
+        assert_request_error(
+            403,
+            br#"{"error":{"code":403,"message":"The caller does not have permission","status":"PERMISSION_DENIED"}}"#,
+        );
+        assert_request_error(403, b"");
+        assert_request_error(401, b"not json");
+    }
+
+    #[test]
+    fn a_disabled_service_retires_the_key() {
+        assert_key_failure(
+            403,
+            &fixture("error.403.service-disabled.json"),
+            KeyEffect::Suspended,
+        );
+        // The same message without its ErrorInfo.
+        assert_key_failure(
+            403,
+            br#"{"error":{"code":403,"message":"Generative Language API has not been used in project 123456789012 before or it is disabled. Enable it by visiting https://console.developers.google.com/apis/api/generativelanguage.googleapis.com/overview?project=123456789012 then retry.","status":"PERMISSION_DENIED"}}"#,
+            KeyEffect::Suspended,
+        );
+    }
+
+    #[test]
+    fn a_suspended_consumer_retires_the_key() {
+        assert_key_failure(
+            403,
+            &fixture("error.403.consumer-suspended.json"),
+            KeyEffect::Suspended,
+        );
+    }
+
+    #[test]
+    fn a_leaked_key_retires_the_key() {
+        assert_key_failure(
+            403,
+            &fixture("error.403.api-key-leaked.json"),
+            KeyEffect::Suspended,
+        );
+    }
+
+    #[test]
+    fn an_expired_key_is_invalid() {
+        assert_key_failure(
+            400,
+            &fixture("error.400.api-key-expired.json"),
+            KeyEffect::Invalid,
+        );
+        // The reason alone is enough.
+        assert_key_failure(
+            400,
+            br#"{"error":{"code":400,"message":"x","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_EXPIRED"}]}}"#,
+            KeyEffect::Invalid,
+        );
+    }
+
+    #[test]
+    fn an_invalid_key_fixture_is_invalid() {
+        assert_key_failure(
+            400,
+            &fixture("error.400.api-key-invalid.json"),
+            KeyEffect::Invalid,
+        );
+    }
+
+    #[test]
+    fn disabled_billing_retires_the_key() {
+        assert_key_failure(
+            403,
+            &fixture("error.403.billing-disabled.json"),
+            KeyEffect::Suspended,
+        );
+    }
+
+    #[test]
+    fn an_iam_denial_retires_the_credential() {
+        assert_key_failure(
+            403,
+            &fixture("error.403.iam-permission-denied.json"),
+            KeyEffect::Suspended,
+        );
+    }
+
+    /// Google quotes parts of the request in its messages (unknown field names, file names):
+    /// words that look like a key failure inside them must not retire a key.
+    #[test]
+    fn key_failure_words_quoted_from_the_request_never_retire_a_key() {
+        assert_request_error(
+            400,
+            br#"{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \"API key not valid\" at 'contents[0]': Cannot find field.","status":"INVALID_ARGUMENT"}}"#,
+        );
+        assert_request_error(
+            400,
+            br#"{"error":{"code":400,"message":"Invalid value at 'contents[0].parts[0]' (has been suspended; reported as leaked; API has not been used in project 1 before or it is disabled)","status":"INVALID_ARGUMENT"}}"#,
+        );
+        assert_request_error(
+            403,
+            br#"{"error":{"code":403,"message":"You do not have permission to access the File has-been-suspended or it may not exist.","status":"PERMISSION_DENIED"}}"#,
+        );
+    }
+
+    /// A disabled API that is not the Gemini API (a client's file in Cloud Storage) is the
+    /// request's business, with or without its ErrorInfo.
+    #[test]
+    fn another_services_refusal_never_retires_a_key() {
+        assert_request_error(
+            403,
+            br#"{"error":{"code":403,"message":"Cloud Storage API has not been used in project 123456789012 before or it is disabled.","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"SERVICE_DISABLED","domain":"googleapis.com","metadata":{"service":"storage.googleapis.com","consumer":"projects/123456789012"}}]}}"#,
+        );
+        assert_request_error(
+            403,
+            br#"{"error":{"code":403,"message":"Cloud Storage API has not been used in project 123456789012 before or it is disabled.","status":"PERMISSION_DENIED"}}"#,
         );
     }
 

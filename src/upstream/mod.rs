@@ -145,9 +145,12 @@ fn refuse_redirect(response: reqwest::Response) -> Result<reqwest::Response, Fai
     })
 }
 
-/// Maps a transport error (never printing its URL).
+/// Maps a transport error (never printing its URL). A connect timeout is a connection
+/// error: nothing reached Google (a blocked route usually shows up as one).
 pub fn transport_failure(e: &reqwest::Error) -> Failure {
-    if e.is_timeout() {
+    if e.is_connect() {
+        Failure::Connection
+    } else if e.is_timeout() {
         Failure::Timeout
     } else {
         Failure::Connection

@@ -281,6 +281,10 @@ pub struct ErrorDetail {
     pub kind: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// ErrorInfo's metadata (kept loose: a detail of another shape must not spoil the
+    /// envelope); only the service it names is read.
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
     #[serde(default)]
     pub retry_delay: Option<String>,
     #[serde(default)]
