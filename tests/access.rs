@@ -199,6 +199,20 @@ async fn cors_preflights_are_answered_for_allowed_origins_only() {
     );
 }
 
+/// CONTRACT §6: a limit of 0 means no limit (it used to be raised to 1).
+#[tokio::test]
+async fn zero_request_limits_mean_no_limit() {
+    safe_minute().await;
+    let h = start(&[
+        ("MAX_REQUESTS_PER_MINUTE", "0"),
+        ("MAX_REQUESTS_PER_DAY_PER_IP", "0"),
+    ])
+    .await;
+    for i in 0..5 {
+        assert_eq!(h.chat(&ask(&format!("q{i}"))).await.status(), 200, "q{i}");
+    }
+}
+
 #[tokio::test]
 async fn the_page_moves_to_dashboard_url() {
     let h = start(&[("DASHBOARD_URL", "/secret-panel/")]).await;

@@ -439,8 +439,9 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
         )?)
         .unwrap_or(5),
         enable_thinking: v.bool("ENABLE_THINKING", true),
-        max_requests_per_minute: v.uint("MAX_REQUESTS_PER_MINUTE", 30, 1)?,
-        max_requests_per_day_per_ip: v.uint("MAX_REQUESTS_PER_DAY_PER_IP", 600, 1)?,
+        // 0: no limit (CONTRACT §6).
+        max_requests_per_minute: v.uint("MAX_REQUESTS_PER_MINUTE", 30, 0)?,
+        max_requests_per_day_per_ip: v.uint("MAX_REQUESTS_PER_DAY_PER_IP", 600, 0)?,
         api_key_daily_limit: v.uint("API_KEY_DAILY_LIMIT", 100, 0)?,
         blocked_models: model_names(v.list("BLOCKED_MODELS")),
         whitelist_models: model_names(v.list("WHITELIST_MODELS")),
@@ -703,6 +704,23 @@ mod tests {
                 .filter(|w| w.contains("out of range"))
                 .count(),
             3
+        );
+    }
+
+    /// CONTRACT §6: 0 is "no limit", not raised to 1.
+    #[test]
+    fn zero_request_limits_mean_no_limit() {
+        let c = load(&[
+            ("MAX_REQUESTS_PER_MINUTE", "0"),
+            ("MAX_REQUESTS_PER_DAY_PER_IP", "0"),
+        ]);
+        let Ok(c) = c else { return assert!(c.is_ok()) };
+        assert_eq!(c.settings.max_requests_per_minute, 0);
+        assert_eq!(c.settings.max_requests_per_day_per_ip, 0);
+        assert!(
+            !c.warnings.iter().any(|w| w.contains("MAX_REQUESTS")),
+            "{:?}",
+            c.warnings
         );
     }
 
