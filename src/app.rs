@@ -216,12 +216,10 @@ fn cors(settings: &Settings) -> Option<CorsLayer> {
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS, Method::HEAD])
         .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
         .max_age(std::time::Duration::from_secs(600));
+    // Any origin: the literal `*` and never credentials (echoing every origin with
+    // `Allow-Credentials: true` would let any web page call the API as the browser's user).
     if settings.allowed_origins.iter().any(|o| o == "*") {
-        return Some(
-            layer
-                .allow_origin(AllowOrigin::mirror_request())
-                .allow_credentials(true),
-        );
+        return Some(layer.allow_origin(AllowOrigin::any()));
     }
     let origins: Vec<HeaderValue> = settings
         .allowed_origins
