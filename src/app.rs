@@ -1,4 +1,6 @@
 //! Application state and router assembly. HTTP layer order, outermost first:
+//! 0. `collapse_slashes` — `/v1//models` is `/v1/models` (a client base URL ending in `/`),
+//!    done before routing;
 //! 1. `log_requests` — request id, one log line per request when its body ends;
 //! 2. `CatchPanicLayer` — a panic becomes a 500 in OpenAI shape, never a dropped connection;
 //! 3. `CorsLayer` — only when `ALLOWED_ORIGINS` is set (preflights answered here);
@@ -203,9 +205,44 @@ pub fn router(state: AppState) -> Router {
         Some(layer) => router.layer(layer),
         None => router,
     };
-    router.layer(CatchPanicLayer::custom(panic_response)).layer(
+    let router = router.layer(CatchPanicLayer::custom(panic_response)).layer(
         axum::middleware::from_fn_with_state(stats, crate::telemetry::log_requests),
-    )
+    );
+    // A Router's layers run after its routing: the path is made canonical by an outer Router
+    // whose only route is the fallback.
+    Router::new().fallback_service(tower::util::MapRequest::new(
+        router,
+        collapse_slashes as fn(Request) -> Request,
+    ))
+}
+
+/// Collapses repeated slashes in the request path (the query is left alone).
+fn collapse_slashes(mut request: Request) -> Request {
+    if let Some(uri) = collapsed_uri(request.uri()) {
+        *request.uri_mut() = uri;
+    }
+    request
+}
+
+fn collapsed_uri(uri: &axum::http::Uri) -> Option<axum::http::Uri> {
+    let path = uri.path();
+    if !path.contains("//") {
+        return None;
+    }
+    let mut collapsed = String::with_capacity(uri.path_and_query()?.as_str().len());
+    for c in path.chars() {
+        if c == '/' && collapsed.ends_with('/') {
+            continue;
+        }
+        collapsed.push(c);
+    }
+    if let Some(query) = uri.query() {
+        collapsed.push('?');
+        collapsed.push_str(query);
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(collapsed.parse().ok()?);
+    axum::http::Uri::from_parts(parts).ok()
 }
 
 fn cors(settings: &Settings) -> Option<CorsLayer> {
@@ -216,12 +253,10 @@ fn cors(settings: &Settings) -> Option<CorsLayer> {
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS, Method::HEAD])
         .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
         .max_age(std::time::Duration::from_secs(600));
+    // Any origin: the literal `*` and never credentials (echoing every origin with
+    // `Allow-Credentials: true` would let any web page call the API as the browser's user).
     if settings.allowed_origins.iter().any(|o| o == "*") {
-        return Some(
-            layer
-                .allow_origin(AllowOrigin::mirror_request())
-                .allow_credentials(true),
-        );
+        return Some(layer.allow_origin(AllowOrigin::any()));
     }
     let origins: Vec<HeaderValue> = settings
         .allowed_origins
@@ -266,4 +301,38 @@ fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
     GatewayError::internal(anyhow::anyhow!("handler panicked"))
         .render(Flavor::OpenAi)
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collapsed(uri: &str) -> Option<String> {
+        let uri: axum::http::Uri = uri.parse().ok()?;
+        collapsed_uri(&uri).map(|u| u.to_string())
+    }
+
+    #[test]
+    fn repeated_slashes_collapse_and_the_query_stays() {
+        assert_eq!(collapsed("/v1//models").as_deref(), Some("/v1/models"));
+        assert_eq!(
+            collapsed("//v1///chat/completions").as_deref(),
+            Some("/v1/chat/completions")
+        );
+        assert_eq!(
+            collapsed("/v1beta//models?key=a//b").as_deref(),
+            Some("/v1beta/models?key=a//b")
+        );
+        assert_eq!(
+            collapsed("http://h:1//v1//models").as_deref(),
+            Some("http://h:1/v1/models"),
+            "HTTP/2 requests carry the authority"
+        );
+        assert_eq!(collapsed("/v1/models"), None, "nothing to do");
+        assert_eq!(
+            collapsed("/v1/models/a%2F%2Fb"),
+            None,
+            "encoded slashes are not path separators"
+        );
+    }
 }

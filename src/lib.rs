@@ -23,6 +23,7 @@ pub mod models;
 pub mod persist;
 pub mod pipeline;
 pub mod routes;
+pub mod serve;
 pub mod signatures;
 pub mod stats;
 pub mod store;
@@ -34,7 +35,6 @@ pub mod wire;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -90,6 +90,7 @@ impl Server {
 
     pub async fn start_on(mut config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
+        serve::raise_open_file_limit();
         let shutdown = CancellationToken::new();
         metrics::install();
         let (store, loaded, reader) = persist::open(&config)?;
@@ -115,18 +116,11 @@ impl Server {
         }
         drop(reader);
         spawn_background(&state);
-        let app = app::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let app = app::router(state.clone());
         let token = shutdown.clone();
+        let serving = state.clone();
         let handle = state.tasks.spawn(async move {
-            // Small SSE writes go out at once instead of waiting ~40 ms for the peer's delayed ACK.
-            let listener = listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-                }
-            });
-            axum::serve(listener, app)
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await?;
+            serve::run(listener, app, serving, token).await;
             Ok(())
         });
         tracing::info!(address = %addr, "listening on http://{addr}");

@@ -41,6 +41,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// Counts one request of `ip` (its [`client_group`]) at `now` (Unix seconds), or refuses it.
+    /// A limit of 0 means no limit: that window is neither checked nor counted.
     pub fn admit(
         &self,
         ip: IpAddr,
@@ -48,6 +49,9 @@ impl RateLimiter {
         per_day: u32,
         now: u64,
     ) -> Result<(), GatewayError> {
+        if per_minute == 0 && per_day == 0 {
+            return Ok(());
+        }
         let ip = client_group(ip);
         let mut guard = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
         let (minute, day) = &mut *guard;
@@ -73,7 +77,10 @@ impl RateLimiter {
                 retry_after: Duration::from_secs(wait),
             });
         }
-        for (window, count) in [(&mut *minute, m), (&mut *day, d)] {
+        for (window, count, limit) in [(&mut *minute, m, per_minute), (&mut *day, d, per_day)] {
+            if limit == 0 {
+                continue;
+            }
             if count > 0 || window.counts.len() < MAX_TRACKED {
                 window.counts.insert(ip, count + 1);
             } else {
@@ -234,6 +241,25 @@ mod tests {
             ip("2001:db8:1:2::")
         );
         assert_eq!(client_group(ip("10.1.2.3")), ip("10.1.2.3"));
+    }
+
+    #[test]
+    fn a_zero_limit_is_no_limit_and_counts_nothing() {
+        let l = RateLimiter::default();
+        let t = 1_800_000_000;
+        for i in 0..100 {
+            assert!(l.admit(ip("1.1.1.1"), 0, 0, t + i).is_ok());
+            assert!(l.admit(ip("1.1.1.1"), 0, 1_000, t + i).is_ok());
+        }
+        assert!(
+            l.admit(ip("1.1.1.1"), 0, 100, t + 100).is_err(),
+            "the day window still counts when only the minute is unlimited"
+        );
+        let guard = l.windows.lock().unwrap_or_else(PoisonError::into_inner);
+        assert!(
+            guard.0.counts.is_empty(),
+            "an unlimited window tracks nobody"
+        );
     }
 
     #[test]

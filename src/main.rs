@@ -84,7 +84,6 @@ fn main() -> ExitCode {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -105,15 +104,5 @@ fn main() -> ExitCode {
             eprintln!("hajimi: {}", hajimi::mask::scrub_keys(&format!("{e:#}")));
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Raises the open-file limit to the hard limit (CONTRACT §6): many held streams need many
-/// sockets.
-fn raise_open_file_limit() {
-    #[cfg(unix)]
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(n) => tracing::debug!(limit = n, "open-file limit"),
-        Err(e) => tracing::debug!(error = %e, "could not raise the open-file limit"),
     }
 }

@@ -145,6 +145,67 @@ pub struct Store {
     path: PathBuf,
     tx: SyncSender<Cmd>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    health: std::sync::Arc<Health>,
+}
+
+/// Why writes fail, as the writer thread last saw it (`/ready` shows it).
+#[derive(Default)]
+struct Health(Mutex<Option<Fault>>);
+
+struct Fault {
+    reason: String,
+    /// Corruption does not heal: only a restart on a repaired file clears it. Other failures
+    /// (disk full, I/O error, read-only) clear with the next successful write.
+    lasting: bool,
+}
+
+impl Health {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Fault>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records the outcome of one commit.
+    fn record(&self, result: &rusqlite::Result<()>) {
+        let mut fault = self.lock();
+        match result {
+            Ok(()) => {
+                if fault.as_ref().is_some_and(|f| !f.lasting) {
+                    *fault = None;
+                }
+            }
+            Err(e) => {
+                let Some(lasting) = fault_kind(e) else { return };
+                if fault.as_ref().is_some_and(|f| f.lasting) {
+                    return;
+                }
+                let reason = if lasting {
+                    format!("存储文件已损坏：{e} / the store is corrupted: {e}")
+                } else {
+                    format!("存储写入失败：{e} / store writes fail: {e}")
+                };
+                *fault = Some(Fault { reason, lasting });
+            }
+        }
+    }
+}
+
+/// Whether a write error means the store is unhealthy: `Some(true)` for corruption (lasting),
+/// `Some(false)` for a failing disk or file, `None` for an error of one statement.
+fn fault_kind(e: &rusqlite::Error) -> Option<bool> {
+    use rusqlite::ErrorCode as C;
+    let rusqlite::Error::SqliteFailure(failure, _) = e else {
+        return None;
+    };
+    match failure.code {
+        C::DatabaseCorrupt | C::NotADatabase => Some(true),
+        C::DiskFull
+        | C::SystemIoFailure
+        | C::ReadOnly
+        | C::CannotOpen
+        | C::PermissionDenied
+        | C::FileLockingProtocolFailed => Some(false),
+        _ => None,
+    }
 }
 
 fn now_unix() -> i64 {
@@ -179,15 +240,18 @@ impl Store {
         let loaded = load(&conn).map_err(|e| err(e.to_string()))?;
         let reader = Connection::open(&path).map_err(|e| err(e.to_string()))?;
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let health = std::sync::Arc::new(Health::default());
+        let writer_health = std::sync::Arc::clone(&health);
         let thread = std::thread::Builder::new()
             .name("hajimi-store".into())
-            .spawn(move || writer(conn, rx))
+            .spawn(move || writer(conn, rx, &writer_health))
             .map_err(|e| err(e.to_string()))?;
         Ok((
             Self {
                 path,
                 tx,
                 thread: Mutex::new(Some(thread)),
+                health,
             },
             loaded,
             reader,
@@ -196,6 +260,12 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Why the store is unhealthy (its writes fail: corruption, a full disk, an I/O error),
+    /// bilingual; `None` while writes succeed.
+    pub fn fault(&self) -> Option<String> {
+        self.health.lock().as_ref().map(|f| f.reason.clone())
     }
 
     /// Queues a write; never blocks (a full queue drops the write and says so).
@@ -509,7 +579,7 @@ fn prune(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn writer(conn: Connection, rx: Receiver<Cmd>) {
+fn writer(conn: Connection, rx: Receiver<Cmd>, health: &Health) {
     let mut pending: Vec<Op> = Vec::new();
     let mut oldest: Option<Instant> = None;
     let mut last_prune = Instant::now();
@@ -539,7 +609,9 @@ fn writer(conn: Connection, rx: Receiver<Cmd>) {
             Err(RecvTimeoutError::Timeout) => {}
         }
         if !pending.is_empty() {
-            let result = commit(&conn, &pending).map_err(|e| e.to_string());
+            let result = commit(&conn, &pending);
+            health.record(&result);
+            let result = result.map_err(|e| e.to_string());
             if let Err(e) = &result {
                 tracing::error!(error = %e, ops = pending.len(), "store write failed");
             }
@@ -693,6 +765,34 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         store.close();
+    }
+
+    #[test]
+    fn corruption_is_a_lasting_fault_and_a_full_disk_a_passing_one() {
+        let failure = |code: i32| {
+            Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        let h = Health::default();
+        h.record(&failure(rusqlite::ffi::SQLITE_CONSTRAINT));
+        assert!(
+            h.lock().is_none(),
+            "one statement's error is not the store's"
+        );
+        h.record(&failure(rusqlite::ffi::SQLITE_FULL));
+        assert!(h.lock().as_ref().is_some_and(|f| !f.lasting));
+        h.record(&Ok(()));
+        assert!(h.lock().is_none(), "space came back");
+        h.record(&failure(rusqlite::ffi::SQLITE_CORRUPT));
+        h.record(&Ok(()));
+        h.record(&failure(rusqlite::ffi::SQLITE_FULL));
+        let reason = h.lock().as_ref().map(|f| f.reason.clone());
+        assert!(
+            reason.is_some_and(|r| r.contains("malformed")),
+            "corruption stays, whatever comes after"
+        );
     }
 
     #[test]

@@ -199,6 +199,58 @@ async fn cors_preflights_are_answered_for_allowed_origins_only() {
     );
 }
 
+/// Must not be possible (issue 8 item 9): `ALLOWED_ORIGINS=*` letting any web page make
+/// credentialed requests (its origin echoed back with `Allow-Credentials: true`).
+#[tokio::test]
+async fn a_wildcard_origin_never_allows_credentials() {
+    let h = start(&[("ALLOWED_ORIGINS", "*")]).await;
+    let pre = h
+        .http
+        .request(reqwest::Method::OPTIONS, h.url("/v1/chat/completions"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.status().is_success());
+    let r = h
+        .http
+        .get(h.url("/v1/models"))
+        .bearer_auth(PASSWORD)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    for (what, headers) in [("preflight", pre.headers()), ("request", r.headers())] {
+        assert_eq!(
+            headers["access-control-allow-origin"], "*",
+            "{what}: the wildcard itself, never the caller's origin"
+        );
+        assert!(
+            headers.get("access-control-allow-credentials").is_none(),
+            "{what}: no credentials with a wildcard"
+        );
+    }
+}
+
+/// CONTRACT §6: a limit of 0 means no limit (it used to be raised to 1).
+#[tokio::test]
+async fn zero_request_limits_mean_no_limit() {
+    safe_minute().await;
+    let h = start(&[
+        ("MAX_REQUESTS_PER_MINUTE", "0"),
+        ("MAX_REQUESTS_PER_DAY_PER_IP", "0"),
+    ])
+    .await;
+    for i in 0..5 {
+        assert_eq!(h.chat(&ask(&format!("q{i}"))).await.status(), 200, "q{i}");
+    }
+}
+
 #[tokio::test]
 async fn the_page_moves_to_dashboard_url() {
     let h = start(&[("DASHBOARD_URL", "/secret-panel/")]).await;

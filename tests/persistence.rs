@@ -290,6 +290,90 @@ async fn storage_off_keeps_nothing() {
     assert!(!dir.path().join("hajimi.db").exists());
 }
 
+/// Overwrites the root pages of the tables the request path writes to (usage and the
+/// request log) with garbage: the file opens, start-up reads what it needs, and the first
+/// write of statistics meets "database disk image is malformed".
+fn corrupt_usage_tables(db: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let (page_size, roots) = {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let page_size: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        let mut s = conn
+            .prepare("SELECT rootpage FROM sqlite_master WHERE tbl_name IN ('usage', 'request_log') AND rootpage > 0")
+            .unwrap();
+        let roots: Vec<i64> = s
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        (page_size, roots)
+    };
+    assert!(roots.len() >= 2, "{roots:?}");
+    let mut file = std::fs::OpenOptions::new().write(true).open(db).unwrap();
+    for root in roots {
+        file.seek(SeekFrom::Start(
+            u64::try_from((root - 1) * page_size).unwrap(),
+        ))
+        .unwrap();
+        file.write_all(&vec![0xFF; usize::try_from(page_size).unwrap()])
+            .unwrap();
+    }
+    file.sync_all().unwrap();
+}
+
+/// Must not be possible (issue 8 item 11): a store whose writes fail with "malformed" while
+/// `/ready` stays green.
+#[tokio::test]
+async fn a_corrupted_store_never_reports_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockGemini::start().await.unwrap();
+    let server = boot(&mock, dir.path(), &[]).await;
+    assert_eq!(chat(&server, "before").await, 200);
+    server.shutdown().await.unwrap();
+    corrupt_usage_tables(&dir.path().join("hajimi.db"));
+
+    let server = boot(&mock, dir.path(), &[]).await;
+    let ready = || async {
+        let r = client()
+            .get(format!("{}/ready", server.url()))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(ready().await.0, 200, "the file opens and start-up reads it");
+    assert_eq!(
+        chat(&server, "after").await,
+        200,
+        "requests are still served"
+    );
+    let mut last = ready().await;
+    for _ in 0..100 {
+        if last.0 != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        last = ready().await;
+    }
+    let (status, body) = last;
+    assert_eq!(status, 503, "{body}");
+    let reason = body["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("malformed"), "the reason is given: {body}");
+    assert_eq!(
+        client()
+            .get(format!("{}/health", server.url()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "the process is still alive"
+    );
+    server.shutdown().await.unwrap();
+}
+
 #[test]
 fn an_explicit_storage_dir_that_cannot_be_written_stops_start_up() {
     let out = std::process::Command::new(BIN)

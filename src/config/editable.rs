@@ -137,13 +137,13 @@ pub const EDITABLE: &[Editable] = &[
         "max_requests_per_minute",
         "MAX_REQUESTS_PER_MINUTE",
         |s| json!(s.max_requests_per_minute),
-        |s, v| s.max_requests_per_minute = positive(v)?
+        |s, v| s.max_requests_per_minute = non_negative(v)?
     ),
     entry!(
         "max_requests_per_day_per_ip",
         "MAX_REQUESTS_PER_DAY_PER_IP",
         |s| json!(s.max_requests_per_day_per_ip),
-        |s, v| s.max_requests_per_day_per_ip = positive(v)?
+        |s, v| s.max_requests_per_day_per_ip = non_negative(v)?
     ),
     entry!(
         "fake_streaming",
@@ -426,6 +426,12 @@ mod tests {
         assert_eq!(s.fake_streaming_interval, Duration::from_millis(500));
         assert!(set(&mut s, "fake_streaming", json!(false)).is_ok());
         assert!(!s.fake_streaming);
+        // 0 is "no limit" for the request limits (CONTRACT §6).
+        assert!(set(&mut s, "max_requests_per_minute", json!(0)).is_ok());
+        assert_eq!(s.max_requests_per_minute, 0);
+        assert!(set(&mut s, "max_requests_per_day_per_ip", json!("0")).is_ok());
+        assert_eq!(s.max_requests_per_day_per_ip, 0);
+        assert!(set(&mut s, "max_requests_per_minute", json!(-1)).is_err());
         assert!(set(&mut s, "search_prompt", json!(3)).is_err());
         assert!(set(&mut s, "google_credentials_json", json!("{not json")).is_err());
     }

@@ -78,6 +78,16 @@ pub struct Settings {
     // --- server (read at start-up) ---
     pub host: String,
     pub port: u16,
+    /// Time a client has to send a request's head: from connecting, and (HTTP/1) from the end
+    /// of the previous response.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in progress is closed after this long.
+    pub keepalive_timeout: Duration,
+    /// Open connections per client address (IPv6: per /64); 0: no cap.
+    pub max_connections_per_ip: u32,
+    /// Loopback peers are exempt from `max_connections_per_ip`. Not a variable: tests turn it
+    /// off to exercise the cap from 127.0.0.1.
+    pub connection_cap_exempts_loopback: bool,
     pub max_body_size: usize,
     pub trusted_proxies: TrustedProxies,
     pub log_format: LogFormat,
@@ -356,6 +366,15 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
     let settings = Settings {
         host,
         port,
+        header_read_timeout: v.duration(
+            "HEADER_READ_TIMEOUT",
+            secs(30),
+            millis(100),
+            secs(3600),
+        )?,
+        keepalive_timeout: v.duration("KEEPALIVE_TIMEOUT", secs(30), millis(100), secs(3600))?,
+        max_connections_per_ip: v.uint("MAX_CONNECTIONS_PER_IP", 4096, 0)?,
+        connection_cap_exempts_loopback: true,
         max_body_size: v.size("MAX_BODY_SIZE", 64 * 1024 * 1024, 1024)?,
         trusted_proxies,
         log_format,
@@ -439,8 +458,9 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
         )?)
         .unwrap_or(5),
         enable_thinking: v.bool("ENABLE_THINKING", true),
-        max_requests_per_minute: v.uint("MAX_REQUESTS_PER_MINUTE", 30, 1)?,
-        max_requests_per_day_per_ip: v.uint("MAX_REQUESTS_PER_DAY_PER_IP", 600, 1)?,
+        // 0: no limit (CONTRACT §6).
+        max_requests_per_minute: v.uint("MAX_REQUESTS_PER_MINUTE", 30, 0)?,
+        max_requests_per_day_per_ip: v.uint("MAX_REQUESTS_PER_DAY_PER_IP", 600, 0)?,
         api_key_daily_limit: v.uint("API_KEY_DAILY_LIMIT", 100, 0)?,
         blocked_models: model_names(v.list("BLOCKED_MODELS")),
         whitelist_models: model_names(v.list("WHITELIST_MODELS")),
@@ -704,6 +724,55 @@ mod tests {
                 .count(),
             3
         );
+    }
+
+    /// CONTRACT §6: 0 is "no limit", not raised to 1.
+    #[test]
+    fn zero_request_limits_mean_no_limit() {
+        let c = load(&[
+            ("MAX_REQUESTS_PER_MINUTE", "0"),
+            ("MAX_REQUESTS_PER_DAY_PER_IP", "0"),
+        ]);
+        let Ok(c) = c else { return assert!(c.is_ok()) };
+        assert_eq!(c.settings.max_requests_per_minute, 0);
+        assert_eq!(c.settings.max_requests_per_day_per_ip, 0);
+        assert!(
+            !c.warnings.iter().any(|w| w.contains("MAX_REQUESTS")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn connection_settings_have_defaults_and_parse() {
+        let c = load(&[]);
+        let Ok(c) = c else { return assert!(c.is_ok()) };
+        let s = &c.settings;
+        assert_eq!(s.header_read_timeout, Duration::from_secs(30));
+        assert_eq!(s.keepalive_timeout, Duration::from_secs(30));
+        assert_eq!(s.max_connections_per_ip, 4096);
+        assert!(s.connection_cap_exempts_loopback);
+        let c = load(&[
+            ("HEADER_READ_TIMEOUT", "500ms"),
+            ("KEEPALIVE_TIMEOUT", "2m"),
+            ("MAX_CONNECTIONS_PER_IP", "0"),
+        ]);
+        let Ok(c) = c else { return assert!(c.is_ok()) };
+        let s = &c.settings;
+        assert_eq!(s.header_read_timeout, Duration::from_millis(500));
+        assert_eq!(s.keepalive_timeout, Duration::from_secs(120));
+        assert_eq!(s.max_connections_per_ip, 0, "0 turns the cap off");
+        for name in [
+            "HEADER_READ_TIMEOUT",
+            "KEEPALIVE_TIMEOUT",
+            "MAX_CONNECTIONS_PER_IP",
+        ] {
+            let err = load(&[(name, "soon")])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(name), "{name}: {err}");
+        }
     }
 
     #[test]

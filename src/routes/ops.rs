@@ -1,6 +1,7 @@
 //! Operations routes: `/health` (the process is alive), `/ready` (configuration loaded and
-//! store open; not "has a usable key", CONTRACT §7), and the plain page at `/` that uptime
-//! monitors probe until the dashboard replaces it.
+//! store open and writable — 503 with the reason when its writes fail; not "has a usable
+//! key", CONTRACT §7), and the plain page at `/` that uptime monitors probe until the
+//! dashboard replaces it.
 
 use std::sync::atomic::Ordering;
 
@@ -17,6 +18,13 @@ pub async fn health(State(state): State<AppState>) -> Response {
 }
 
 pub async fn ready(State(state): State<AppState>) -> Response {
+    if let Some(reason) = state.store.as_ref().and_then(|s| s.fault()) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "unhealthy", "store": "failing", "reason": reason })),
+        )
+            .into_response();
+    }
     if state.ready.load(Ordering::Relaxed) {
         axum::Json(json!({ "status": "ready" })).into_response()
     } else {
