@@ -30,6 +30,7 @@ pub mod store;
 pub mod telemetry;
 pub mod translate;
 pub mod upstream;
+pub mod vertex;
 pub mod wire;
 
 use std::net::SocketAddr;
