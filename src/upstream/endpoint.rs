@@ -373,3 +373,274 @@ mod tests {
         assert_eq!(Version::parse("v2"), None);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Vertex AI. Same rules: the base URL, fixed words, then the project, location and model
+// pushed as path segments (project and location come from the configuration and are
+// checked too), query parameters through the serialiser.
+
+/// Vertex AI's host for the `global` location (and the express surface).
+pub const VERTEX_GLOBAL_BASE: &str = "https://aiplatform.googleapis.com";
+/// The API version of Vertex generation calls.
+const VERTEX_VERSION: &str = "v1";
+/// The publisher-models list exists in `v1beta1` only.
+const VERTEX_LIST_VERSION: &str = "v1beta1";
+
+/// A Vertex location: `global` or a region such as `us-central1`, `europe-west4`
+/// (lowercase letters, digits and `-`, at most 64).
+pub fn valid_vertex_location(location: &str) -> bool {
+    let b = location.as_bytes();
+    b.first().is_some_and(u8::is_ascii_lowercase)
+        && b.len() <= 64
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// A Google Cloud project id: 1 to 128 ASCII letters, digits, `-`, `.` and `:` (Google's
+/// ids are `[a-z][a-z0-9-]{4,28}[a-z0-9]`; old domain-scoped ones look like
+/// `example.com:project`), starting with a letter or digit.
+pub fn valid_project_id(project: &str) -> bool {
+    let b = project.as_bytes();
+    b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.len() <= 128
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b':'))
+}
+
+/// The default `VERTEX_BASE_URL` for a location: [`VERTEX_GLOBAL_BASE`] for `global`,
+/// `https://{location}-aiplatform.googleapis.com` otherwise; `None` for a location that is
+/// not one.
+pub fn vertex_default_base(location: &str) -> Option<String> {
+    if location == "global" {
+        return Some(VERTEX_GLOBAL_BASE.to_owned());
+    }
+    valid_vertex_location(location).then(|| format!("https://{location}-aiplatform.googleapis.com"))
+}
+
+/// Whose Vertex surface a request goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VertexTarget<'a> {
+    /// A service account (`Authorization: Bearer`):
+    /// `v1/projects/{project}/locations/{location}/publishers/google/models/…`. `project` is
+    /// `VERTEX_PROJECT_ID` when set, else the account's `project_id`.
+    Project { project: &'a str, location: &'a str },
+    /// An express key (`x-goog-api-key`): `v1/publishers/google/models/…`.
+    Express,
+}
+
+/// `{base}/v1/[projects/{p}/locations/{l}/]publishers/google/models/{model}:{action}?{query}`;
+/// a 400 when `model` is not a model id, an internal error for a bad base, project or
+/// location (configuration, checked at start-up).
+pub fn vertex_model_action(
+    base: &str,
+    target: VertexTarget<'_>,
+    model: &str,
+    action: Action,
+    query: &[(&str, &str)],
+) -> Result<UpstreamUrl, GatewayError> {
+    require_model_id(model)?;
+    let mut segments: Vec<&str> = vec![VERTEX_VERSION];
+    if let VertexTarget::Project { project, location } = target {
+        if !valid_project_id(project) {
+            return Err(GatewayError::internal(anyhow::anyhow!(
+                "the Vertex project id is not a project id"
+            )));
+        }
+        if !valid_vertex_location(location) {
+            return Err(GatewayError::internal(anyhow::anyhow!(
+                "VERTEX_LOCATION is not a location"
+            )));
+        }
+        segments.extend(["projects", project, "locations", location]);
+    }
+    let last = format!("{model}:{}", action.as_str());
+    segments.extend(["publishers", "google", "models", &last]);
+    build_vertex(base, &segments, query)
+}
+
+/// `:generateContent` on Vertex.
+pub fn vertex_generate(
+    base: &str,
+    target: VertexTarget<'_>,
+    model: &str,
+) -> Result<UpstreamUrl, GatewayError> {
+    vertex_model_action(base, target, model, Action::GenerateContent, &[])
+}
+
+/// `:streamGenerateContent?alt=sse` on Vertex.
+pub fn vertex_stream_sse(
+    base: &str,
+    target: VertexTarget<'_>,
+    model: &str,
+) -> Result<UpstreamUrl, GatewayError> {
+    vertex_model_action(
+        base,
+        target,
+        model,
+        Action::StreamGenerateContent,
+        &[("alt", "sse")],
+    )
+}
+
+/// `:countTokens` on Vertex.
+pub fn vertex_count_tokens(
+    base: &str,
+    target: VertexTarget<'_>,
+    model: &str,
+) -> Result<UpstreamUrl, GatewayError> {
+    vertex_model_action(base, target, model, Action::CountTokens, &[])
+}
+
+/// The publisher-models list (`/v1/models` in Vertex mode):
+/// `{base}/v1beta1/publishers/google/models?{query}` (e.g. `pageSize`, `pageToken`), with a
+/// service account's Bearer token.
+pub fn vertex_publisher_models(
+    base: &str,
+    query: &[(&str, &str)],
+) -> Result<UpstreamUrl, GatewayError> {
+    build_vertex(
+        base,
+        &[VERTEX_LIST_VERSION, "publishers", "google", "models"],
+        query,
+    )
+}
+
+fn build_vertex(
+    base: &str,
+    segments: &[&str],
+    query: &[(&str, &str)],
+) -> Result<UpstreamUrl, GatewayError> {
+    let bad_base =
+        || GatewayError::internal(anyhow::anyhow!("VERTEX_BASE_URL is not a usable base URL"));
+    let mut url = Url::parse(base).map_err(|_| bad_base())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad_base());
+    }
+    url.set_fragment(None);
+    url.set_query(None);
+    url.path_segments_mut()
+        .map_err(|()| bad_base())?
+        .pop_if_empty()
+        .extend(segments);
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    Ok(UpstreamUrl(url))
+}
+
+#[cfg(test)]
+mod vertex_tests {
+    use super::*;
+
+    fn s(u: Result<UpstreamUrl, GatewayError>) -> Option<String> {
+        u.ok().map(|u| u.to_string())
+    }
+
+    const SA: VertexTarget<'static> = VertexTarget::Project {
+        project: "my-proj-123",
+        location: "us-central1",
+    };
+
+    #[test]
+    fn service_account_and_express_paths() {
+        let base = vertex_default_base("us-central1").unwrap_or_default();
+        assert_eq!(base, "https://us-central1-aiplatform.googleapis.com");
+        assert_eq!(
+            s(vertex_generate(&base, SA, "gemini-2.5-flash")).as_deref(),
+            Some(
+                "https://us-central1-aiplatform.googleapis.com/v1/projects/my-proj-123/locations/us-central1/publishers/google/models/gemini-2.5-flash:generateContent"
+            )
+        );
+        let global = vertex_default_base("global").unwrap_or_default();
+        assert_eq!(global, VERTEX_GLOBAL_BASE);
+        let g = VertexTarget::Project {
+            project: "p-1",
+            location: "global",
+        };
+        assert_eq!(
+            s(vertex_stream_sse(&global, g, "gemini-2.5-pro")).as_deref(),
+            Some(
+                "https://aiplatform.googleapis.com/v1/projects/p-1/locations/global/publishers/google/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
+            )
+        );
+        assert_eq!(
+            s(vertex_count_tokens(
+                &global,
+                VertexTarget::Express,
+                "gemini-2.5-flash"
+            ))
+            .as_deref(),
+            Some(
+                "https://aiplatform.googleapis.com/v1/publishers/google/models/gemini-2.5-flash:countTokens"
+            )
+        );
+        // A test base with a path and a trailing slash keeps its path; its query is dropped.
+        assert_eq!(
+            s(vertex_generate(
+                "http://127.0.0.1:9/mock/?x=1",
+                VertexTarget::Express,
+                "m"
+            ))
+            .as_deref(),
+            Some("http://127.0.0.1:9/mock/v1/publishers/google/models/m:generateContent")
+        );
+        let legacy = VertexTarget::Project {
+            project: "example.com:proj",
+            location: "europe-west4",
+        };
+        assert_eq!(
+            s(vertex_generate("http://h", legacy, "m")).as_deref(),
+            Some(
+                "http://h/v1/projects/example.com:proj/locations/europe-west4/publishers/google/models/m:generateContent"
+            )
+        );
+    }
+
+    #[test]
+    fn the_publisher_model_list() {
+        assert_eq!(
+            s(vertex_publisher_models(
+                VERTEX_GLOBAL_BASE,
+                &[("pageSize", "100"), ("pageToken", "a/b&c")]
+            ))
+            .as_deref(),
+            Some(
+                "https://aiplatform.googleapis.com/v1beta1/publishers/google/models?pageSize=100&pageToken=a%2Fb%26c"
+            )
+        );
+    }
+
+    #[test]
+    fn nothing_escapes_its_segment() {
+        for bad in ["../x", "m:generateContent?key=y", "m/..", "%2E%2E", ""] {
+            assert!(
+                vertex_generate(VERTEX_GLOBAL_BASE, SA, bad).is_err(),
+                "{bad}"
+            );
+        }
+        for project in ["", "../p", "p/q", "p?x", "p#", "p q", "-p"] {
+            let t = VertexTarget::Project {
+                project,
+                location: "global",
+            };
+            assert!(
+                vertex_generate(VERTEX_GLOBAL_BASE, t, "m").is_err(),
+                "{project}"
+            );
+        }
+        for location in ["", "US", "us/central1", "us-central1.evil.com", "../x"] {
+            let t = VertexTarget::Project {
+                project: "p",
+                location,
+            };
+            assert!(
+                vertex_generate(VERTEX_GLOBAL_BASE, t, "m").is_err(),
+                "{location}"
+            );
+            assert!(vertex_default_base(location).is_none(), "{location}");
+        }
+        for base in ["", "not a url", "mailto:x@y", "file:///etc"] {
+            assert!(vertex_generate(base, SA, "m").is_err(), "{base}");
+        }
+    }
+}
