@@ -245,6 +245,9 @@ pub(crate) struct TextPlan {
     pub calls: Vec<PlannedCall>,
     /// `groundingMetadata` per candidate (empty: none); streams send it on the last event.
     pub grounding: Vec<Grounding>,
+    /// `Some(createTime)` for a Vertex answer: `createTime`, `trafficType`, no `index` on a
+    /// single candidate.
+    pub vertex: Option<String>,
 }
 
 /// `n` byte-balanced pieces of `s`, split on char boundaries.
@@ -280,6 +283,7 @@ impl TextPlan {
             response_id: response_id(),
             calls: Vec::new(),
             grounding: Vec::new(),
+            vertex: None,
         }
     }
 
@@ -326,7 +330,7 @@ impl TextPlan {
                     },
                     finish_reason: finish.then_some(self.finish_reason.as_str()),
                     grounding_metadata: self.grounding.get(index).filter(|_| finish),
-                    index,
+                    index: Some(index),
                     finish_message: None,
                 }
             })
@@ -334,9 +338,16 @@ impl TextPlan {
         self.wrap(candidates, usage)
     }
 
-    fn wrap<'a>(&'a self, candidates: Vec<Candidate<'a>>, usage: Usage) -> GenResponse<'a> {
+    fn wrap<'a>(&'a self, mut candidates: Vec<Candidate<'a>>, mut usage: Usage) -> GenResponse<'a> {
+        if self.vertex.is_some() {
+            usage.traffic_type = Some("ON_DEMAND");
+            if let [only] = &mut candidates[..] {
+                only.index = None;
+            }
+        }
         GenResponse {
             candidates,
+            create_time: self.vertex.as_deref(),
             usage_metadata: usage,
             model_version: &self.model,
             response_id: &self.response_id,
@@ -391,7 +402,7 @@ impl TextPlan {
             },
             finish_reason: finish.then_some(self.finish_reason.as_str()),
             grounding_metadata: None,
-            index: 0,
+            index: Some(0),
             finish_message: message.then_some(FUNCTION_CALL_MESSAGE),
         }
     }
@@ -456,15 +467,19 @@ pub(crate) fn response_id() -> String {
         .collect()
 }
 
-/// countTokens: `{contents}` or `{generateContentRequest}`.
-pub(crate) fn count_tokens(body: &Map<String, Value>) -> Vec<u8> {
+/// countTokens: `{contents}` or `{generateContentRequest}`; Vertex adds
+/// `totalBillableCharacters`.
+pub(crate) fn count_tokens(body: &Map<String, Value>, vertex: bool) -> Vec<u8> {
     let inner = obj(field(body, "generateContentRequest")).unwrap_or(body);
-    let n = tokens(
-        text_bytes(field(inner, "contents")) + text_bytes(field(inner, "systemInstruction")),
-    );
-    pretty(
-        &json!({"totalTokens": n, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]}),
-    )
+    let bytes =
+        text_bytes(field(inner, "contents")) + text_bytes(field(inner, "systemInstruction"));
+    let n = tokens(bytes);
+    let mut v =
+        json!({"totalTokens": n, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]});
+    if vertex {
+        v["totalBillableCharacters"] = json!(bytes);
+    }
+    pretty(&v)
 }
 
 #[derive(serde::Serialize)]

@@ -5,6 +5,16 @@
 //! `POST /__mock/reset`, `GET /__mock/requests`, `POST /__mock/models` (array of Model
 //! objects), `POST /__mock/latency` `{"ms": N}`, `GET /__mock/health` → `ok`.
 //!
+//! Vertex AI (see the `vertex` module): `POST /token` (the JWT-bearer grant, assertions
+//! checked against registered public keys), `/v1/projects/{p}/locations/{l}/publishers/google/models/{m}:{action}`
+//! (Bearer token), `/v1/publishers/google/models/{m}:{action}` (express key),
+//! `GET /v1beta1/publishers/google/models`. Control: `POST /__mock/vertex/accounts`
+//! `{"client_email","project_id"}` → a generated key file, `POST /__mock/vertex/refuse`
+//! `{"client_email","refuse":true,"description"?}`, `POST /__mock/vertex/token_lifetime`
+//! `{"secs": N}`, `POST /__mock/vertex/expire_tokens`, `POST /__mock/vertex/express_keys`
+//! `["key", …]`, `GET /__mock/vertex/stats`. Rules match Vertex calls with the account's
+//! email (or the express key) as `key`.
+//!
 //! Beyond text, the default answers follow the request like Gemini does: `toolConfig`
 //! mode `ANY` with function declarations answers a function call (args sampled from the
 //! schema's required properties), `googleSearch` adds `groundingMetadata`,
@@ -32,9 +42,11 @@ mod rules;
 mod server;
 mod tools;
 mod validate;
+mod vertex;
 mod wire;
 
 pub use rules::{CallSpec, Reply, Rule};
+pub use vertex::{GeneratedAccount, VertexCall, generate_account};
 /// Names accepted by [`Reply::Preset`].
 pub use wire::PRESETS;
 
@@ -89,6 +101,8 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// `Null` when the body was empty or not JSON.
     pub body: serde_json::Value,
+    /// Set for the Vertex paths: project, location and the credential that authenticated.
+    pub vertex: Option<VertexCall>,
 }
 
 /// A running mock server. Dropping it stops the server and closes all its connections.
@@ -107,7 +121,7 @@ impl MockGemini {
     pub async fn start_with(opts: Options) -> std::io::Result<MockGemini> {
         let listener = tokio::net::TcpListener::bind(opts.addr).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(server::Shared::new(&opts));
+        let shared = Arc::new(server::Shared::new(&opts, format!("http://{addr}/token")));
         // The mock owns its task (aborted on drop); hajimi's TaskTracker rule does not apply here.
         #[allow(clippy::disallowed_methods)]
         let task = tokio::spawn(server::serve(listener, shared.clone()));
@@ -145,6 +159,66 @@ impl MockGemini {
 
     pub fn set_latency_ms(&self, ms: u64) {
         self.shared.set_latency_ms(ms);
+    }
+
+    /// The mock's OAuth token endpoint (`http://127.0.0.1:PORT/token`).
+    pub fn token_uri(&self) -> String {
+        self.shared.vertex.token_uri().to_owned()
+    }
+
+    /// A new service account of `project`: a throwaway RSA key generated now, its public key
+    /// registered with the token endpoint, and the key file returned (its `token_uri` is this
+    /// mock). Rules match its calls with `client_email` as the key.
+    pub fn vertex_account(
+        &self,
+        client_email: &str,
+        project: &str,
+    ) -> std::io::Result<GeneratedAccount> {
+        let account = generate_account(client_email, project, self.shared.vertex.token_uri())?;
+        self.shared
+            .vertex
+            .register(client_email, project, account.public_key_der.clone());
+        Ok(account)
+    }
+
+    /// Registers an account whose key the caller made (public key as X.509 SPKI DER).
+    pub fn vertex_register(&self, client_email: &str, project: &str, public_key_der: Vec<u8>) {
+        self.shared
+            .vertex
+            .register(client_email, project, public_key_der);
+    }
+
+    /// The token endpoint refuses the account with `invalid_grant` and `description`
+    /// (`None`: accepts it again).
+    pub fn vertex_refuse(&self, client_email: &str, description: Option<&str>) {
+        self.shared.vertex.refuse(client_email, description);
+    }
+
+    /// `expires_in` of the tokens issued from now on (default 3599 s). Expiry is measured on
+    /// tokio's clock, so a test may advance it.
+    pub fn vertex_token_lifetime(&self, secs: u64) {
+        self.shared.vertex.set_lifetime(secs);
+    }
+
+    /// Every token issued so far expires now (the next call with one gets 401).
+    pub fn vertex_expire_tokens(&self) {
+        self.shared.vertex.expire_tokens();
+    }
+
+    /// Accepts `key` on the express path.
+    pub fn vertex_express_key(&self, key: &str) {
+        self.shared.vertex.add_express_key(key);
+    }
+
+    /// Token requests received (all, or those whose assertion named `client_email`), since
+    /// the start or the last [`MockGemini::reset`].
+    pub fn vertex_token_requests(&self, client_email: Option<&str>) -> u64 {
+        self.shared.vertex.token_requests(client_email)
+    }
+
+    /// The project an account was registered with.
+    pub fn vertex_project_of(&self, client_email: &str) -> Option<String> {
+        self.shared.vertex.project_of(client_email)
     }
 
     /// Thought signatures the mock put on function calls, oldest first (the last 10 000).

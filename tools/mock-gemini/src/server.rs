@@ -6,6 +6,7 @@ use crate::generate::{self, PlannedCall, ReqInfo, TextPlan};
 use crate::models::ModelStore;
 use crate::rules::{self, CallSpec, Reply, Rule};
 use crate::tools::{self, ToolInfo};
+use crate::vertex::{self, Vertex, VertexCall, VertexRoute};
 use crate::wire::{ApiError, JSON_CT, SSE_CT, preset, pretty, sse_event};
 use crate::{Options, Recorded};
 use arc_swap::ArcSwap;
@@ -46,6 +47,7 @@ pub(crate) struct Shared {
     recorded: Mutex<VecDeque<Recorded>>,
     models: ArcSwap<ModelStore>,
     signatures: Mutex<Signatures>,
+    pub(crate) vertex: Vertex,
 }
 
 /// Thought signatures the mock issued (the last `MAX_SIGNATURES`), for the Gemini 3 replay check.
@@ -60,7 +62,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(crate) fn new(opts: &Options) -> Shared {
+    /// `token_uri`: the mock's own `POST /token` URL (the audience assertions must name).
+    pub(crate) fn new(opts: &Options, token_uri: String) -> Shared {
         Shared {
             stream_chunks: opts.stream_chunks.max(1),
             chunk_delay_ms: opts.chunk_delay_ms,
@@ -72,6 +75,7 @@ impl Shared {
             recorded: Mutex::new(VecDeque::new()),
             models: ArcSwap::from_pointee(ModelStore::default_store()),
             signatures: Mutex::new(Signatures::default()),
+            vertex: Vertex::new(token_uri),
         }
     }
 
@@ -147,6 +151,7 @@ impl Shared {
         rules.clear();
         self.rule_count.store(0, Relaxed);
         lock(&self.recorded).clear();
+        self.vertex.reset_counts();
     }
 
     pub(crate) fn requests(&self) -> Vec<Recorded> {
@@ -376,6 +381,8 @@ struct Ctx<'a> {
     query: Option<&'a str>,
     mode: Mode,
     body: &'a Map<String, Value>,
+    /// A Vertex call: its project and location (both `None` on the express path).
+    vertex: Option<(Option<&'a str>, Option<&'a str>)>,
 }
 
 async fn render(mut reply: Reply, ctx: &Ctx<'_>) -> Resp {
@@ -453,6 +460,9 @@ async fn render(mut reply: Reply, ctx: &Ctx<'_>) -> Resp {
                     TextPlan::new(&text, candidates.unwrap_or(info.candidate_count), ctx.model);
                 plan.thought = thought;
                 plan.prompt_tokens = info.prompt_tokens;
+                if ctx.vertex.is_some() {
+                    plan.vertex = Some(vertex::create_time());
+                }
                 if tools::has_google_search(ctx.body) {
                     plan.ground(&info.last_user_text);
                 }
@@ -477,6 +487,9 @@ async fn render(mut reply: Reply, ctx: &Ctx<'_>) -> Resp {
                 let calls = ctx.shared.plan_calls(calls, sign);
                 let mut plan = TextPlan::function_calls(text.as_deref(), calls, ctx.model);
                 plan.prompt_tokens = info.prompt_tokens;
+                if ctx.vertex.is_some() {
+                    plan.vertex = Some(vertex::create_time());
+                }
                 let pace = Pace {
                     chunks: 2,
                     delay_ms: ctx.shared.chunk_delay_ms,
@@ -501,6 +514,18 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
     let path = parts.uri.path();
     if let Some(cmd) = path.strip_prefix("/__mock/") {
         return control(shared, &parts.method, cmd, &body);
+    }
+    if path == "/token" && parts.method == Method::POST {
+        let ct = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let (status, answer) = shared.vertex.grant(ct, &body);
+        return resp(status, JSON_CT, answer);
+    }
+    let decode = |s: &str| percent_decode(s, false).into_owned();
+    if let Some(vroute) = vertex::route(parts.method == Method::GET, path, &decode) {
+        return handle_vertex(shared, &parts, &body, vroute).await;
     }
     let query = parts.uri.query();
     let query_key = query_param(query, "key");
@@ -547,6 +572,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
                 })
                 .collect(),
             body: parsed.clone().unwrap_or(Value::Null),
+            vertex: None,
         };
         let mut recorded = lock(&shared.recorded);
         if recorded.len() >= MAX_RECORDED {
@@ -580,6 +606,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
         query,
         mode,
         body: body_map,
+        vertex: None,
     };
     let rule_action = match &route {
         Route::Action { action, .. } => Some(action.as_str()),
@@ -649,9 +676,18 @@ fn default_answer(ctx: &Ctx<'_>, route: &Route<'_>, invalid_json: bool) -> Resul
     let model = models
         .get(ctx.model)
         .filter(|m| m.supports(action))
-        .ok_or_else(|| ApiError::model_not_found(ctx.model, ctx.version, action))?;
+        .ok_or_else(|| match ctx.vertex {
+            Some((project, location)) => vertex::model_not_found(project, location, ctx.model),
+            None => ApiError::model_not_found(ctx.model, ctx.version, action),
+        })?;
     match action {
-        "countTokens" => return Ok(resp(200, JSON_CT, generate::count_tokens(ctx.body))),
+        "countTokens" => {
+            return Ok(resp(
+                200,
+                JSON_CT,
+                generate::count_tokens(ctx.body, ctx.vertex.is_some()),
+            ));
+        }
         "embedContent" => return Ok(resp(200, JSON_CT, generate::embed_content(ctx.body))),
         "batchEmbedContents" => {
             return Ok(resp(
@@ -689,6 +725,9 @@ fn default_answer(ctx: &Ctx<'_>, route: &Route<'_>, invalid_json: bool) -> Resul
         plan
     };
     plan.prompt_tokens = info.prompt_tokens;
+    if ctx.vertex.is_some() {
+        plan.vertex = Some(vertex::create_time());
+    }
     if info.include_thoughts && model.thinking {
         plan.thought = Some(generate::THOUGHT_TEXT.to_owned());
     }
@@ -699,6 +738,157 @@ fn default_answer(ctx: &Ctx<'_>, route: &Route<'_>, invalid_json: bool) -> Resul
         stall_after: None,
     };
     Ok(success(&plan, &pace, ctx.mode))
+}
+
+/// A Vertex path: authentication (Bearer token of a service account on the project paths and
+/// the list, express key on the express path), recording, rules (matched with the account's
+/// email or the express key as the key), then the usual answers in Vertex's shape.
+async fn handle_vertex(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    body: &Bytes,
+    vroute: VertexRoute,
+) -> Resp {
+    let query = parts.uri.query();
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let bearer = header("authorization").and_then(|a| {
+        a.strip_prefix("Bearer ")
+            .or_else(|| a.strip_prefix("bearer "))
+    });
+    let key = header("x-goog-api-key")
+        .map(str::to_owned)
+        .or_else(|| query_param(query, "key"));
+    let (version, project, location, model, action, express) = match &vroute {
+        VertexRoute::Action {
+            version,
+            project,
+            location,
+            model,
+            action,
+        } => (
+            version.as_str(),
+            project.as_deref(),
+            location.as_deref(),
+            Some(model.as_str()),
+            Some(action.as_str()),
+            project.is_none(),
+        ),
+        VertexRoute::List => ("v1beta1", None, None, None, None, false),
+    };
+    let method = match action {
+        Some("streamGenerateContent") => "StreamGenerateContent",
+        Some("countTokens") => "CountTokens",
+        _ => "GenerateContent",
+    };
+    let identity = if express {
+        match key.as_deref() {
+            Some(k) if shared.vertex.express(k) => Ok(k.to_owned()),
+            Some(_) => Err(vertex::AuthError::BadKey),
+            None => Err(vertex::AuthError::Missing { api_key: false }),
+        }
+    } else {
+        match bearer {
+            Some(t) => shared.vertex.bearer(t),
+            None => Err(vertex::AuthError::Missing {
+                api_key: key.is_some(),
+            }),
+        }
+    };
+    let parsed: Option<Value> = if body.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(body).ok()
+    };
+    if shared.record {
+        let rec = Recorded {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            query: query.map(str::to_owned),
+            api_key: key.clone(),
+            key_in_query: query_param(query, "key").is_some(),
+            model: model.map(str::to_owned),
+            action: action.map(str::to_owned),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: parsed.clone().unwrap_or(Value::Null),
+            vertex: Some(VertexCall {
+                project: project.map(str::to_owned),
+                location: location.map(str::to_owned),
+                credential: identity.as_ref().ok().cloned(),
+                express,
+            }),
+        };
+        let mut recorded = lock(&shared.recorded);
+        if recorded.len() >= MAX_RECORDED {
+            recorded.pop_front();
+        }
+        recorded.push_back(rec);
+    }
+    let latency = shared.latency_ms.load(Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let mode = match action {
+        Some("streamGenerateContent") if query_param(query, "alt").as_deref() == Some("sse") => {
+            Mode::Sse
+        }
+        Some("streamGenerateContent") => Mode::Array,
+        _ => Mode::Unary,
+    };
+    let identity = match identity {
+        Ok(who) => who,
+        Err(e) => return error_resp(e.api_error(method), mode),
+    };
+    let empty = Map::new();
+    let body_map = match &parsed {
+        Some(Value::Object(m)) => m,
+        _ => &empty,
+    };
+    let ctx = Ctx {
+        shared,
+        version,
+        model: model.unwrap_or_default(),
+        action: action.unwrap_or_default(),
+        key: &identity,
+        query,
+        mode,
+        body: body_map,
+        vertex: Some((project, location)),
+    };
+    let rule_action = action.unwrap_or("list");
+    if let Some(reply) = shared.take_rule(Some(&identity), model, rule_action) {
+        return render(reply, &ctx).await;
+    }
+    match &vroute {
+        VertexRoute::List => {
+            let models = shared.models.load();
+            resp(
+                200,
+                JSON_CT,
+                vertex::publisher_models(&|m| models.get(m).is_some()),
+            )
+        }
+        VertexRoute::Action { model, action, .. } => {
+            let route = Route::Action {
+                version,
+                model: model.clone(),
+                action: action.clone(),
+            };
+            let invalid_json = !body.is_empty() && !matches!(parsed, Some(Value::Object(_)));
+            match default_answer(&ctx, &route, invalid_json) {
+                Ok(r) => r,
+                Err(e) => error_resp(e, mode),
+            }
+        }
+    }
 }
 
 fn control(shared: &Shared, method: &Method, cmd: &str, body: &[u8]) -> Resp {
@@ -749,6 +939,61 @@ fn control(shared: &Shared, method: &Method, cmd: &str, body: &[u8]) -> Resp {
             }
             Err(e) => bad(e.to_string()),
         },
+        (&Method::POST, "vertex/accounts") => {
+            let v: Value = serde_json::from_slice(body).unwrap_or_default();
+            let (Some(email), Some(project)) =
+                (v["client_email"].as_str(), v["project_id"].as_str())
+            else {
+                return bad("expected {\"client_email\": …, \"project_id\": …}".to_owned());
+            };
+            match vertex::generate_account(email, project, shared.vertex.token_uri()) {
+                Ok(account) => {
+                    shared
+                        .vertex
+                        .register(email, project, account.public_key_der.clone());
+                    resp(200, JSON_CT, account.json)
+                }
+                Err(e) => bad(e.to_string()),
+            }
+        }
+        (&Method::POST, "vertex/refuse") => {
+            let v: Value = serde_json::from_slice(body).unwrap_or_default();
+            let Some(email) = v["client_email"].as_str() else {
+                return bad("expected {\"client_email\": …, \"refuse\": true}".to_owned());
+            };
+            let refuse = v["refuse"].as_bool().unwrap_or(true);
+            let description = v["description"]
+                .as_str()
+                .unwrap_or("Invalid JWT Signature.");
+            shared.vertex.refuse(email, refuse.then_some(description));
+            ok(json!({"ok": true}))
+        }
+        (&Method::POST, "vertex/token_lifetime") => match serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v["secs"].as_u64())
+        {
+            Some(secs) => {
+                shared.vertex.set_lifetime(secs);
+                ok(json!({"ok": true, "secs": secs}))
+            }
+            None => bad("expected {\"secs\": N}".to_owned()),
+        },
+        (&Method::POST, "vertex/expire_tokens") => {
+            shared.vertex.expire_tokens();
+            ok(json!({"ok": true}))
+        }
+        (&Method::POST, "vertex/express_keys") => {
+            match serde_json::from_slice::<Vec<String>>(body) {
+                Ok(keys) => {
+                    for k in &keys {
+                        shared.vertex.add_express_key(k);
+                    }
+                    ok(json!({"ok": true, "added": keys.len()}))
+                }
+                Err(e) => bad(e.to_string()),
+            }
+        }
+        (&Method::GET, "vertex/stats") => ok(shared.vertex.stats()),
         (&Method::POST, "latency") => match serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|v| v["ms"].as_u64())

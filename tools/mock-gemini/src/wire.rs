@@ -69,6 +69,9 @@ fn is_zero(n: &u64) -> bool {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct GenResponse<'a> {
     pub candidates: Vec<Candidate<'a>>,
+    /// Vertex only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_time: Option<&'a str>,
     pub usage_metadata: Usage,
     pub model_version: &'a str,
     pub response_id: &'a str,
@@ -82,7 +85,9 @@ pub(crate) struct Candidate<'a> {
     pub finish_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grounding_metadata: Option<&'a Grounding>,
-    pub index: usize,
+    /// Vertex omits it for a single candidate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finish_message: Option<&'a str>,
 }
@@ -188,6 +193,9 @@ pub(crate) struct Usage {
     pub prompt_tokens_details: [TokenDetail; 1],
     #[serde(skip_serializing_if = "is_zero")]
     pub thoughts_token_count: u64,
+    /// Vertex only (`ON_DEMAND`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic_type: Option<&'static str>,
 }
 
 #[derive(Serialize, Clone, Copy)]
@@ -208,6 +216,7 @@ impl Usage {
                 token_count: prompt,
             }],
             thoughts_token_count: thoughts,
+            traffic_type: None,
         }
     }
 }
@@ -339,6 +348,8 @@ pub const PRESETS: &[&str] = &[
     "suspended_403",
     "location_400",
     "billing_400",
+    "vertex_permission_denied_403",
+    "vertex_quota_429",
 ];
 
 /// A named realistic error. `model`/`key`/`version`/`action` fill in the request-specific parts.
@@ -415,6 +426,28 @@ pub(crate) fn preset(
             400,
             "FAILED_PRECONDITION",
             "Gemini API free tier is not available in your country. Please enable billing on your project in Google AI Studio.",
+        ),
+        // Vertex: an IAM denial of the service account (`key` is its email).
+        "vertex_permission_denied_403" => {
+            let details = [
+                json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "IAM_PERMISSION_DENIED",
+                "domain": "aiplatform.googleapis.com",
+                "metadata": {"permission": "aiplatform.endpoints.predict",
+                             "resource": format!("projects/mock-project/locations/global/publishers/google/models/{model}")}}),
+            ];
+            let msg = format!(
+                "Permission 'aiplatform.endpoints.predict' denied on resource \
+                 '//aiplatform.googleapis.com/projects/mock-project/locations/global/publishers/google/models/{model}' \
+                 (or it may not exist)."
+            );
+            ApiError::with_details(403, "PERMISSION_DENIED", &msg, &details)
+        }
+        // Vertex's 429 has no details.
+        "vertex_quota_429" => ApiError::new(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Resource exhausted. Please try again later. Please refer to \
+             https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details.",
         ),
         _ => return None,
     };

@@ -320,6 +320,13 @@ async fn every_preset_has_its_status_and_reason() {
         ),
         ("location_400", 400, "FAILED_PRECONDITION", None),
         ("billing_400", 400, "FAILED_PRECONDITION", None),
+        (
+            "vertex_permission_denied_403",
+            403,
+            "PERMISSION_DENIED",
+            Some("IAM_PERMISSION_DENIED"),
+        ),
+        ("vertex_quota_429", 429, "RESOURCE_EXHAUSTED", None),
     ];
     assert_eq!(expected.len(), PRESETS.len());
     for &(name, status, grpc, reason) in expected {
