@@ -85,3 +85,51 @@ pub(crate) mod testkey {
         pem_of("PRIVATE KEY", &der)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::wire::gemini::GenerateContentResponse;
+
+    /// Vertex answers are GenerateContentResponses: recorded ones parse with their usage
+    /// (reasoning tokens included), finish reason and the missing `index`.
+    #[test]
+    fn recorded_vertex_answers_parse_as_gemini_answers() {
+        let unary: GenerateContentResponse = serde_json::from_str(include_str!(
+            "../../tests/fixtures/vertex/generateContent.response.max-tokens-logprobs-score.json"
+        ))
+        .unwrap_or_default();
+        let usage = unary.usage_metadata.unwrap_or_default();
+        assert_eq!(
+            (
+                usage.prompt_token_count,
+                usage.candidates_token_count,
+                usage.thoughts_token_count,
+                usage.total_token_count
+            ),
+            (6, 155, 42, 203)
+        );
+        let candidates = unary.candidates.unwrap_or_default();
+        assert_eq!(candidates[0].finish_reason.as_deref(), Some("MAX_TOKENS"));
+        assert_eq!(candidates[0].index, None);
+        assert_eq!(unary.model_version.as_deref(), Some("gemini-2.5-flash"));
+
+        let events: Vec<GenerateContentResponse> = serde_json::from_str(include_str!(
+            "../../tests/fixtures/vertex/streamGenerateContent.chunks.text-max-tokens.json"
+        ))
+        .unwrap_or_default();
+        assert_eq!(events.len(), 4);
+        let last = events[3].usage_metadata.unwrap_or_default();
+        assert_eq!(
+            (last.thoughts_token_count, last.total_token_count),
+            (41, 203)
+        );
+        // Intermediate events carry only `trafficType`: no counts.
+        assert_eq!(
+            events[1]
+                .usage_metadata
+                .unwrap_or_default()
+                .total_token_count,
+            0
+        );
+    }
+}

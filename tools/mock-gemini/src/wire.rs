@@ -427,21 +427,15 @@ pub(crate) fn preset(
             "FAILED_PRECONDITION",
             "Gemini API free tier is not available in your country. Please enable billing on your project in Google AI Studio.",
         ),
-        // Vertex: an IAM denial of the service account (`key` is its email).
-        "vertex_permission_denied_403" => {
-            let details = [
-                json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "IAM_PERMISSION_DENIED",
-                "domain": "aiplatform.googleapis.com",
-                "metadata": {"permission": "aiplatform.endpoints.predict",
-                             "resource": format!("projects/mock-project/locations/global/publishers/google/models/{model}")}}),
-            ];
-            let msg = format!(
-                "Permission 'aiplatform.endpoints.predict' denied on resource \
-                 '//aiplatform.googleapis.com/projects/mock-project/locations/global/publishers/google/models/{model}' \
-                 (or it may not exist)."
-            );
-            ApiError::with_details(403, "PERMISSION_DENIED", &msg, &details)
-        }
+        // Vertex: an IAM denial of the service account (the recorded body, model filled in).
+        "vertex_permission_denied_403" => ApiError {
+            status: 403,
+            body: include_str!(
+                "../../../tests/fixtures/gemini/error.403.iam-permission-denied.json"
+            )
+            .replace("models/gemini-2.5-flash", &format!("models/{model}"))
+            .into_bytes(),
+        },
         // Vertex's 429 has no details.
         "vertex_quota_429" => ApiError::new(
             429,

@@ -541,3 +541,55 @@ async fn the_control_api_makes_accounts_and_counts_grants() {
     mock.reset();
     assert_eq!(mock.vertex_token_requests(None), 0);
 }
+
+/// The top-level and usage fields of a recorded Vertex answer, and of the mock's.
+fn shape(v: &Value) -> (Vec<String>, Vec<String>, bool) {
+    let keys = |o: &Value| {
+        let mut k: Vec<String> = o.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let usage: Vec<String> = keys(&v["usageMetadata"])
+        .into_iter()
+        .filter(|k| k == "trafficType" || k == "promptTokenCount" || k == "totalTokenCount")
+        .collect();
+    (keys(v), usage, v["candidates"][0].get("index").is_some())
+}
+
+#[tokio::test]
+async fn vertex_answers_have_the_recorded_shape() {
+    let recorded: Value = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/vertex/generateContent.response.max-tokens-logprobs-score.json"
+    ))
+    .unwrap();
+    let mock = MockGemini::start().await.unwrap();
+    mock.vertex_express_key("AQ.k");
+    let auth = Some(("x-goog-api-key", "AQ.k"));
+    let (_, text) = post(
+        &mock,
+        "/v1/publishers/google/models/gemini-2.5-flash:generateContent",
+        auth,
+        &hello(),
+    )
+    .await;
+    let ours: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(shape(&ours), shape(&recorded));
+    let counted: Value = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/vertex/countTokens.response.json"
+    ))
+    .unwrap();
+    let (_, text) = post(
+        &mock,
+        "/v1/publishers/google/models/gemini-2.5-flash:countTokens",
+        auth,
+        &hello(),
+    )
+    .await;
+    let ours: Value = serde_json::from_str(&text).unwrap();
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&ours), keys(&counted));
+}
