@@ -127,6 +127,7 @@ pub async fn check_keys(config: Config) -> ExitCode {
                 verdicts += 1;
                 bad += 1;
             }
+            Verdict::Limited => verdicts += 1,
             Verdict::Unreachable => unreachable += 1,
             Verdict::Inconclusive => {}
         }

@@ -190,6 +190,7 @@ fn spawn_background(state: &AppState) {
                 keys = s.keys.len(),
                 passed = report.passed,
                 refused = report.refused,
+                limited = report.limited,
                 unchecked = report.unchecked(),
                 "start-up key check done"
             );

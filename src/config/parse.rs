@@ -284,14 +284,6 @@ const PASSWORDS: &[&str] = &["PASSWORD", "WEB_PASSWORD", "METRICS_PASSWORD"];
 /// Variables holding upstream keys: each key masked (CONTRACT §7).
 const KEY_LISTS: &[&str] = &["VERTEX_EXPRESS_API_KEY", "INVALID_API_KEYS"];
 
-/// Whether a variable holds a secret that `hajimi config` must mask.
-pub fn is_secret(name: &str) -> bool {
-    PASSWORDS.contains(&name)
-        || KEY_LISTS.contains(&name)
-        || name == "GOOGLE_CREDENTIALS_JSON"
-        || name.starts_with("GEMINI_API_KEYS")
-}
-
 /// A value as `hajimi config` shows it: passwords as `…` and their last two characters,
 /// keys masked, credentials JSON as `(set)`, and any `user:password@` in a URL (proxies,
 /// `REDIS_URL`) with the password replaced by `****`.

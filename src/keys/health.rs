@@ -67,7 +67,9 @@ pub enum Verdict {
     Passed,
     /// Invalid or suspended: out of rotation.
     Refused,
-    /// Google answered without a verdict on the key (quota, overload, 5xx, an odd answer).
+    /// Google knows the key but it cannot serve now (quota exhausted, no access).
+    Limited,
+    /// Google answered without a verdict on the key (overload, 5xx, an odd answer).
     Inconclusive,
     /// No answer from the upstream at all (connection error, timeout).
     Unreachable,
@@ -78,6 +80,7 @@ impl Verdict {
         match result {
             Ok(()) => Self::Passed,
             Err(Failure::KeyInvalid | Failure::KeySuspended) => Self::Refused,
+            Err(Failure::Quota { .. } | Failure::KeyNoAccess) => Self::Limited,
             Err(Failure::Connection | Failure::Timeout) => Self::Unreachable,
             Err(_) => Self::Inconclusive,
         }
@@ -91,6 +94,7 @@ pub struct Report {
     pub changed: Vec<(Arc<KeySlot>, KeyState)>,
     pub passed: usize,
     pub refused: usize,
+    pub limited: usize,
     pub inconclusive: usize,
     pub unreachable: usize,
 }
@@ -103,7 +107,7 @@ impl Report {
 
     /// Keys were checked and not one check reached the upstream.
     pub fn nothing_reached_upstream(&self) -> bool {
-        self.unreachable > 0 && self.passed + self.refused + self.inconclusive == 0
+        self.unreachable > 0 && self.passed + self.refused + self.limited + self.inconclusive == 0
     }
 }
 
@@ -125,6 +129,7 @@ pub async fn check_all(
         match verdict {
             Verdict::Passed => report.passed += 1,
             Verdict::Refused => report.refused += 1,
+            Verdict::Limited => report.limited += 1,
             Verdict::Inconclusive => report.inconclusive += 1,
             Verdict::Unreachable => report.unreachable += 1,
         }
@@ -153,4 +158,48 @@ pub fn unreachable_parts(settings: &Settings) -> (String, String) {
             "cannot reach the upstream {host} (connection failed or timed out): check the network, or set HTTPS_PROXY to use a proxy, or GEMINI_BASE_URL to use a relay"
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_answers_about_the_key_are_verdicts() {
+        assert_eq!(Verdict::of(&Ok(())), Verdict::Passed);
+        assert_eq!(Verdict::of(&Err(Failure::KeyInvalid)), Verdict::Refused);
+        assert_eq!(
+            Verdict::of(&Err(Failure::Quota {
+                retry_after: None,
+                daily: true
+            })),
+            Verdict::Limited
+        );
+        assert_eq!(
+            Verdict::of(&Err(Failure::Overloaded)),
+            Verdict::Inconclusive
+        );
+        assert_eq!(Verdict::of(&Err(Failure::Connection)), Verdict::Unreachable);
+        assert_eq!(Verdict::of(&Err(Failure::Timeout)), Verdict::Unreachable);
+    }
+
+    #[test]
+    fn nothing_reached_the_upstream_only_when_every_check_was_unreachable() {
+        let all_down = Report {
+            unreachable: 3,
+            ..Report::default()
+        };
+        assert!(all_down.nothing_reached_upstream());
+        assert_eq!(all_down.unchecked(), 3);
+        let one_answered = Report {
+            unreachable: 2,
+            inconclusive: 1,
+            ..Report::default()
+        };
+        assert!(!one_answered.nothing_reached_upstream());
+        assert!(
+            !Report::default().nothing_reached_upstream(),
+            "no key checked"
+        );
+    }
 }
