@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Turns bench/results/raw/*.json (written by bench/run.sh) into results.json, results.md and
-a table on stdout: each figure next to its target (PRODUCT.md), proxy next to direct."""
+a table on stdout: each figure next to its target (docs/decisions.md, "Performance targets"),
+proxy next to direct."""
 
 import json
 import os

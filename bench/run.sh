@@ -2,14 +2,17 @@
 # hajimi benchmark harness: proxy vs direct-to-mock, in one run.
 #
 #   bench/run.sh            # builds the release binaries if needed, runs everything (~3-4 min)
+#   BENCH_CHECK=1 bench/run.sh  # cheapest mode: build, start mock and proxy, one request each way, exit
 #
-# Needs: wrk (apt-get install -y wrk), python3 (stdlib only), taskset (util-linux), a Rust
-# toolchain for `cargo build --release --bins`. All traffic goes to 127.0.0.1.
+# Needs: python3 (stdlib only), taskset (util-linux), a Rust toolchain (the release binaries
+# of hajimi and mock-gemini are built here: `cargo build --release --workspace --bins`), and
+# wrk (installed with apt-get when missing and apt-get is usable). All traffic goes to 127.0.0.1.
 # The proxy runs on core 1 (taskset -c 1); the mock and the load generators on core 0.
 #
 # Environment knobs:
 #   BENCH_DURATION=10     seconds per wrk run
-#   BENCH_NO_BUILD=1      skip `cargo build --release --bins`
+#   BENCH_CHECK=1         only prove the harness works: build, start, preflight, exit
+#   BENCH_NO_BUILD=1      skip `cargo build --release --workspace --bins`
 #   BENCH_HOLD=1000       held streams for the RSS test
 #   BENCH_HOLD_ROUNDS=3   rounds of held streams on one proxy (leak check)
 #   BENCH_STREAMS=50      sequential streams per side in the streaming probe
@@ -35,16 +38,24 @@ MOCK="$ROOT/target/release/mock-gemini"
 die() { echo "bench: $*" >&2; exit 1; }
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-command -v wrk >/dev/null || die "wrk not found: apt-get install -y wrk"
+if ! command -v wrk >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    log "installing wrk (apt-get)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk) >&2 ||
+      die "could not install wrk: apt-get install -y wrk"
+  fi
+  command -v wrk >/dev/null || die "wrk not found: apt-get install -y wrk (or your system's package)"
+fi
 command -v taskset >/dev/null || die "taskset not found (util-linux)"
 command -v "$PY" >/dev/null || die "python3 not found"
 [ "$(nproc --all)" -ge 2 ] || die "needs at least 2 cores"
 
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-  log "cargo build --release --bins"
-  (cd "$ROOT" && cargo build --release --bins --quiet)
+  # --workspace: in the workspace root, `--bins` alone builds only hajimi, not mock-gemini.
+  log "cargo build --release --workspace --bins"
+  (cd "$ROOT" && cargo build --release --workspace --bins --quiet)
 fi
-[ -x "$HAJIMI" ] && [ -x "$MOCK" ] || die "release binaries missing: cargo build --release --bins"
+[ -x "$HAJIMI" ] && [ -x "$MOCK" ] || die "release binaries missing: cargo build --release --workspace --bins"
 
 # Many held streams need many sockets (client, proxy and mock all inherit this).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -273,6 +284,15 @@ EOF
 }
 
 START=$(date +%s)
+
+if [ "${BENCH_CHECK:-0}" = 1 ]; then
+  log "check mode: mock and proxy start, one request each way through the proxy"
+  start_mock check
+  start_proxy check 2
+  log "check passed: the harness can run (unset BENCH_CHECK for the measurements)"
+  exit 0
+fi
+
 machine_json >"$RAW/machine.json"
 
 # ---------------------------------------------------------------- 1, 2, 7: non-stream

@@ -5,80 +5,94 @@
 use std::process::ExitCode;
 
 use crate::config::editable::EDITABLE;
+use crate::config::parse::UNSET;
 use crate::config::{Config, Source};
+use crate::keys::health::{Verdict, unreachable_hint};
 use crate::mask::mask;
 
-/// Names whose values are secrets.
-fn secret_name(name: &str) -> bool {
-    ["PASSWORD", "KEY", "CREDENTIALS", "REDIS_URL", "TOKEN"]
-        .iter()
-        .any(|s| name.contains(s))
-}
-
-/// Applies what the store saved (dashboard values, added and removed keys), without starting
-/// anything else.
+/// Applies what the store saved (dashboard values, added and removed keys) and HAJIMI's
+/// `settings.json` not yet imported, reading only: nothing is created or written on disk.
 pub fn with_saved(mut config: Config) -> Config {
-    if let Ok((Some(store), loaded, _)) = crate::persist::open(&config) {
-        let _ = crate::persist::apply_saved(&mut config, &loaded);
-        store.close();
+    if !config.settings.enable_storage {
+        return config;
     }
+    let dir = config.settings.storage_dir.path.clone();
+    let loaded = crate::store::read_existing(&dir).unwrap_or_default();
+    let _ = crate::persist::apply_saved(&mut config, &loaded);
+    let _ = crate::persist::import_hajimi(&mut config, &dir, &loaded);
     config
 }
 
-/// Renders the effective configuration as a table.
+/// The value shown for a variable: the dashboard's value when it set one, else the value in
+/// effect recorded while loading (masked).
+fn shown_value(config: &Config, name: &str, source: Source) -> String {
+    if source == Source::Dashboard
+        && let Some(e) = EDITABLE.iter().find(|e| e.env == name)
+    {
+        let v = (e.get)(&config.settings);
+        return match (e.secret, v) {
+            (true, serde_json::Value::Bool(set)) => if set { "(set)" } else { UNSET }.to_owned(),
+            (_, serde_json::Value::String(s)) => crate::mask::mask_url_credentials(&s),
+            (_, other) => other.to_string(),
+        };
+    }
+    config
+        .effective
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| UNSET.to_owned())
+}
+
+/// Renders the effective configuration as a table: every setting, its value in effect
+/// (secrets masked, unset ones as `(unset)`) and where that value came from.
 pub fn config_table(config: &Config) -> String {
     let mut rows: Vec<(String, String, &'static str)> = Vec::new();
     for (name, source) in &config.provenance {
-        if name.starts_with("GEMINI_API_KEYS") {
+        let value = shown_value(config, name, *source);
+        // `https_proxy` and friends: shown only when set (their upper-case twins always are).
+        if name.chars().any(|c| c.is_ascii_lowercase()) && value == UNSET {
             continue;
         }
-        let value = if let Some(e) = EDITABLE.iter().find(|e| e.env == name) {
-            let v = (e.get)(&config.settings);
-            if e.secret {
-                v.to_string()
-            } else {
-                v.to_string().trim_matches('"').to_owned()
-            }
-        } else {
-            match config.env.get(name) {
-                Some(raw) if secret_name(name) => mask(raw),
-                Some(raw) => raw.to_owned(),
-                None => "(default)".to_owned(),
-            }
-        };
-        rows.push((name.clone(), value, source_label(*source)));
+        rows.push((name.clone(), value, source.label()));
     }
-    let keys = format!(
-        "{} key(s): {}",
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(8);
+    let mut out = format!("{:width$}  {:<12}  VALUE\n", "NAME", "SOURCE");
+    for (name, value, source) in rows {
+        let value: String = value.chars().take(160).collect();
+        out.push_str(&format!("{name:width$}  {source:<12}  {value}\n"));
+    }
+    let from_env = config
+        .keys
+        .iter()
+        .filter(|k| config.key_vars.iter().any(|(v, _)| v == *k))
+        .count();
+    out.push_str(&format!(
+        "\n{} key(s) in use / 使用中的密钥: {} from the environment, {} added from the dashboard: {}\n",
         config.keys.len(),
+        from_env,
+        config.keys.len() - from_env,
         config
             .keys
             .iter()
             .map(|k| mask(k))
             .collect::<Vec<_>>()
             .join(", ")
-    );
-    rows.push(("GEMINI_API_KEYS".into(), keys, "environment + dashboard"));
-    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(8);
-    let mut out = format!("{:width$}  {:<24}  VALUE\n", "NAME", "SOURCE");
-    for (name, value, source) in rows {
-        let value: String = value.chars().take(120).collect();
-        out.push_str(&format!("{name:width$}  {source:<24}  {value}\n"));
-    }
+    ));
     out
-}
-
-fn source_label(s: Source) -> &'static str {
-    s.label()
 }
 
 #[expect(clippy::print_stdout, reason = "the command's output")]
 pub fn print_config(config: &Config) -> ExitCode {
     print!("{}", config_table(config));
+    for warning in &config.warnings {
+        eprintln!("warning: {warning}");
+    }
     ExitCode::SUCCESS
 }
 
 /// Checks every configured key against Google (or `GEMINI_BASE_URL`) and prints the result.
+/// Exit code 1 when a key is invalid or suspended, or when no key could be checked at all
+/// (no verdict from the upstream for any key).
 #[expect(clippy::print_stdout, reason = "the command's output")]
 pub async fn check_keys(config: Config) -> ExitCode {
     let upstream = match crate::upstream::Upstream::new(&config.settings) {
@@ -105,24 +119,41 @@ pub async fn check_keys(config: Config) -> ExitCode {
     }))
     .await;
     println!("{:<14} {:<10} RESULT", "KEY", "ID");
-    let mut bad = 0;
+    let (mut bad, mut verdicts, mut unreachable) = (0, 0, 0);
     for (slot, result) in results {
+        match Verdict::of(&result) {
+            Verdict::Passed => verdicts += 1,
+            Verdict::Refused => {
+                verdicts += 1;
+                bad += 1;
+            }
+            Verdict::Limited => verdicts += 1,
+            Verdict::Unreachable => unreachable += 1,
+            Verdict::Inconclusive => {}
+        }
         let verdict = match &result {
             Ok(()) => "valid".to_owned(),
-            Err(f) => {
-                if matches!(
-                    f,
-                    crate::upstream::classify::Failure::KeyInvalid
-                        | crate::upstream::classify::Failure::KeySuspended
-                ) {
-                    bad += 1;
-                }
-                format!("{} ({})", f.kind(), f.label())
-            }
+            Err(f) => format!("{} ({})", f.kind(), f.label()),
         };
         println!("{:<14} {:<10} {verdict}", slot.masked(), slot.id);
     }
-    println!("{} key(s), {} invalid or suspended", pool.len(), bad);
+    println!(
+        "{} key(s), {} invalid or suspended, {} not checked",
+        pool.len(),
+        bad,
+        pool.len() - verdicts
+    );
+    if verdicts == 0 {
+        let host = crate::config::base_url_host(&settings.gemini_base_url);
+        if unreachable == pool.len() {
+            println!("{}", unreachable_hint(settings));
+        } else {
+            println!(
+                "没有一个密钥得到 {host} 的结论（过载或错误），请稍后再试 / no key could be checked: {host} gave no verdict on any key (overloaded or failing); try again later"
+            );
+        }
+        return ExitCode::from(1);
+    }
     if bad > 0 {
         ExitCode::from(1)
     } else {
@@ -152,7 +183,11 @@ mod tests {
         let table = config_table(&config);
         assert!(!table.contains("super-secret-password"), "{table}");
         assert!(!table.contains(&key));
-        assert!(table.contains("supe…word"));
+        let password = line_of(&table, "PASSWORD");
+        assert!(
+            password.contains("…rd") && !password.contains("supe"),
+            "at most two characters of a password: {password}"
+        );
         let line = |name: &str| {
             table
                 .lines()
@@ -164,6 +199,54 @@ mod tests {
             line("MAX_RETRY_NUM").contains("environment") && line("MAX_RETRY_NUM").contains('4')
         );
         assert!(line("PORT").contains(".env") && line("PORT").contains("8000"));
-        assert!(line("FAKE_STREAMING").contains("default"));
+        assert!(
+            line("FAKE_STREAMING").contains("default") && line("FAKE_STREAMING").contains("true")
+        );
+    }
+
+    fn line_of(table: &str, name: &str) -> String {
+        table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[test]
+    fn every_setting_shows_its_value_in_effect() {
+        let config =
+            Config::from_sources(Vec::new(), Vec::new(), &CliOverrides::default()).expect("config");
+        let table = config_table(&config);
+        for (name, value) in [
+            ("PORT", "7860"),
+            ("HOST", "0.0.0.0"),
+            ("UPSTREAM_TIMEOUT", "600s"),
+            ("UPSTREAM_CONNECT_TIMEOUT", "10s"),
+            ("MAX_BODY_SIZE", "64 MiB"),
+            (
+                "GEMINI_BASE_URL",
+                "https://generativelanguage.googleapis.com",
+            ),
+            ("LOG_LEVEL", "info"),
+            ("REDIS_URL", "(unset)"),
+            ("METRICS_PASSWORD", "(unset)"),
+            ("GOOGLE_CREDENTIALS_JSON", "(unset)"),
+            ("WEB_PASSWORD", "(same as PASSWORD)"),
+            ("BLOCKED_MODELS", "(empty)"),
+        ] {
+            let line = line_of(&table, name);
+            assert!(line.contains(value), "{name}: {line:?}\n{table}");
+            assert!(line.contains("default"), "{name}: {line:?}");
+        }
+        assert!(
+            !table.contains("(default)"),
+            "no value hidden behind '(default)': {table}"
+        );
+        // Every setting read while loading has a row.
+        for name in config.provenance.keys() {
+            if name.chars().all(|c| !c.is_ascii_lowercase()) {
+                assert!(!line_of(&table, name).is_empty(), "{name} missing");
+            }
+        }
     }
 }

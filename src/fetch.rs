@@ -66,13 +66,20 @@ pub fn address_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
             if v6.is_loopback() {
                 return allow_loopback;
             }
-            let seg0 = v6.segments()[0];
+            let seg = v6.segments();
+            let seg0 = seg[0];
+            // `::a.b.c.d` (IPv4-compatible, ::/96) and 6to4 (2002::/16) embed an IPv4
+            // address that a relay or the kernel may route to; neither is used by public
+            // image hosts, so both are refused whole.
+            if seg[..6].iter().all(|s| *s == 0) || seg0 == 0x2002 {
+                return false;
+            }
             !(v6.is_unspecified()
                 || v6.is_multicast()
                 || (seg0 & 0xfe00) == 0xfc00 // unique local (incl. fd00:ec2::254, AWS metadata)
                 || (seg0 & 0xffc0) == 0xfe80 // link-local
-                || seg0 == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
-                || seg0 == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64 can reach v4 private space
+                || seg0 == 0x2001 && seg[1] == 0x0db8 // documentation
+                || seg0 == 0x0064 && seg[1] == 0xff9b) // NAT64 can reach v4 private space
         }
     }
 }
@@ -374,6 +381,22 @@ mod tests {
         assert!(address_allowed(ip("::1"), true));
         assert!(!address_allowed(ip("10.0.0.1"), true));
         assert!(!address_allowed(ip("169.254.169.254"), true));
+    }
+
+    #[test]
+    fn ipv4_compatible_and_6to4_addresses_never_reach_private_space() {
+        for bad in [
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::169.254.169.254",
+            "::8.8.8.8",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "2002:808:808::1",
+        ] {
+            assert!(!address_allowed(ip(bad), false), "{bad}");
+            assert!(!address_allowed(ip(bad), true), "{bad} (test switch)");
+        }
     }
 
     #[test]

@@ -83,9 +83,16 @@ impl Server {
     /// Binds `HOST:PORT` of the configuration (port 0 picks a free port) and starts serving.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let bind = format!("{}:{}", config.settings.host, config.settings.port);
-        let listener = listen(&bind)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+        let port = config.settings.port;
+        let listener = listen(&bind).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                anyhow::anyhow!(
+                    "端口 {port} 已被占用（{bind}），请用 PORT 或 --port 换一个端口，或先停止占用它的程序 / port {port} is already in use ({bind}): choose another with PORT or --port, or stop the program using it"
+                )
+            } else {
+                anyhow::anyhow!("无法监听 {bind}：{e} / cannot listen on {bind}: {e}")
+            }
+        })?;
         Self::start_on(config, listener).await
     }
 
@@ -170,15 +177,22 @@ fn spawn_background(state: &AppState) {
     let s = state.clone();
     state.spawn_tracked(async move {
         let snap = s.live.current();
-        if !snap.skip_check_api_key {
-            let changed =
-                keys::health::check_all(&s.upstream, &snap, s.keys.slots().to_vec()).await;
-            record_invalid(&s, &changed);
+        if !snap.skip_check_api_key && !s.keys.is_empty() {
+            let report = keys::health::check_all(&s.upstream, &snap, s.keys.slots().to_vec()).await;
+            record_invalid(&s, &report.changed);
+            // Only keys Google accepted count as usable; a key whose check got no verdict
+            // stays in rotation but is reported as unchecked, not as active.
             tracing::info!(
                 keys = s.keys.len(),
-                active = s.keys.active_count(),
+                passed = report.passed,
+                refused = report.refused,
+                limited = report.limited,
+                unchecked = report.unchecked(),
                 "start-up key check done"
             );
+            if report.nothing_reached_upstream() {
+                tracing::warn!("{}", keys::health::unreachable_hint(&snap));
+            }
         }
         loop {
             let every = s.live.current().key_recheck_interval;
@@ -187,16 +201,20 @@ fn spawn_background(state: &AppState) {
                 () = tokio::time::sleep(every) => {}
             }
             let snap = s.live.current();
+            // Retired keys, and (when keys are checked) keys not yet accepted by Google.
             let retired: Vec<_> = s
                 .keys
                 .slots()
                 .iter()
-                .filter(|k| k.state() != keys::KeyState::Active)
+                .filter(|k| {
+                    k.state() != keys::KeyState::Active
+                        || (!snap.skip_check_api_key && !k.verified())
+                })
                 .cloned()
                 .collect();
             if !retired.is_empty() {
-                let changed = keys::health::check_all(&s.upstream, &snap, retired).await;
-                record_invalid(&s, &changed);
+                let report = keys::health::check_all(&s.upstream, &snap, retired).await;
+                record_invalid(&s, &report.changed);
             }
         }
     });

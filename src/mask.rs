@@ -1,8 +1,16 @@
 //! Secret hygiene: short stable key ids for logs, masked keys for people, a `Secret`
-//! string whose `Debug`/`Display` never reveal it, and redaction of `?key=` in URIs.
-//! Owns nothing else; every other module goes through these to print a key.
+//! string whose `Debug`/`Display` never reveal it, redaction of `?key=` in URIs, and
+//! scrubbing of keys from free text: every key a live key pool holds, by value (relay keys
+//! of any format), and anything `AIza…`-shaped. Owns nothing else; every other module goes
+//! through these to print a key.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use arc_swap::ArcSwapOption;
 
 /// Short stable identifier of an upstream key, derived from a hash (never a prefix of the key).
 /// What logs, metrics and the store see.
@@ -42,6 +50,50 @@ pub fn mask(secret: &str) -> String {
         let tail: String = chars[n.saturating_sub(2)..].iter().collect();
         format!("…{tail}")
     }
+}
+
+/// Masks a password for display: `…` and at most its last two characters (only when it is 8
+/// characters or longer; a shorter one shows nothing). Passwords reveal less than keys.
+pub fn mask_password(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() >= 8 {
+        let tail: String = chars[chars.len() - 2..].iter().collect();
+        format!("…{tail}")
+    } else {
+        "…".to_owned()
+    }
+}
+
+/// Hides the credentials of every URL in `text` (`http://user:pass@host:port` becomes
+/// `http://user:****@host:port`; a lone `token@` user becomes `****@`), leaving the rest as it is.
+pub fn mask_url_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("://") {
+        let (before, after) = rest.split_at(pos + 3);
+        out.push_str(before);
+        let authority_end = after
+            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace() || c == ',')
+            .unwrap_or(after.len());
+        let authority = &after[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.split_once(':') {
+                    Some((user, _)) => {
+                        out.push_str(user);
+                        out.push_str(":****");
+                    }
+                    None => out.push_str("****"),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &after[authority_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A secret string (password, API key). `Debug` and `Display` print a mask; the value is
@@ -140,8 +192,102 @@ fn decode_name(name: &str) -> String {
     current
 }
 
-/// Replaces every `AIza…` key found in free text (an upstream error message, say) by its mask.
+/// Keys shorter than this are not scrubbed by value (they would mangle ordinary words; no
+/// real credential is that short).
+const MIN_SCRUB_LEN: usize = 8;
+/// Most distinct keys scrubbed by value (a bound on the registry; beyond it, `AIza…` keys
+/// are still scrubbed by shape).
+const MAX_HELD: usize = 100_000;
+
+/// The keys held by live key pools, for scrubbing by value. Each key slot holds its key from
+/// creation to drop (so a key removed from the pool stays scrubbed while a request still
+/// uses it); the matcher is rebuilt lazily, on the first scrub after a change.
+struct Registry {
+    /// Key → how many live slots hold it (several pools live in one test process).
+    held: Mutex<HashMap<String, usize>>,
+    changed: AtomicBool,
+    matcher: ArcSwapOption<Matcher>,
+}
+
+struct Matcher {
+    automaton: AhoCorasick,
+    masks: Vec<String>,
+}
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
+    held: Mutex::new(HashMap::new()),
+    changed: AtomicBool::new(false),
+    matcher: ArcSwapOption::const_empty(),
+});
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn current(&self) -> Option<Arc<Matcher>> {
+        if self.changed.swap(false, Ordering::AcqRel) {
+            let held = self.lock();
+            let keys: Vec<&String> = held.keys().collect();
+            let matcher = if keys.is_empty() {
+                None
+            } else {
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(&keys)
+                    .ok()
+                    .map(|automaton| {
+                        Arc::new(Matcher {
+                            automaton,
+                            masks: keys.iter().map(|k| mask(k)).collect(),
+                        })
+                    })
+            };
+            self.matcher.store(matcher);
+        }
+        self.matcher.load_full()
+    }
+}
+
+/// Registers a key held by a key slot: from now on it is scrubbed from free text by value.
+pub fn hold_key(secret: &str) {
+    if secret.len() < MIN_SCRUB_LEN {
+        return;
+    }
+    let mut held = REGISTRY.lock();
+    if let Some(n) = held.get_mut(secret) {
+        *n += 1;
+        return;
+    }
+    if held.len() >= MAX_HELD {
+        return;
+    }
+    held.insert(secret.to_owned(), 1);
+    REGISTRY.changed.store(true, Ordering::Release);
+}
+
+/// The slot holding `secret` is gone.
+pub fn release_key(secret: &str) {
+    let mut held = REGISTRY.lock();
+    if let Some(n) = held.get_mut(secret) {
+        *n -= 1;
+        if *n == 0 {
+            held.remove(secret);
+            REGISTRY.changed.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Replaces every key in free text (an upstream error message, say) by its mask: the keys
+/// of live key pools by value, whatever their format, then anything `AIza…`-shaped.
 pub fn scrub_keys(text: &str) -> String {
+    match REGISTRY.current() {
+        Some(m) => scrub_ai_studio(&m.automaton.replace_all(text, &m.masks)),
+        None => scrub_ai_studio(text),
+    }
+}
+
+fn scrub_ai_studio(text: &str) -> String {
     if !text.contains("AIza") {
         return text.to_owned();
     }
@@ -232,6 +378,48 @@ mod tests {
         );
         assert_eq!(redact_query("%6Bey%3Dsecret"), "key=…");
         assert_eq!(redact_query("%6Beys=1&k=2"), "%6Beys=1&k=2");
+    }
+
+    #[test]
+    fn passwords_show_at_most_two_characters() {
+        assert_eq!(mask_password("very-secret-password"), "…rd");
+        assert_eq!(mask_password("1234567"), "…");
+        assert_eq!(mask_password(""), "…");
+    }
+
+    #[test]
+    fn url_credentials_are_masked() {
+        assert_eq!(
+            mask_url_credentials("http://alice:s3cret@proxy.example:3128"),
+            "http://alice:****@proxy.example:3128"
+        );
+        assert_eq!(
+            mask_url_credentials("socks5://tok@10.0.0.1:1080/x, redis://:pw@r:6379/0"),
+            "socks5://****@10.0.0.1:1080/x, redis://:****@r:6379/0"
+        );
+        assert_eq!(
+            mask_url_credentials("https://example.com/a@b"),
+            "https://example.com/a@b"
+        );
+        assert_eq!(
+            mask_url_credentials("localhost,.internal"),
+            "localhost,.internal"
+        );
+    }
+
+    #[test]
+    fn relay_keys_held_by_a_pool_are_scrubbed_by_value() {
+        let relay = "sk-relay-4f9c2a7be81d03";
+        let pool = crate::keys::KeyPool::new(vec![relay.to_owned()]);
+        let text = format!("upstream said: invalid key {relay} (code 401)");
+        let scrubbed = scrub_keys(&text);
+        assert!(!scrubbed.contains(relay), "{scrubbed}");
+        assert!(scrubbed.contains(&mask(relay)), "{scrubbed}");
+        // A key added at run time is scrubbed too; a removed one no longer matters.
+        let added = "relay-added-key-0123456789";
+        pool.add(&[added.to_owned()]);
+        assert!(!scrub_keys(&format!("x {added} y")).contains(added));
+        drop(pool);
     }
 
     #[test]

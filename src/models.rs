@@ -1,7 +1,9 @@
 //! Google's model list: fetched through every page (`nextPageToken`), cached, refreshed in
 //! the background, and shown in OpenAI shape (CONTRACT §6). Fetching uses keys from the pool
 //! and reports key failures back to it. A model the list does not know is still sent to
-//! Google when a client asks for it: Google decides, so new models work on day one.
+//! Google when a client asks for it: Google decides, so new models work on day one. Until a
+//! list is loaded, the reason it could not be ([`Unloaded`]) is kept for the 503 that
+//! `/v1/models` answers (CONTRACT §6).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use arc_swap::ArcSwapOption;
 use tokio::time::Instant;
 
 use crate::config::Settings;
+use crate::error::GatewayError;
 use crate::keys::{KeyPool, Pick};
 use crate::upstream::classify::Failure;
 use crate::upstream::{Upstream, read_body};
@@ -27,14 +30,72 @@ const MAX_PAGES: usize = 50;
 /// try can take up to three keys' timeouts).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 
+/// Why no model list could be loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unloaded {
+    /// The pool has no key at all.
+    NoKeys,
+    /// Keys exist but none can be used now (invalid, suspended, busy or cooling down).
+    NoUsableKey,
+    /// Every key tried failed; the last failure.
+    Failed(Failure),
+}
+
+impl Unloaded {
+    /// A short bilingual label for logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::NoKeys => "没有密钥 no key configured",
+            Self::NoUsableKey => "没有可用密钥 no usable key",
+            Self::Failed(f) => f.label(),
+        }
+    }
+
+    /// The bilingual reason a client reads in the 503, naming the upstream host.
+    pub fn message(&self, settings: &Settings) -> String {
+        let host = crate::config::base_url_host(&settings.gemini_base_url);
+        let (zh, en) = match self {
+            Self::NoKeys => (
+                format!("没有配置任何密钥（GEMINI_API_KEYS），无法从 {host} 获取"),
+                format!(
+                    "no upstream key is configured (GEMINI_API_KEYS), so it cannot be fetched from {host}"
+                ),
+            ),
+            Self::NoUsableKey => (
+                format!("没有可用的密钥（全部无效、被停用或冷却中），无法从 {host} 获取"),
+                format!(
+                    "no key can be used now (all invalid, suspended or cooling down), so it cannot be fetched from {host}"
+                ),
+            ),
+            Self::Failed(Failure::Connection | Failure::Timeout) => {
+                crate::keys::health::unreachable_parts(settings)
+            }
+            Self::Failed(
+                f @ (Failure::KeyInvalid
+                | Failure::KeySuspended
+                | Failure::KeyNoAccess
+                | Failure::Quota { .. }),
+            ) => (
+                format!("{host} 拒绝了所试的每个密钥（{}）", f.label()),
+                format!("{host} refused every key tried ({})", f.label()),
+            ),
+            Self::Failed(f) => (
+                format!("{host} 未能返回模型列表（{}）", f.label()),
+                format!("{host} did not return the list ({})", f.label()),
+            ),
+        };
+        format!("模型列表尚未加载：{zh} / The model list is not loaded yet: {en}")
+    }
+}
+
 #[derive(Default)]
 pub struct Catalog {
     models: ArcSwapOption<Vec<ModelInfo>>,
     /// `thinking` flags by model id (without `models/`), for the per-request lookup.
     thinking: ArcSwapOption<HashMap<String, bool>>,
     refresh: tokio::sync::Mutex<()>,
-    /// When the last fetch failed (cleared by a success).
-    failed_at: std::sync::Mutex<Option<Instant>>,
+    /// When the last fetch failed and why (cleared by a success).
+    failed_at: std::sync::Mutex<Option<(Instant, Unloaded)>>,
 }
 
 impl Catalog {
@@ -65,14 +126,42 @@ impl Catalog {
         self.failed_at
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_some_and(|at| at.elapsed() < RETRY_AFTER_FAILURE)
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < RETRY_AFTER_FAILURE)
     }
 
-    fn set_failed(&self, failed: bool) {
+    fn set_failed(&self, failed: Option<Unloaded>) {
         *self
             .failed_at
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = failed.then(Instant::now);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            failed.map(|why| (Instant::now(), why));
+    }
+
+    /// The loaded list, or the 503 saying why there is none (CONTRACT §6: never an empty
+    /// list in its place).
+    pub fn loaded(
+        &self,
+        settings: &Settings,
+        pool: &KeyPool,
+    ) -> Result<Arc<Vec<ModelInfo>>, GatewayError> {
+        if let Some(models) = self.current() {
+            return Ok(models);
+        }
+        let why = self
+            .failed_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|(_, why)| why.clone())
+            .unwrap_or(if pool.is_empty() {
+                Unloaded::NoKeys
+            } else {
+                Unloaded::NoUsableKey
+            });
+        Err(GatewayError::Unavailable {
+            message: why.message(settings),
+        })
     }
 
     /// Re-fetches the list now.
@@ -81,7 +170,7 @@ impl Catalog {
         settings: &Settings,
         pool: &KeyPool,
         upstream: &Upstream,
-    ) -> Result<usize, Failure> {
+    ) -> Result<usize, Unloaded> {
         let _guard = self.refresh.lock().await;
         self.fetch_into(settings, pool, upstream).await
     }
@@ -91,9 +180,9 @@ impl Catalog {
         settings: &Settings,
         pool: &KeyPool,
         upstream: &Upstream,
-    ) -> Result<usize, Failure> {
+    ) -> Result<usize, Unloaded> {
         let result = self.fetch_once(settings, pool, upstream).await;
-        self.set_failed(result.is_err());
+        self.set_failed(result.as_ref().err().cloned());
         result
     }
 
@@ -102,9 +191,12 @@ impl Catalog {
         settings: &Settings,
         pool: &KeyPool,
         upstream: &Upstream,
-    ) -> Result<usize, Failure> {
+    ) -> Result<usize, Unloaded> {
+        if pool.is_empty() {
+            return Err(Unloaded::NoKeys);
+        }
         let mut tried = HashSet::new();
-        let mut last = Failure::Connection;
+        let mut last = Unloaded::NoUsableKey;
         for _ in 0..3 {
             let key = match pool.pick(
                 "models.list",
@@ -142,7 +234,7 @@ impl Catalog {
                 }
                 Err(f) => {
                     key.settle(&f, "models.list", Instant::now());
-                    last = f;
+                    last = Unloaded::Failed(f);
                 }
             }
         }

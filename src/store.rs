@@ -344,6 +344,25 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// What an existing store holds, read without creating or writing anything (`hajimi config`
+/// and `hajimi keys check`): `None` when there is no database in `dir` or it cannot be read.
+/// With no WAL files beside it the database is opened `immutable` (SQLite then creates no
+/// `-shm`/`-wal` file); with them (a server running), read-only.
+pub fn read_existing(dir: &Path) -> Option<Loaded> {
+    let path = std::fs::canonicalize(dir.join("hajimi.db")).ok()?;
+    if !path.is_file() {
+        return None;
+    }
+    let live = path.with_extension("db-wal").exists() && path.with_extension("db-shm").exists();
+    let mut uri = url::Url::from_file_path(&path).ok()?;
+    uri.set_query(Some(if live { "mode=ro" } else { "immutable=1" }));
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+        | rusqlite::OpenFlags::SQLITE_OPEN_URI
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(uri.as_str(), flags).ok()?;
+    load(&conn).ok()
+}
+
 fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
     let mut loaded = Loaded::default();
     let mut s = conn.prepare("SELECT name, value, env_value FROM settings")?;

@@ -535,3 +535,35 @@ async fn short_cooldowns_are_waited_out_instead_of_refused() {
     assert!(started.elapsed() >= Duration::from_millis(450));
     assert_eq!(h.upstream_calls().len(), 4);
 }
+
+/// Relay keys (any format, not `AIza…`) that an upstream echoes in its error text never
+/// reach the client: every configured key is scrubbed by value.
+#[tokio::test]
+async fn a_relay_key_echoed_by_the_upstream_never_reaches_the_client() {
+    let relay = "relay-sk-7f3c9a2e4b1d8f60";
+    let mock = MockGemini::start().await.unwrap();
+    mock.add_rule(Rule::new(Reply::Error {
+        status: 400,
+        body: json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+            "message": format!("Request with key {relay} contains an invalid argument.")}}),
+    }));
+    let h = start_with_mock(
+        mock,
+        &[("GEMINI_API_KEYS", relay), ("SKIP_CHECK_API_KEY", "true")],
+    )
+    .await;
+    let r = h.chat(&hello(FLASH, false)).await;
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, 400, "{text}");
+    assert!(!text.contains(relay), "{text}");
+    assert!(text.contains(&hajimi::mask::mask(relay)), "{text}");
+    let r = h
+        .post(
+            &format!("/v1beta/models/{FLASH}:generateContent"),
+            &json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
+        )
+        .await;
+    let text = r.text().await.unwrap();
+    assert!(!text.contains(relay), "native: {text}");
+}

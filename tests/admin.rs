@@ -120,7 +120,7 @@ async fn dashboard_data_needs_the_web_password_and_has_hajimis_fields() {
     for f in HAJIMI_FIELDS {
         assert!(v.get(f).is_some(), "missing {f}");
     }
-    assert_eq!(v["key_count"], 3);
+    assert_eq!(v["keys"].as_array().map(Vec::len), Some(3));
     assert_eq!(v["calls_time_series"].as_array().map(Vec::len), Some(31));
     assert!(v["last_24h_calls"].as_u64().unwrap() >= 1);
     assert!(
@@ -488,4 +488,37 @@ async fn metrics_are_prometheus_text_with_the_promised_families() {
             .status(),
         200
     );
+}
+
+/// HAJIMI's `key_count` ("可用密钥数量") counts the keys that passed the check: not the
+/// invalid one, not the one whose check got no verdict (Google overloaded).
+#[tokio::test]
+async fn key_count_counts_only_the_keys_that_passed_the_check() {
+    let mock = mock_gemini::MockGemini::start().await.unwrap();
+    mock.add_rule(
+        Rule::new(Reply::preset("api_key_invalid"))
+            .key(KEYS[0])
+            .action("list"),
+    );
+    mock.add_rule(
+        Rule::new(Reply::preset("overloaded_503"))
+            .key(KEYS[1])
+            .action("list"),
+    );
+    let h = start_with_mock(mock, &[("WEB_PASSWORD", WEB)]).await;
+    let mut v = Value::Null;
+    for _ in 0..200 {
+        v = get_admin(&h, "/api/dashboard-data").await.1;
+        let invalid = v["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["state"] == "invalid");
+        if invalid && v["key_count"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(v["key_count"], 1, "{v}");
+    assert_eq!(v["keys"].as_array().map(Vec::len), Some(3));
 }

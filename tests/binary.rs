@@ -91,7 +91,9 @@ fn env_file_and_cli_flags_are_read() {
     });
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(ok, 200, "the CLI port and the .env password were used");
+    // No key is configured: the model list cannot load, 503 (CONTRACT §6); a wrong password
+    // or port would be 401 or no answer.
+    assert_eq!(ok, 503, "the CLI port and the .env password were used");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -277,4 +279,295 @@ async fn keys_check_prints_a_masked_table_and_fails_on_invalid_keys() {
     );
     let out = run(KEYS[2].to_owned()).await;
     assert_eq!(out.status.code(), Some(0));
+}
+
+/// Runs the binary with a clean environment plus `env`, in `dir`; a process still running
+/// after 30 s (a server that should have refused to start) is killed and the test fails.
+fn run_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    for _ in 0..300 {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    panic!(
+        "still running after 30 s: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_misspelled_boolean_or_log_level_exits_with_code_2_and_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, value) in [
+        ("FAKE_STREAMING", "ture"),
+        ("ENABLE_STORAGE", "maybe"),
+        ("LOG_LEVEL", "verbose"),
+    ] {
+        let out = run_in(
+            dir.path(),
+            &[],
+            &[
+                ("HOST", "127.0.0.1"),
+                ("PORT", "0"),
+                ("ENABLE_STORAGE", "false"),
+                (name, value),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}={value}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(name) && stderr.contains(value), "{stderr}");
+        assert!(stderr.contains(" / "), "bilingual: {stderr}");
+    }
+}
+
+#[test]
+fn the_port_in_use_error_is_bilingual() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = run_in(
+        dir.path(),
+        &[],
+        &[
+            ("HOST", "127.0.0.1"),
+            ("PORT", &port),
+            ("ENABLE_STORAGE", "false"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(&port))
+        .unwrap_or_default();
+    assert!(
+        line.contains("端口") && line.contains("already in use") && line.contains("PORT"),
+        "{stderr}"
+    );
+    drop(taken);
+}
+
+#[test]
+fn a_token_that_is_not_key_shaped_is_reported_at_start_up_masked() {
+    let broken = "AIzaSyThisKeyLostSomeCharacters";
+    let keys = format!("{},{broken},{}", KEYS[0], KEYS[1]);
+    let p = spawn(&[
+        ("PASSWORD", PASSWORD),
+        ("GEMINI_API_KEYS", &keys),
+        ("GEMINI_BASE_URL", "http://127.0.0.1:9"),
+        ("SKIP_CHECK_API_KEY", "true"),
+    ]);
+    let (_, lines) = p.stop();
+    let all = lines.join("\n");
+    assert!(!all.contains(broken), "masked: {all}");
+    assert!(
+        lines.iter().any(|l| l.contains("GEMINI_API_KEYS")
+            && l.contains("entry 2")
+            && l.contains(&hajimi::mask::mask(broken))),
+        "{all}"
+    );
+}
+
+#[test]
+fn config_shows_every_effective_value_and_its_source_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "UPSTREAM_TIMEOUT=120\n").unwrap();
+    let out = run_in(
+        dir.path(),
+        &["config"],
+        &[
+            ("PASSWORD", "very-secret-password"),
+            (
+                "HTTPS_PROXY",
+                "http://alice:proxy-pass-123@proxy.example:3128",
+            ),
+            ("GEMINI_API_KEYS", &KEYS.join(",")),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} row: {text}"))
+            .to_owned()
+    };
+    // Defaults are shown with their values, not as "(default)".
+    assert!(line("PORT").contains("7860") && line("PORT").contains("default"));
+    assert!(line("HOST").contains("0.0.0.0"));
+    assert!(
+        line("STORAGE_DIR").contains("data"),
+        "{}",
+        line("STORAGE_DIR")
+    );
+    assert!(line("REQUEST_DEADLINE").contains("900s"));
+    assert!(line("UPSTREAM_TIMEOUT").contains("120s") && line("UPSTREAM_TIMEOUT").contains(".env"));
+    assert!(line("METRICS_PASSWORD").contains("(unset)"));
+    // Credentials: a proxy URL keeps its user and host, never its password; a password
+    // shows at most two characters.
+    assert!(
+        line("HTTPS_PROXY").contains("http://alice:****@proxy.example:3128"),
+        "{}",
+        line("HTTPS_PROXY")
+    );
+    assert!(!text.contains("proxy-pass-123"), "{text}");
+    let password = line("PASSWORD");
+    assert!(password.contains("environment"), "{password}");
+    assert!(
+        !password.contains("very") && !password.contains("word") && password.contains("…rd"),
+        "{password}"
+    );
+    assert!(!KEYS.iter().any(|k| text.contains(k)), "{text}");
+    // Nothing was created: no ./data directory, no database.
+    let entries: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        entries,
+        vec![".env".to_owned()],
+        "created files: {entries:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_shows_dashboard_values_from_the_store_without_touching_it() {
+    let mock = MockGemini::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("store");
+    let storage = storage.to_str().unwrap().to_owned();
+    let env = [
+        ("PASSWORD", PASSWORD),
+        ("GEMINI_API_KEYS", KEYS[0]),
+        ("ENABLE_STORAGE", "true"),
+        ("STORAGE_DIR", storage.as_str()),
+        ("SKIP_CHECK_API_KEY", "true"),
+    ];
+    let mut pairs: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    pairs.extend([
+        ("HOST".to_owned(), "127.0.0.1".to_owned()),
+        ("PORT".to_owned(), "0".to_owned()),
+        ("GEMINI_BASE_URL".to_owned(), mock.url()),
+    ]);
+    let config = hajimi::config::Config::from_sources(
+        Vec::new(),
+        pairs,
+        &hajimi::config::CliOverrides::default(),
+    )
+    .unwrap();
+    let server = hajimi::Server::start(config).await.unwrap();
+    let r = client()
+        .post(format!("{}/api/update-config", server.url()))
+        .bearer_auth(PASSWORD)
+        .json(&json!({"key": "max_retry_num", "value": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.shutdown().await.unwrap();
+    let listing = |p: &str| {
+        let mut v: Vec<(String, Vec<u8>, std::time::SystemTime)> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                    e.metadata().unwrap().modified().unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // Opening the store for writing stamps `opened_at`; make sure such a stamp would differ.
+    let db = rusqlite::Connection::open(format!("{storage}/hajimi.db")).unwrap();
+    db.execute("UPDATE meta SET value = '0' WHERE name = 'opened_at'", [])
+        .unwrap();
+    drop(db);
+    let before = listing(&storage);
+    let out = tokio::task::block_in_place(|| run_in(dir.path(), &["config"], &env));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("MAX_RETRY_NUM "))
+        .unwrap_or_default();
+    assert!(row.contains("dashboard") && row.contains('7'), "{text}");
+    assert_eq!(listing(&storage), before, "the store was not written");
+}
+
+#[test]
+fn keys_check_exits_non_zero_when_no_key_could_be_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(
+        dir.path(),
+        &["keys", "check"],
+        &[
+            ("GEMINI_API_KEYS", &KEYS.join(",")),
+            ("GEMINI_BASE_URL", "http://127.0.0.1:9"),
+            ("ENABLE_STORAGE", "false"),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    for needle in ["127.0.0.1:9", "HTTPS_PROXY", "GEMINI_BASE_URL"] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    assert!(!KEYS.iter().any(|k| text.contains(k)), "{text}");
+}
+
+#[test]
+fn start_up_names_an_unreachable_upstream_and_counts_no_unchecked_key_as_active() {
+    let p = spawn(&[
+        ("PASSWORD", PASSWORD),
+        ("GEMINI_API_KEYS", &KEYS.join(",")),
+        ("GEMINI_BASE_URL", "http://127.0.0.1:9"),
+    ]);
+    let mut done = false;
+    for _ in 0..300 {
+        if p.out
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("key check done"))
+        {
+            done = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, lines) = p.stop();
+    let all = lines.join("\n");
+    assert!(done, "{all}");
+    let summary = lines.iter().find(|l| l.contains("key check done")).unwrap();
+    assert!(
+        summary.contains("passed=0") && summary.contains("unchecked=3"),
+        "{summary}"
+    );
+    assert!(!summary.contains("active=3"), "{summary}");
+    assert!(
+        lines.iter().any(|l| l.contains("127.0.0.1:9")
+            && l.contains("HTTPS_PROXY")
+            && l.contains("GEMINI_BASE_URL")),
+        "{all}"
+    );
 }

@@ -101,12 +101,37 @@ async fn listing_needs_the_password() {
     assert_eq!(r.status(), 401);
 }
 
+/// CONTRACT §6: no list loaded is a 503 saying why, naming the upstream host, never an
+/// empty list (SillyTavern shows an empty list as "no models" with no hint).
 #[tokio::test]
-async fn with_no_usable_key_the_list_is_empty_not_an_error() {
+async fn with_no_key_the_list_is_a_503_naming_the_reason_and_the_host() {
     let h = start(&[("GEMINI_API_KEYS", "")]).await;
+    let host = h.mock.url().trim_start_matches("http://").to_owned();
+    for path in ["/v1/models", "/v1/models/gemini-2.5-flash"] {
+        let (status, v) = json(h.get(path).await).await;
+        assert_eq!(status, 503, "{path}: {v}");
+        let message = openai_error(&v)["message"].as_str().unwrap().to_owned();
+        assert!(
+            message.contains("GEMINI_API_KEYS") && message.contains(&host),
+            "{message}"
+        );
+        assert!(message.contains(" / "), "bilingual: {message}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_makes_the_list_a_503_naming_the_host_and_the_fix() {
+    let h = start(&[
+        ("GEMINI_BASE_URL", "http://127.0.0.1:9"),
+        ("SKIP_CHECK_API_KEY", "true"),
+    ])
+    .await;
     let (status, v) = json(h.get("/v1/models").await).await;
-    assert_eq!(status, 200);
-    assert!(ids(&v).is_empty());
+    assert_eq!(status, 503, "{v}");
+    let message = openai_error(&v)["message"].as_str().unwrap().to_owned();
+    for needle in ["127.0.0.1:9", "HTTPS_PROXY", "GEMINI_BASE_URL"] {
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
 }
 
 #[tokio::test]
@@ -120,8 +145,8 @@ async fn a_key_failing_on_listing_is_skipped() {
     assert!(ids(&v).contains(&"gemini-2.5-flash".to_owned()));
 }
 
-/// Google down: one failed fetch, then requests answer from what is known without fetching
-/// again for a while (each fetch can take three keys' timeouts).
+/// Google down: one failed fetch, then requests answer at once with the failure, without
+/// fetching again for a while (each fetch can take three keys' timeouts).
 #[tokio::test]
 async fn a_failed_list_fetch_is_not_repeated_by_every_request() {
     let mock = MockGemini::start().await.unwrap();
@@ -148,7 +173,8 @@ async fn a_failed_list_fetch_is_not_repeated_by_every_request() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let before = list_fetches();
     for _ in 0..5 {
-        assert_eq!(h.get("/v1/models").await.status(), 200);
+        // No list could be loaded: 503 with the reason (CONTRACT §6), not an empty list.
+        assert_eq!(h.get("/v1/models").await.status(), 503);
     }
     assert_eq!(list_fetches(), before, "no new fetch within the back-off");
 }

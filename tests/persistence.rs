@@ -209,7 +209,7 @@ async fn added_and_removed_keys_survive_and_tombstones_yield_to_env_changes() {
         .iter()
         .map(|k| k["id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(d["key_count"], 2);
+    assert_eq!(d["keys"].as_array().map(Vec::len), Some(2));
     assert!(
         ids.contains(&hajimi::mask::KeyId::of(KEYS[2]).to_string()),
         "the added key is back"
@@ -223,8 +223,8 @@ async fn added_and_removed_keys_survive_and_tombstones_yield_to_env_changes() {
     let changed = format!("{},{}", KEYS[1], KEYS[0]);
     let server = boot(&mock, dir.path(), &[("GEMINI_API_KEYS", &changed)]).await;
     assert_eq!(
-        dashboard(&server).await["key_count"],
-        3,
+        dashboard(&server).await["keys"].as_array().map(Vec::len),
+        Some(3),
         "the variable changed: its keys count again"
     );
     server.shutdown().await.unwrap();
@@ -260,7 +260,8 @@ async fn hajimis_settings_json_is_imported_once() {
         (Some(true), Some("搜索！"))
     );
     assert_eq!(
-        d["key_count"], 3,
+        d["keys"].as_array().map(Vec::len),
+        Some(3),
         "HAJIMI's saved keys join the environment's"
     );
     let (s, _) = admin_post(
@@ -474,7 +475,11 @@ async fn a_sigkill_loses_nothing_committed() {
         d["max_empty_responses"], 3,
         "the committed setting survived"
     );
-    assert_eq!(d["key_count"], 4, "the committed key survived");
+    assert_eq!(
+        d["keys"].as_array().map(Vec::len),
+        Some(4),
+        "the committed key survived"
+    );
     assert!(
         d["last_24h_calls"].as_u64().unwrap() >= 5,
         "usage older than a second survived: {}",

@@ -86,7 +86,8 @@ fn boolean(v: &Value) -> Result<bool, String> {
     match v {
         Value::Bool(b) => Ok(*b),
         // Saved values and env-style strings are accepted too.
-        Value::String(s) => Ok(crate::config::parse::parse_bool(s)),
+        Value::String(s) => crate::config::parse::parse_bool(s)
+            .ok_or_else(|| format!("{s:?} is not a boolean (true/false, 1/0, yes/no, on/off)")),
         other => Err(format!("{other} is not a boolean")),
     }
 }

@@ -43,6 +43,39 @@ pub fn extract_keys(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Characters an AI Studio key is made of.
+fn key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+/// In a variable that holds AI Studio keys, the entries that look like an attempt at a key
+/// but are not one: `(position, token, truncated)`, position counted from 1 over the entries
+/// separated by commas, semicolons and whitespace. A token is a run of key characters that
+/// starts with `AIza`, or is 30 characters or longer, and is not exactly a key; `truncated`
+/// when a key was still taken from its first 39 characters (HAJIMI's pattern has no end
+/// anchor). Variables holding no AI Studio key are relay keys, taken as they are: nothing
+/// is reported there.
+pub fn malformed(text: &str) -> Vec<(usize, String, bool)> {
+    if find_ai_studio_keys(text).is_empty() {
+        return Vec::new();
+    }
+    let entries = text
+        .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+        .filter(|e| !e.is_empty());
+    let mut found = Vec::new();
+    for (i, entry) in entries.enumerate() {
+        for run in entry.split(|c: char| !key_char(c)) {
+            let is_key = run.len() == KEY_LEN && run.starts_with("AIzaSy");
+            if is_key || !(run.starts_with("AIza") || run.len() >= 30) {
+                continue;
+            }
+            let truncated = run.len() > KEY_LEN && !find_ai_studio_keys(run).is_empty();
+            found.push((i + 1, run.to_owned(), truncated));
+        }
+    }
+    found
+}
+
 /// Appends keys not seen before, keeping first-seen order.
 pub fn dedup_into(into: &mut Vec<String>, seen: &mut HashSet<String>, keys: Vec<String>) {
     for key in keys {
@@ -83,6 +116,24 @@ mod tests {
         let k1 = fake("A1");
         let text = format!("{k1},not-a-key");
         assert_eq!(extract_keys(&text), vec![k1]);
+    }
+
+    #[test]
+    fn near_keys_are_reported_by_position() {
+        let (k1, k2) = (fake("A1"), fake("B2"));
+        let text = format!("{k1}, AIzaSyTooShort; note\n\"{k2}X\" first: {k2}");
+        assert_eq!(
+            malformed(&text),
+            vec![
+                (2, "AIzaSyTooShort".to_owned(), false),
+                (4, format!("{k2}X"), true)
+            ]
+        );
+        assert!(
+            malformed("sk-relay-one, AIzaShort").is_empty(),
+            "no AI Studio key: relay keys"
+        );
+        assert!(malformed(&format!("key={k1}")).is_empty());
     }
 
     #[test]

@@ -167,6 +167,8 @@ pub struct Config {
     pub settings: Settings,
     pub keys: Vec<String>,
     pub provenance: BTreeMap<String, Source>,
+    /// The value in effect for every variable read, masked for display (`hajimi config`).
+    pub effective: BTreeMap<String, String>,
     pub warnings: Vec<String>,
     /// The raw values behind the settings (for the dashboard precedence rule).
     pub env: RawEnv,
@@ -293,10 +295,19 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
 
     let password_raw = v.opt_string("PASSWORD");
     let password_is_default = password_raw.is_none();
+    if password_is_default {
+        v.effective
+            .insert("PASSWORD".into(), "123 (HAJIMI's public default)".into());
+    }
     let password = Secret::new(password_raw.unwrap_or_else(|| "123".to_owned()));
-    let web_password = v
-        .opt_string("WEB_PASSWORD")
-        .map_or_else(|| password.clone(), Secret::new);
+    let web_password = v.opt_string("WEB_PASSWORD").map_or_else(
+        || {
+            v.effective
+                .insert("WEB_PASSWORD".into(), "(same as PASSWORD)".into());
+            password.clone()
+        },
+        Secret::new,
+    );
 
     let trusted_proxies = parse_trusted(&mut v)?;
     let log_format = match v.string("LOG_FORMAT", "text").to_ascii_lowercase().as_str() {
@@ -311,7 +322,15 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
             ));
         }
     };
-    let log_level = v.string("LOG_LEVEL", "info");
+    let log_level = v.string("LOG_LEVEL", "info").to_ascii_lowercase();
+    if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
+        return Err(Values::error(
+            "LOG_LEVEL",
+            &log_level,
+            "error, warn, info, debug or trace (RUST_LOG takes filter directives)",
+            "error、warn、info、debug 或 trace 之一（过滤规则请用 RUST_LOG）",
+        ));
+    }
 
     let stats_reset_timezone = v.string("STATS_RESET_TIMEZONE", "America/Los_Angeles");
     if jiff::tz::TimeZone::get(&stats_reset_timezone).is_err() {
@@ -324,6 +343,7 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
     }
 
     let gemini_base_url = normalise_base_url(&v.string("GEMINI_BASE_URL", DEFAULT_GEMINI_BASE_URL));
+    v.show("GEMINI_BASE_URL", &gemini_base_url);
     if !(gemini_base_url.starts_with("http://") || gemini_base_url.starts_with("https://")) {
         return Err(Values::error(
             "GEMINI_BASE_URL",
@@ -351,6 +371,7 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
             }
         }
     };
+    v.show("STORAGE_DIR", &storage_dir.path.display().to_string());
 
     let mut either = |upper: &str, lower: &str| v.opt_string(upper).or_else(|| v.opt_string(lower));
     let proxies = ProxyEnv {
@@ -487,6 +508,9 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
     };
 
     let (keys, key_vars) = collect_keys(&mut v);
+    if let Some(e) = v.take_error() {
+        return Err(e);
+    }
     let env = RawEnv(v.raw_values());
 
     let mut warnings = std::mem::take(&mut v.warnings);
@@ -516,6 +540,7 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
         settings,
         keys,
         provenance: std::mem::take(&mut v.provenance),
+        effective: std::mem::take(&mut v.effective),
         warnings,
         env,
         key_vars,
@@ -528,24 +553,44 @@ fn collect_keys(v: &mut Values) -> (Vec<String>, Vec<(String, String)>) {
     let mut all = Vec::new();
     let mut vars = Vec::new();
     let mut seen = HashSet::new();
-    let mut take = |name: &str, text: &str, all: &mut Vec<String>, seen: &mut HashSet<String>| {
+    let mut take = |v: &mut Values,
+                    name: &str,
+                    all: &mut Vec<String>,
+                    seen: &mut HashSet<String>| {
+        let Some((text, _)) = v.get(name) else {
+            return;
+        };
         let before = all.len();
-        keys::dedup_into(all, seen, keys::extract_keys(text));
+        let found = keys::extract_keys(&text);
+        let masked: Vec<String> = found.iter().map(|k| crate::mask::mask(k)).collect();
+        v.effective.insert(
+            name.to_owned(),
+            format!("{} key(s): {}", found.len(), masked.join(", ")),
+        );
+        keys::dedup_into(all, seen, found);
         for k in &all[before..] {
             vars.push((k.clone(), name.to_owned()));
         }
+        for (position, token, truncated) in keys::malformed(&text) {
+            let masked = crate::mask::mask(&token);
+            v.warnings.push(if truncated {
+                format!(
+                    "{name} 第 {position} 项（{masked}）比密钥长，只使用了前 39 个字符 / {name} entry {position} ({masked}) is longer than a key (AIzaSy + 33 characters): only its first 39 characters are used"
+                )
+            } else {
+                format!(
+                    "{name} 第 {position} 项（{masked}）不是 Gemini 密钥格式（AIzaSy 加 33 个字符），已忽略 / {name} entry {position} ({masked}) is not key-shaped (AIzaSy + 33 characters) and was ignored"
+                )
+            });
+        }
     };
-    if let Some((text, _)) = v.get("GEMINI_API_KEYS") {
-        take("GEMINI_API_KEYS", &text, &mut all, &mut seen);
-    }
+    take(v, "GEMINI_API_KEYS", &mut all, &mut seen);
     for i in 1..=98 {
         let name = format!("GEMINI_API_KEYS_{i}");
         if !v.is_set(&name) {
             break;
         }
-        if let Some((text, _)) = v.get(&name) {
-            take(&name, &text, &mut all, &mut seen);
-        }
+        take(v, &name, &mut all, &mut seen);
     }
     (all, vars)
 }
@@ -588,7 +633,20 @@ pub fn normalise_base_url(url: &str) -> String {
     u
 }
 
-/// Removes a leading `models/` from a model name.
+/// The host (and port, when given) of an upstream base URL, as messages name it.
+pub fn base_url_host(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            let host = u.host_str()?.to_owned();
+            Some(match u.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        })
+        .unwrap_or_else(|| url.to_owned())
+}
+
 /// A list of model names as the lists compare them: without Google's `models/` prefix.
 pub fn model_names(list: Vec<String>) -> Vec<String> {
     list.into_iter()
@@ -792,6 +850,19 @@ mod tests {
     }
 
     #[test]
+    fn the_upstream_host_is_named_with_its_port() {
+        assert_eq!(
+            base_url_host(DEFAULT_GEMINI_BASE_URL),
+            "generativelanguage.googleapis.com"
+        );
+        assert_eq!(base_url_host("http://127.0.0.1:9"), "127.0.0.1:9");
+        assert_eq!(
+            base_url_host("https://relay.example/proxy"),
+            "relay.example"
+        );
+    }
+
+    #[test]
     fn trusted_proxies_parse_cidrs_and_star() {
         let c = load(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")]);
         let Ok(c) = c else { return assert!(c.is_ok()) };
@@ -818,6 +889,52 @@ mod tests {
                 .trusts(IpAddr::from([1, 2, 3, 4])))
                 .unwrap_or(false)
         );
+    }
+
+    #[test]
+    fn an_unknown_log_level_stops_start_up() {
+        let err = load(&[("LOG_LEVEL", "verbose")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("LOG_LEVEL=\"verbose\""), "{err}");
+        assert!(err.contains("error, warn, info, debug or trace"), "{err}");
+        let c = load(&[("LOG_LEVEL", "DEBUG")]);
+        assert_eq!(
+            c.map(|c| c.settings.log_level).ok().as_deref(),
+            Some("debug")
+        );
+    }
+
+    #[test]
+    fn a_misspelled_boolean_stops_start_up() {
+        let err = load(&[("FAKE_STREAMING", "ture")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("FAKE_STREAMING"), "{err}");
+        let c = load(&[("FAKE_STREAMING", "Off"), ("PRECISE_CACHE", "on")]);
+        let Ok(c) = c else { return assert!(c.is_ok()) };
+        assert!(!c.settings.fake_streaming && c.settings.precise_cache);
+    }
+
+    #[test]
+    fn a_token_that_is_not_key_shaped_is_reported_by_position_and_masked() {
+        let [k1, k2, _] = fake_keys();
+        let short = "AIzaSyTruncatedKey12345";
+        let text = format!("{k1}, {short}\n{k2}");
+        let c = load(&[("GEMINI_API_KEYS", &text)]);
+        let Ok(c) = c else { return assert!(c.is_ok()) };
+        assert_eq!(c.keys, vec![k1, k2]);
+        let warning = c
+            .warnings
+            .iter()
+            .find(|w| w.contains("GEMINI_API_KEYS"))
+            .cloned()
+            .unwrap_or_default();
+        assert!(warning.contains("entry 2"), "{warning}");
+        assert!(warning.contains(&crate::mask::mask(short)), "{warning}");
+        assert!(!warning.contains(short), "masked: {warning}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! HAJIMI's value rules, applied to one merged view of the configuration sources
-//! (CONTRACT §1): booleans are `true`/`1`/`yes`, an empty value means unset, surrounding
-//! double quotes are stripped, an unparsable value is an error naming the variable, and a
-//! parsable but out-of-range value becomes the nearest valid one with a warning.
+//! (CONTRACT §1): booleans are `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off` (any case),
+//! an empty value means unset, surrounding double quotes are stripped, an unparsable value
+//! is an error naming the variable, and a parsable but out-of-range value becomes the
+//! nearest valid one with a warning. Every read also records the value in effect, masked,
+//! for `hajimi config`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -41,12 +43,18 @@ pub struct ConfigError {
     pub expected_zh: &'static str,
 }
 
-/// The merged raw values plus the bookkeeping of one load: provenance and warnings.
+/// The merged raw values plus the bookkeeping of one load: provenance, the effective value
+/// of each setting read (masked, for display), warnings, and the first unparsable value met
+/// by a reader that cannot fail on the spot ([`Values::bool`]).
 #[derive(Default)]
 pub struct Values {
     raw: BTreeMap<String, (String, Source)>,
     pub provenance: BTreeMap<String, Source>,
+    /// The value in effect for every variable read, as `hajimi config` shows it: secrets
+    /// masked (CONTRACT §7), credentials in URLs hidden, unset values as `(unset)`.
+    pub effective: BTreeMap<String, String>,
     pub warnings: Vec<String>,
+    error: Option<ConfigError>,
 }
 
 impl Values {
@@ -81,17 +89,55 @@ impl Values {
         self.raw.contains_key(name)
     }
 
+    /// Records the value in effect for `name` (masked when the name holds a secret).
+    pub fn show(&mut self, name: &str, value: &str) {
+        self.effective.insert(name.to_owned(), shown(name, value));
+    }
+
+    /// The first unparsable value met by [`Values::bool`], if any (taken once).
+    pub fn take_error(&mut self) -> Option<ConfigError> {
+        self.error.take()
+    }
+
     pub fn string(&mut self, name: &str, default: &str) -> String {
-        self.get(name)
-            .map_or_else(|| default.to_owned(), |(v, _)| v)
+        let value = self
+            .get(name)
+            .map_or_else(|| default.to_owned(), |(v, _)| v);
+        self.show(name, &value);
+        value
     }
 
     pub fn opt_string(&mut self, name: &str) -> Option<String> {
-        self.get(name).map(|(v, _)| v)
+        let value = self.get(name).map(|(v, _)| v);
+        match &value {
+            Some(v) => self.show(name, v),
+            None => {
+                self.effective.insert(name.to_owned(), UNSET.to_owned());
+            }
+        }
+        value
     }
 
+    /// A boolean (CONTRACT §1's words). Anything else is remembered as the load's error
+    /// ([`Values::take_error`]) and the default is returned meanwhile.
     pub fn bool(&mut self, name: &str, default: bool) -> bool {
-        self.get(name).map_or(default, |(v, _)| parse_bool(&v))
+        let value = match self.get(name) {
+            None => default,
+            Some((raw, _)) => match parse_bool(&raw) {
+                Some(b) => b,
+                None => {
+                    self.error.get_or_insert(ConfigError {
+                        name: name.to_owned(),
+                        value: raw,
+                        expected: "true/false (also 1/0, yes/no, on/off)",
+                        expected_zh: "true/false（或 1/0、yes/no、on/off）",
+                    });
+                    default
+                }
+            },
+        };
+        self.show(name, if value { "true" } else { "false" });
+        value
     }
 
     /// An integer clamped to `[min, max]` with a warning when outside.
@@ -103,6 +149,7 @@ impl Values {
         max: i64,
     ) -> Result<i64, ConfigError> {
         let Some((raw, _)) = self.get(name) else {
+            self.show(name, &default.to_string());
             return Ok(default);
         };
         let value = parse_int(&raw).ok_or_else(|| ConfigError {
@@ -111,7 +158,9 @@ impl Values {
             expected: "an integer",
             expected_zh: "整数",
         })?;
-        Ok(self.clamp(name, value, min, max))
+        let value = self.clamp(name, value, min, max);
+        self.show(name, &value.to_string());
+        Ok(value)
     }
 
     pub fn uint(&mut self, name: &str, default: u32, min: u32) -> Result<u32, ConfigError> {
@@ -140,6 +189,7 @@ impl Values {
         max: Duration,
     ) -> Result<Duration, ConfigError> {
         let Some((raw, _)) = self.get(name) else {
+            self.show(name, &seconds(default));
             return Ok(default);
         };
         let value = parse_duration(&raw).ok_or_else(|| ConfigError {
@@ -148,17 +198,21 @@ impl Values {
             expected: "a number of seconds such as 1.5, or a duration such as 500ms",
             expected_zh: "秒数（如 1.5）或带单位的时长（如 500ms）",
         })?;
-        if value < min || value > max {
+        let value = if value < min || value > max {
             let fixed = value.clamp(min, max);
-            self.warn_range(name, &raw, &format!("{}s", fixed.as_secs_f64()));
-            return Ok(fixed);
-        }
+            self.warn_range(name, &raw, &seconds(fixed));
+            fixed
+        } else {
+            value
+        };
+        self.show(name, &seconds(value));
         Ok(value)
     }
 
     /// A byte size (`67108864`, `64MiB`, `10MB`), at least `min`.
     pub fn size(&mut self, name: &str, default: usize, min: usize) -> Result<usize, ConfigError> {
         let Some((raw, _)) = self.get(name) else {
+            self.show(name, &bytes(default));
             return Ok(default);
         };
         let value = parse_size(&raw).ok_or_else(|| ConfigError {
@@ -167,18 +221,28 @@ impl Values {
             expected: "a size in bytes such as 67108864 or 64MiB",
             expected_zh: "字节数（如 67108864 或 64MiB）",
         })?;
-        if value < min {
+        let value = if value < min {
             self.warn_range(name, &raw, &min.to_string());
-            return Ok(min);
-        }
+            min
+        } else {
+            value
+        };
+        self.show(name, &bytes(value));
         Ok(value)
     }
 
     /// A comma-separated list, trimmed, empty entries dropped.
     pub fn list(&mut self, name: &str) -> Vec<String> {
-        self.get(name)
+        let list = self
+            .get(name)
             .map(|(v, _)| split_list(&v))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if list.is_empty() {
+            self.effective.insert(name.to_owned(), "(empty)".to_owned());
+        } else {
+            self.show(name, &list.join(", "));
+        }
+        list
     }
 
     pub fn error(
@@ -212,6 +276,49 @@ impl Values {
     }
 }
 
+/// How an unset optional value is shown.
+pub const UNSET: &str = "(unset)";
+
+/// Variables holding a password: shown with at most their last two characters.
+const PASSWORDS: &[&str] = &["PASSWORD", "WEB_PASSWORD", "METRICS_PASSWORD"];
+/// Variables holding upstream keys: each key masked (CONTRACT §7).
+const KEY_LISTS: &[&str] = &["VERTEX_EXPRESS_API_KEY", "INVALID_API_KEYS"];
+
+/// A value as `hajimi config` shows it: passwords as `…` and their last two characters,
+/// keys masked, credentials JSON as `(set)`, and any `user:password@` in a URL (proxies,
+/// `REDIS_URL`) with the password replaced by `****`.
+pub fn shown(name: &str, value: &str) -> String {
+    use crate::mask::{mask, mask_password, mask_url_credentials};
+    if PASSWORDS.contains(&name) {
+        mask_password(value)
+    } else if name == "GOOGLE_CREDENTIALS_JSON" {
+        "(set)".to_owned()
+    } else if KEY_LISTS.contains(&name) || name.starts_with("GEMINI_API_KEYS") {
+        value
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|k| !k.is_empty())
+            .map(mask)
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        mask_url_credentials(value)
+    }
+}
+
+/// A duration as seconds (`600s`, `0.5s`).
+pub fn seconds(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
+
+fn bytes(n: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if n >= MIB && n.is_multiple_of(MIB) {
+        format!("{n} ({} MiB)", n / MIB)
+    } else {
+        n.to_string()
+    }
+}
+
 /// Strips surrounding whitespace and one pair of surrounding double quotes.
 pub fn normalise(value: &str) -> String {
     let v = value.trim();
@@ -222,12 +329,14 @@ pub fn normalise(value: &str) -> String {
     v.trim().to_owned()
 }
 
-/// HAJIMI's boolean: `true`, `1` or `yes` in any case; anything else is false.
-pub fn parse_bool(value: &str) -> bool {
-    matches!(
-        value.trim().to_ascii_lowercase().as_str(),
-        "true" | "1" | "yes"
-    )
+/// A boolean as CONTRACT §1 spells it: `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off`,
+/// in any case. Anything else is unparsable (HAJIMI read it as false, silently).
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 /// Python `int()` semantics for the cases people write: optional sign, digits, underscores.
@@ -295,13 +404,38 @@ mod tests {
     }
 
     #[test]
-    fn booleans_follow_hajimi() {
-        for yes in ["true", "TRUE", "1", "yes", "Yes", " true "] {
-            assert!(parse_bool(yes), "{yes}");
+    fn booleans_accept_exactly_the_contract_words() {
+        for yes in ["true", "TRUE", "1", "yes", "Yes", " true ", "on", "ON"] {
+            assert_eq!(parse_bool(yes), Some(true), "{yes}");
         }
-        for no in ["false", "0", "no", "on", "y", ""] {
-            assert!(!parse_bool(no), "{no}");
+        for no in ["false", "False", "0", "no", "NO", "off", "Off"] {
+            assert_eq!(parse_bool(no), Some(false), "{no}");
         }
+        for bad in ["ture", "y", "n", "2", "enabled", "yes please", ""] {
+            assert_eq!(parse_bool(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_misspelled_boolean_is_an_error_not_false() {
+        let mut v = values(&[("FAKE_STREAMING", "ture")]);
+        let _ = v.bool("FAKE_STREAMING", true);
+        let err = v.take_error().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("FAKE_STREAMING=\"ture\""), "{err}");
+        assert!(err.contains("true/false"), "{err}");
+    }
+
+    #[test]
+    fn effective_values_are_recorded_for_every_read() {
+        let mut v = values(&[("A", "7"), ("P", "hunter22-long")]);
+        assert_eq!(v.uint("A", 1, 0).ok(), Some(7));
+        assert_eq!(v.uint("B", 3, 0).ok(), Some(3));
+        assert_eq!(v.opt_string("C"), None);
+        let _ = v.duration("D", Duration::from_secs(600), Duration::ZERO, Duration::MAX);
+        assert_eq!(v.effective.get("A").map(String::as_str), Some("7"));
+        assert_eq!(v.effective.get("B").map(String::as_str), Some("3"));
+        assert_eq!(v.effective.get("C").map(String::as_str), Some("(unset)"));
+        assert_eq!(v.effective.get("D").map(String::as_str), Some("600s"));
     }
 
     #[test]

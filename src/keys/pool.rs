@@ -8,7 +8,7 @@
 //! cooldowns are tested on a paused clock.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -64,10 +64,21 @@ pub struct KeySlot {
     /// Successful calls since the last daily reset (`API_KEY_DAILY_LIMIT`).
     calls_today: AtomicU64,
     in_flight: AtomicU32,
+    /// Passed a key check or served a call: a usable key as HAJIMI's dashboard counts them
+    /// (a key whose check got no verdict, say Google unreachable, is not).
+    verified: AtomicBool,
+}
+
+impl Drop for KeySlot {
+    fn drop(&mut self) {
+        crate::mask::release_key(self.secret.expose());
+    }
 }
 
 impl KeySlot {
+    /// A slot for `secret`; while it lives, the key is scrubbed from error text by value.
     fn new(secret: String) -> Self {
+        crate::mask::hold_key(&secret);
         Self {
             id: KeyId::of(&secret),
             secret: Secret::new(secret),
@@ -75,6 +86,7 @@ impl KeySlot {
             cooldowns: Mutex::new(Vec::new()),
             calls_today: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
+            verified: AtomicBool::new(false),
         }
     }
 
@@ -134,6 +146,16 @@ impl KeySlot {
 
     pub fn record_success(&self) {
         self.calls_today.fetch_add(1, Ordering::Relaxed);
+        self.mark_verified();
+    }
+
+    /// Google accepted this key (a check passed, or a call succeeded).
+    pub fn mark_verified(&self) {
+        self.verified.store(true, Ordering::Relaxed);
+    }
+
+    pub fn verified(&self) -> bool {
+        self.verified.load(Ordering::Relaxed)
     }
 
     /// Restores today's count (from the store, at start-up).
@@ -300,6 +322,16 @@ impl KeyPool {
             .load()
             .iter()
             .filter(|s| s.state() == KeyState::Active)
+            .count()
+    }
+
+    /// Active keys that Google accepted (passed a check or served a call): HAJIMI's
+    /// "usable keys" (`key_count`).
+    pub fn usable_count(&self) -> usize {
+        self.slots
+            .load()
+            .iter()
+            .filter(|s| s.state() == KeyState::Active && s.verified())
             .count()
     }
 

@@ -44,12 +44,10 @@ pub async fn list_models(State(state): State<AppState>, request: Request) -> Res
         .models
         .ensure(&snap, &state.keys, &state.upstream)
         .await;
-    let models = state.models.current();
-    axum::Json(openai_list(visible_ids(
-        &snap,
-        models.as_deref().map(Vec::as_slice),
-    )))
-    .into_response()
+    match state.models.loaded(&snap, &state.keys) {
+        Ok(models) => axum::Json(openai_list(visible_ids(&snap, Some(&models)))).into_response(),
+        Err(e) => e.render(Flavor::OpenAi),
+    }
 }
 
 pub async fn get_model(
@@ -67,8 +65,11 @@ pub async fn get_model(
         .ensure(&snap, &state.keys, &state.upstream)
         .await;
     let id = crate::config::strip_model_prefix(&id).to_owned();
-    let models = state.models.current();
-    let known = visible_ids(&snap, models.as_deref().map(Vec::as_slice));
+    let models = match state.models.loaded(&snap, &state.keys) {
+        Ok(models) => models,
+        Err(e) => return e.render(Flavor::OpenAi),
+    };
+    let known = visible_ids(&snap, Some(&models));
     if known.contains(&id) && model_allowed(&snap, &id) {
         return axum::Json(openai_model(id)).into_response();
     }

@@ -80,6 +80,7 @@ fn key_view(state: &AppState, slot: &crate::keys::KeySlot, snap: &Settings) -> V
         "id": slot.id.to_string(),
         "key": slot.masked(),
         "state": slot.state().as_str(),
+        "verified": slot.verified(),
         "cooldowns": cooldowns,
         "calls_today": today.total.calls,
         "successes_today": today.total.successes,
@@ -139,8 +140,15 @@ pub async fn dashboard_data(State(state): State<AppState>, request: Request) -> 
         .map(|(m, c)| (m, serde_json::to_value(c).unwrap_or(Value::Null)))
         .collect();
     let inflight = state.inflight_len();
+    // HAJIMI's "可用密钥数量": the keys that passed the check. With SKIP_CHECK_API_KEY HAJIMI
+    // puts every key in its pool untested, and so counts every key still in rotation.
+    let key_count = if snap.skip_check_api_key {
+        state.keys.active_count()
+    } else {
+        state.keys.usable_count()
+    };
     axum::Json(json!({
-        "key_count": slots.len(),
+        "key_count": key_count,
         "model_count": available.len(),
         "available_models": available,
         "retry_count": snap.max_retry_num,
@@ -341,6 +349,22 @@ async fn add_keys(state: &AppState, text: &str) -> Response {
     }
     let added = state.keys.add(&keys);
     tracing::info!(added, "keys added from the dashboard");
+    if added > 0 && !state.live.current().skip_check_api_key {
+        // New keys count as usable once they pass a check, as at start-up.
+        let fresh: Vec<_> = state
+            .keys
+            .slots()
+            .iter()
+            .filter(|s| !s.verified() && keys.iter().any(|k| k == s.secret()))
+            .cloned()
+            .collect();
+        let s = state.clone();
+        state.spawn_tracked(async move {
+            let snap = s.live.current();
+            let report = crate::keys::health::check_all(&s.upstream, &snap, fresh).await;
+            crate::record_invalid(&s, &report.changed);
+        });
+    }
     if state.models.current().is_none_or(|m| m.is_empty()) {
         let s = state.clone();
         state.spawn_tracked(async move {
