@@ -3,7 +3,9 @@
 //! the recorded fixtures.
 
 pub mod answer;
+pub mod anthropic;
 pub mod chat;
+pub mod history;
 pub mod schema;
 pub mod stream;
 pub mod thinking;
