@@ -270,6 +270,19 @@ pub fn parse_arguments(raw: &str) -> Option<Value> {
     }
 }
 
+/// Adds one stream's usage to another (a broken stream continued by a rescue).
+pub fn add_usage(
+    into: &mut crate::wire::gemini::UsageMetadata,
+    u: &crate::wire::gemini::UsageMetadata,
+) {
+    into.prompt_token_count += u.prompt_token_count;
+    into.candidates_token_count += u.candidates_token_count;
+    into.thoughts_token_count += u.thoughts_token_count;
+    into.cached_content_token_count += u.cached_content_token_count;
+    into.tool_use_prompt_token_count += u.tool_use_prompt_token_count;
+    into.total_token_count += u.total_token_count;
+}
+
 /// Mints the ids an answer needs (`toolu_…`, `call_…`, `msg_…`): random in service,
 /// sequential in tests so rendered streams can be compared byte for byte.
 #[derive(Debug, Clone)]
@@ -288,6 +301,35 @@ impl IdMint {
                 format!("{prefix}{n:024}")
             }
         }
+    }
+}
+
+/// Helpers for the dialect tests: fixtures and golden files.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// A file under `tests/fixtures/`.
+    pub(crate) fn fixture_text(path: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture")
+    }
+
+    /// Compares with `tests/fixtures/golden/<path>`, or rewrites it with
+    /// `HAJIMI_UPDATE_GOLDEN=1`.
+    pub(crate) fn golden(path: &str, actual: &str) {
+        let full = format!(
+            "{}/tests/fixtures/golden/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        if std::env::var_os("HAJIMI_UPDATE_GOLDEN").is_some() {
+            std::fs::write(&full, actual).expect("write golden");
+            return;
+        }
+        let expected =
+            std::fs::read_to_string(&full).expect("golden file (HAJIMI_UPDATE_GOLDEN=1)");
+        assert_eq!(actual, expected, "golden {path} differs");
     }
 }
 

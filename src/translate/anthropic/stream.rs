@@ -106,7 +106,7 @@ impl MessageStream {
     /// Starts a continuation: the broken stream's usage is carried into the final count.
     pub fn begin_rescue(&mut self) {
         if let Some(u) = self.usage.take() {
-            add_usage(&mut self.carried, &u);
+            crate::translate::history::add_usage(&mut self.carried, &u);
         }
     }
 
@@ -119,7 +119,7 @@ impl MessageStream {
     pub fn total_usage(&self) -> UsageMetadata {
         let mut total = self.carried;
         if let Some(u) = &self.usage {
-            add_usage(&mut total, u);
+            crate::translate::history::add_usage(&mut total, u);
         }
         total
     }
@@ -191,15 +191,6 @@ impl MessageStream {
         buf.extend_from_slice(b"\n\n");
         Bytes::from(buf)
     }
-}
-
-fn add_usage(into: &mut UsageMetadata, u: &UsageMetadata) {
-    into.prompt_token_count += u.prompt_token_count;
-    into.candidates_token_count += u.candidates_token_count;
-    into.thoughts_token_count += u.thoughts_token_count;
-    into.cached_content_token_count += u.cached_content_token_count;
-    into.tool_use_prompt_token_count += u.tool_use_prompt_token_count;
-    into.total_token_count += u.total_token_count;
 }
 
 fn block_frame(event: &BlockEvent) -> Bytes {

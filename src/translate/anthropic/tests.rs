@@ -9,31 +9,10 @@ use serde_json::{Value, json};
 use super::answer::{AnswerOptions, Blocks, to_message_with};
 use super::*;
 use crate::signatures::SKIP_VALIDATOR;
+use crate::translate::history::testing::{fixture_text, golden};
 use crate::translate::history::{IdMint, carry};
 use crate::wire::anthropic::MessagesRequest;
 use crate::wire::gemini::GenerateContentResponse;
-
-fn fixture_text(path: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/tests/fixtures/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("fixture")
-}
-
-/// Compares with a golden file, or rewrites it with `HAJIMI_UPDATE_GOLDEN=1`.
-pub(crate) fn golden(path: &str, actual: &str) {
-    let full = format!(
-        "{}/tests/fixtures/golden/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    if std::env::var_os("HAJIMI_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&full, actual).expect("write golden");
-        return;
-    }
-    let expected = std::fs::read_to_string(&full).expect("golden file (HAJIMI_UPDATE_GOLDEN=1)");
-    assert_eq!(actual, expected, "golden {path} differs");
-}
 
 fn request(body: Value) -> MessagesRequest {
     serde_json::from_value(body).expect("messages request")
