@@ -454,6 +454,10 @@ fn a_function_call_signature_travels_in_a_thinking_block_when_thinking_is_on() {
         .clone()
         .expect("signature");
     let (m, sigs) = answer(&resp, true, "gemini-2.5-flash");
+    golden(
+        "anthropic.message.tool-use.json",
+        &(serde_json::to_string_pretty(&m).expect("json") + "\n"),
+    );
     let id = "toolu_000000000000000000000001";
     assert_eq!(
         m["content"],
