@@ -439,3 +439,59 @@ impl ModelList {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn requests_parse_leniently() {
+        let req: MessagesRequest = serde_json::from_value(json!({
+            "model": "claude-sonnet-4-5", "max_tokens": 10,
+            "thinking": {"type": "something_new"},
+            "tool_choice": {"type": "mystery"},
+            "context_management": {"edits": []},
+            "messages": [{"role": "assistant", "content": [
+                {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}},
+                {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
+                {"type": "image", "source": {"type": "future_kind"}},
+                {"type": "text", "text": "ok", "citations": null, "cache_control": {"type": "ephemeral"}}
+            ]}]
+        }))
+        .expect("parses");
+        assert!(matches!(req.thinking, Some(Thinking::Other)));
+        assert!(matches!(req.tool_choice, Some(ToolChoice::Other)));
+        let MessageContent::Blocks(blocks) = &req.messages[0].content else {
+            panic!("blocks");
+        };
+        assert!(matches!(blocks[0], ContentBlock::Other));
+        assert!(matches!(
+            blocks[2],
+            ContentBlock::Image {
+                source: Source::Other
+            }
+        ));
+        assert!(matches!(&blocks[3], ContentBlock::Text { text } if text == "ok"));
+    }
+
+    #[test]
+    fn thinking_display_decides_whether_text_is_shown() {
+        let t = |v: serde_json::Value| serde_json::from_value::<Thinking>(v).expect("thinking");
+        assert!(t(json!({"type": "enabled", "budget_tokens": 2048})).shows_text());
+        assert!(!t(json!({"type": "adaptive", "display": "omitted"})).shows_text());
+        assert!(t(json!({"type": "adaptive", "display": "omitted"})).is_on());
+        assert!(!t(json!({"type": "disabled"})).is_on());
+    }
+
+    #[test]
+    fn the_model_list_has_anthropics_shape() {
+        let list = ModelList::new([("gemini-2.5-pro".to_owned(), "Gemini 2.5 Pro".to_owned())]);
+        assert_eq!(
+            serde_json::to_value(&list).expect("json"),
+            json!({"data": [{"type": "model", "id": "gemini-2.5-pro", "display_name": "Gemini 2.5 Pro",
+                             "created_at": "2024-01-01T00:00:00Z"}],
+                   "has_more": false, "first_id": "gemini-2.5-pro", "last_id": "gemini-2.5-pro"})
+        );
+    }
+}

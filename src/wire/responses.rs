@@ -502,3 +502,39 @@ pub struct Sequenced<'a> {
     pub event: &'a StreamEvent,
     pub sequence_number: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn input_items_parse_with_or_without_type_and_unknown_ones_are_kept_aside() {
+        let req: CreateResponse = serde_json::from_value(json!({
+            "model": "gpt-5", "store": false, "include": ["reasoning.encrypted_content"],
+            "input": [
+                {"role": "user", "content": "hi"},
+                {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "yo", "annotations": []}]},
+                {"type": "item_reference", "id": "msg_1"},
+                {"type": "reasoning", "id": "rs_1", "summary": [], "content": null, "encrypted_content": "x"},
+                {"type": "message", "role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}
+            ]
+        }))
+        .expect("parses");
+        assert!(!req.stores());
+        let Some(Input::Items(items)) = &req.input else {
+            panic!("items");
+        };
+        assert!(matches!(&items[0], InputItem::Message(m) if m.role == "user"));
+        assert!(matches!(&items[2], InputItem::Other(kind) if kind == "item_reference"));
+        assert!(
+            matches!(&items[3], InputItem::Reasoning(r) if r.encrypted_content.as_deref() == Some("x"))
+        );
+        assert!(matches!(&items[4], InputItem::Message(m)
+            if matches!(&m.content, MessageContent::Parts(p) if matches!(p[0], ContentPart::Other))));
+        let bad = serde_json::from_value::<CreateResponse>(
+            json!({"model": "m", "input": [{"content": "x"}]}),
+        );
+        assert!(bad.is_err(), "an item without type or role");
+    }
+}
