@@ -17,6 +17,9 @@ pub enum Flavor {
     Gemini,
     /// HAJIMI's dashboard API: `{"detail": "..."}`.
     Detail,
+    /// Anthropic Messages routes: `{"type": "error", "error": {"type", "message"}}` with
+    /// Anthropic's statuses (529 overloaded, 402 billing for long waits).
+    Anthropic,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -125,6 +128,11 @@ impl GatewayError {
     /// The status in a route family's shape: long quota waits are a 503 for OpenAI
     /// clients but stay Google's 429 on native routes.
     pub fn status_in(&self, flavor: Flavor) -> StatusCode {
+        if flavor == Flavor::Anthropic
+            && let Some(status) = self.anthropic_status()
+        {
+            return status;
+        }
         match self {
             Self::InsufficientQuota { retired, .. } => {
                 if flavor == Flavor::Gemini && !retired {
@@ -198,6 +206,48 @@ impl GatewayError {
         }
     }
 
+    /// Where Anthropic's statuses differ from OpenAI's (CONTRACT §3): no usable credential
+    /// for a short while is 529 `overloaded_error` (agents retry it), a long wait or every
+    /// key retired is 402 `billing_error` (nothing changes soon, so agents should not retry).
+    fn anthropic_status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Unavailable { .. } => StatusCode::from_u16(529).ok(),
+            Self::InsufficientQuota { .. } => Some(StatusCode::PAYMENT_REQUIRED),
+            _ => None,
+        }
+    }
+
+    /// Anthropic's error type for this error.
+    pub fn anthropic_type(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } | Self::MethodNotAllowed => "invalid_request_error",
+            Self::Unauthorized | Self::WebUnauthorized => "authentication_error",
+            Self::ForbiddenClient | Self::Forbidden { .. } => "permission_error",
+            Self::NotFound { .. } => "not_found_error",
+            Self::PayloadTooLarge { .. } => "request_too_large",
+            Self::RateLimited { .. } | Self::QuotaExhausted { .. } => "rate_limit_error",
+            Self::InsufficientQuota { .. } => "billing_error",
+            Self::Unavailable { .. } => "overloaded_error",
+            Self::Timeout { .. } => "timeout_error",
+            Self::BadGateway { .. } | Self::NotImplemented(_) | Self::Internal(_) => "api_error",
+        }
+    }
+
+    /// Anthropic's error object (`{"type": "error", "error": {"type", "message"}}`), also
+    /// the payload of an in-stream `error` event.
+    pub fn anthropic_body(&self) -> serde_json::Value {
+        serde_json::to_value(self.anthropic_error()).unwrap_or_else(|_| json!({"type": "error"}))
+    }
+
+    /// [`GatewayError::anthropic_body`] as the typed envelope (serialised with `type` first).
+    pub fn anthropic_error(&self) -> crate::wire::anthropic::ErrorResponse {
+        crate::wire::anthropic::ErrorResponse::new(
+            self.status_in(Flavor::Anthropic).as_u16(),
+            self.to_string(),
+            Some(self.anthropic_type()),
+        )
+    }
+
     /// The OpenAI error object (`{"error": {...}}`), also used in-band in streams.
     pub fn openai_body(&self) -> serde_json::Value {
         let param = match self {
@@ -230,6 +280,7 @@ impl GatewayError {
             Flavor::OpenAi => self.openai_body(),
             Flavor::Gemini => self.gemini_body(),
             Flavor::Detail => json!({ "detail": self.to_string() }),
+            Flavor::Anthropic => self.anthropic_body(),
         };
         let mut response = (self.status_in(flavor), axum::Json(body)).into_response();
         if let Some(after) = self.retry_after() {

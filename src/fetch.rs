@@ -337,6 +337,57 @@ pub async fn inline_remote_images(
     Ok(())
 }
 
+/// Where a translated request holds remote media to fetch: `fileData` parts whose URI is
+/// http(s) and that have no MIME type (how the Anthropic and Responses translations mark
+/// image and document URLs), as `(content index, part index, url)`.
+pub fn remote_file_data(
+    request: &crate::wire::gemini::GenerateContentRequest,
+) -> Vec<(usize, usize, String)> {
+    let mut wanted = Vec::new();
+    for (i, content) in request.contents.iter().enumerate() {
+        for (j, part) in content.parts.iter().enumerate() {
+            if let Some(file) = &part.file_data
+                && file.mime_type.is_none()
+                && (file.file_uri.starts_with("http://") || file.file_uri.starts_with("https://"))
+            {
+                wanted.push((i, j, file.file_uri.clone()));
+            }
+        }
+    }
+    wanted
+}
+
+/// Replaces the remote media of a translated request ([`remote_file_data`]) by the fetched
+/// bytes (inline data), fetching up to four at a time, at most [`MAX_REMOTE_IMAGES`].
+pub async fn inline_remote_file_data(
+    request: &mut crate::wire::gemini::GenerateContentRequest,
+    fetcher: &Fetcher,
+) -> Result<(), GatewayError> {
+    let wanted = remote_file_data(request);
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    if wanted.len() > MAX_REMOTE_IMAGES {
+        return Err(GatewayError::bad_request(format!(
+            "远程图片或文件最多 {MAX_REMOTE_IMAGES} 个 / At most {MAX_REMOTE_IMAGES} remote images or documents per request"
+        )));
+    }
+    let fetched: Vec<(usize, usize, Result<Blob, GatewayError>)> =
+        futures_util::stream::iter(wanted)
+            .map(|(i, j, url)| async move { (i, j, fetcher.fetch(&url).await) })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+    for (i, j, blob) in fetched {
+        let blob = blob?;
+        if let Some(part) = request.contents.get_mut(i).and_then(|c| c.parts.get_mut(j)) {
+            part.file_data = None;
+            part.inline_data = Some(blob);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,6 +448,34 @@ mod tests {
             assert!(!address_allowed(ip(bad), false), "{bad}");
             assert!(!address_allowed(ip(bad), true), "{bad} (test switch)");
         }
+    }
+
+    #[test]
+    fn remote_media_marked_by_the_translations_is_found() {
+        use crate::wire::gemini::{Content, FileData, GenerateContentRequest, Part};
+        let file = |uri: &str, mime: Option<&str>| Part {
+            file_data: Some(FileData {
+                mime_type: mime.map(str::to_owned),
+                file_uri: uri.to_owned(),
+            }),
+            ..Part::default()
+        };
+        let request = GenerateContentRequest {
+            contents: vec![Content {
+                role: Some("user".into()),
+                parts: vec![
+                    Part::text("look"),
+                    file("https://example.com/a.png", None),
+                    file("gs://bucket/b.pdf", None),
+                    file("https://example.com/c.pdf", Some("application/pdf")),
+                ],
+            }],
+            ..GenerateContentRequest::default()
+        };
+        assert_eq!(
+            remote_file_data(&request),
+            vec![(0, 1, "https://example.com/a.png".to_owned())]
+        );
     }
 
     #[test]

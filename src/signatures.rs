@@ -51,7 +51,7 @@ impl Signatures {
 
 /// Signatures are bound to the model; a sibling version (`-preview-05-20` vs `-preview`) is
 /// the same family, another model is not.
-fn same_family(a: &str, b: &str) -> bool {
+pub fn same_family(a: &str, b: &str) -> bool {
     fn family(m: &str) -> &str {
         let m = crate::config::strip_model_prefix(m);
         m.split("-preview").next().unwrap_or(m)

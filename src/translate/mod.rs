@@ -2,8 +2,12 @@
 //! settings lookups beyond the options passed in, so every mapping is unit-tested against
 //! the recorded fixtures.
 
+pub mod aliases;
 pub mod answer;
+pub mod anthropic;
 pub mod chat;
+pub mod history;
+pub mod responses;
 pub mod schema;
 pub mod stream;
 pub mod thinking;
