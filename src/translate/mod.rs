@@ -4,6 +4,7 @@
 
 pub mod answer;
 pub mod chat;
+pub mod inline;
 pub mod schema;
 pub mod stream;
 pub mod thinking;
