@@ -84,7 +84,7 @@ struct Head {
 const CONTENTS_OPEN: &[u8] = b"{\"contents\":[";
 
 impl RequestBody {
-    /// Serialises a translated request, consuming it: each content is written and dropped in
+    /// Serialises a translated request, consuming it: each part is written and dropped in
     /// turn, so the typed contents and their JSON never both exist in full.
     pub fn typed(mut request: GenerateContentRequest) -> Result<Self, GatewayError> {
         let contents = std::mem::take(&mut request.contents);
@@ -95,7 +95,7 @@ impl RequestBody {
             if i > 0 {
                 out.push(b',');
             }
-            serde_json::to_writer(&mut out, &content).map_err(GatewayError::internal)?;
+            write_content(&mut out, content)?;
         }
         out.push(b']');
         let contents_end = out.len();
@@ -186,6 +186,29 @@ impl RequestBody {
         *bytes = Bytes::from(out);
         true
     }
+}
+
+/// Writes one content as serde would, its parts one by one, each dropped once written.
+fn write_content(
+    out: &mut Vec<u8>,
+    mut content: crate::wire::gemini::Content,
+) -> Result<(), GatewayError> {
+    let parts = std::mem::take(&mut content.parts);
+    let shell = serde_json::to_vec(&content).map_err(GatewayError::internal)?;
+    // `parts` is the last field: `{"role":"user","parts":[]}`.
+    let Some(open) = shell.strip_suffix(b"]}".as_slice()) else {
+        content.parts = parts;
+        return serde_json::to_writer(out, &content).map_err(GatewayError::internal);
+    };
+    out.extend_from_slice(open);
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, &part).map_err(GatewayError::internal)?;
+    }
+    out.extend_from_slice(b"]}");
+    Ok(())
 }
 
 /// The fields after `contents` as they follow it in the body: `,"systemInstruction":…}`, or
