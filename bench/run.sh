@@ -2,6 +2,7 @@
 # hajimi benchmark harness: proxy vs direct-to-mock, in one run.
 #
 #   bench/run.sh            # builds the release binaries if needed, runs everything (~3-4 min)
+#   bench/run.sh memory     # only the memory-per-request cases (bench/memory.py, ~2 min)
 #
 # Needs: wrk (apt-get install -y wrk), python3 (stdlib only), taskset (util-linux), a Rust
 # toolchain for `cargo build --release --bins`. All traffic goes to 127.0.0.1.
@@ -35,16 +36,23 @@ MOCK="$ROOT/target/release/mock-gemini"
 die() { echo "bench: $*" >&2; exit 1; }
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-command -v wrk >/dev/null || die "wrk not found: apt-get install -y wrk"
-command -v taskset >/dev/null || die "taskset not found (util-linux)"
 command -v "$PY" >/dev/null || die "python3 not found"
-[ "$(nproc --all)" -ge 2 ] || die "needs at least 2 cores"
+if [ "${1:-}" != memory ]; then
+  command -v wrk >/dev/null || die "wrk not found: apt-get install -y wrk"
+  command -v taskset >/dev/null || die "taskset not found (util-linux)"
+  [ "$(nproc --all)" -ge 2 ] || die "needs at least 2 cores"
+fi
 
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   log "cargo build --release --bins"
   (cd "$ROOT" && cargo build --release --bins --quiet)
 fi
 [ -x "$HAJIMI" ] && [ -x "$MOCK" ] || die "release binaries missing: cargo build --release --bins"
+
+if [ "${1:-}" = memory ]; then
+  shift
+  exec "$PY" "$BENCH/memory.py" --hajimi "$HAJIMI" --mock "$MOCK" "$@"
+fi
 
 # Many held streams need many sockets (client, proxy and mock all inherit this).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

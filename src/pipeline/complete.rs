@@ -88,7 +88,12 @@ impl RequestBody {
     /// turn, so the typed contents and their JSON never both exist in full.
     pub fn typed(mut request: GenerateContentRequest) -> Result<Self, GatewayError> {
         let contents = std::mem::take(&mut request.contents);
-        let estimate = CONTENTS_OPEN.len() + contents.iter().map(estimated_len).sum::<usize>() + 1;
+        let rest = rest_fields(&request)?;
+        // Sized up front: growing a buffer of many megabytes would copy it (two copies at once).
+        let estimate = CONTENTS_OPEN.len()
+            + contents.iter().map(estimated_len).sum::<usize>()
+            + 1
+            + rest.len();
         let mut out = Vec::with_capacity(estimate);
         out.extend_from_slice(CONTENTS_OPEN);
         for (i, content) in contents.into_iter().enumerate() {
@@ -99,7 +104,7 @@ impl RequestBody {
         }
         out.push(b']');
         let contents_end = out.len();
-        out.extend_from_slice(&rest_fields(&request)?);
+        out.extend_from_slice(&rest);
         Ok(Self {
             inner: Mutex::new(Inner {
                 bytes: Bytes::from(out),
@@ -894,6 +899,33 @@ mod tests {
         assert_eq!(body.bytes(), Bytes::from(whole));
         let empty = RequestBody::typed(GenerateContentRequest::default()).expect("serialises");
         assert_eq!(json_of(&empty.bytes())["contents"], json!([]));
+    }
+
+    #[test]
+    fn the_body_buffer_is_sized_once() {
+        let mut request = sample_request();
+        request.contents[0].parts[1] = crate::wire::gemini::Part {
+            inline_data: Some(crate::wire::gemini::Blob {
+                mime_type: "image/png".into(),
+                data: "A".repeat(1 << 20),
+            }),
+            ..crate::wire::gemini::Part::default()
+        };
+        request.safety_settings = Some(crate::translate::chat::safety_settings("gemini-2.5-pro"));
+        let rest = rest_fields(&GenerateContentRequest {
+            contents: Vec::new(),
+            ..request.clone()
+        })
+        .expect("serialises");
+        let estimate = CONTENTS_OPEN.len()
+            + request.contents.iter().map(estimated_len).sum::<usize>()
+            + 1
+            + rest.len();
+        let body = RequestBody::typed(request).expect("serialises");
+        assert!(
+            body.bytes().len() <= estimate,
+            "no reallocation while writing"
+        );
     }
 
     #[test]
