@@ -10,7 +10,8 @@ use hajimi::config::{CliOverrides, Config};
 /// jemalloc rather than glibc's malloc: glibc keeps what a large request freed in its arenas
 /// (~105 MB per worker thread after a 54 MB chat, never returned); jemalloc gives freed pages
 /// back to the system (docs/benchmarks.md, "Memory per request"). Tuned in [`tune_allocator`].
-#[cfg(not(target_env = "msvc"))]
+/// Other targets (musl static builds, macOS) keep their system allocator.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -124,7 +125,7 @@ fn main() -> ExitCode {
 ///   large request goes through never pile up;
 /// - a background thread purges on schedule, so memory comes back while the process is idle.
 fn tune_allocator() {
-    #[cfg(not(target_env = "msvc"))]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use tikv_jemalloc_ctl::{Access as _, AsName as _};
         const DECAY_MS: isize = 1000;
