@@ -15,6 +15,10 @@ WORKDIR /src
 # The whole context (minus .dockerignore): Cargo needs every workspace member's manifest, and
 # sources may embed files from outside src/.
 COPY . .
+# make: jemalloc (the allocator of glibc builds) is compiled from C along the way.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends make \
+ && rm -rf /var/lib/apt/lists/*
 RUN cargo build --release --locked -p hajimi
 
 # ---- runtime: Debian slim (same glibc as the builder), non-root ----

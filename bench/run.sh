@@ -3,6 +3,7 @@
 #
 #   bench/run.sh            # builds the release binaries if needed, runs everything (~3-4 min)
 #   BENCH_CHECK=1 bench/run.sh  # cheapest mode: build, start mock and proxy, one request each way, exit
+#   bench/run.sh memory     # only the memory-per-request cases (bench/memory.py, ~2 min)
 #
 # Needs: python3 (stdlib only), taskset (util-linux), a Rust toolchain (the release binaries
 # of hajimi and mock-gemini are built here: `cargo build --release --workspace --bins`), and
@@ -38,17 +39,19 @@ MOCK="$ROOT/target/release/mock-gemini"
 die() { echo "bench: $*" >&2; exit 1; }
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-if ! command -v wrk >/dev/null; then
-  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    log "installing wrk (apt-get)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk) >&2 ||
-      die "could not install wrk: apt-get install -y wrk"
-  fi
-  command -v wrk >/dev/null || die "wrk not found: apt-get install -y wrk (or your system's package)"
-fi
-command -v taskset >/dev/null || die "taskset not found (util-linux)"
 command -v "$PY" >/dev/null || die "python3 not found"
-[ "$(nproc --all)" -ge 2 ] || die "needs at least 2 cores"
+if [ "${1:-}" != memory ]; then
+  if ! command -v wrk >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      log "installing wrk (apt-get)"
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk) >&2 ||
+        die "could not install wrk: apt-get install -y wrk"
+    fi
+    command -v wrk >/dev/null || die "wrk not found: apt-get install -y wrk (or your system's package)"
+  fi
+  command -v taskset >/dev/null || die "taskset not found (util-linux)"
+  [ "$(nproc --all)" -ge 2 ] || die "needs at least 2 cores"
+fi
 
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   # --workspace: in the workspace root, `--bins` alone builds only hajimi, not mock-gemini.
@@ -56,6 +59,11 @@ if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   (cd "$ROOT" && cargo build --release --workspace --bins --quiet)
 fi
 [ -x "$HAJIMI" ] && [ -x "$MOCK" ] || die "release binaries missing: cargo build --release --workspace --bins"
+
+if [ "${1:-}" = memory ]; then
+  shift
+  exec "$PY" "$BENCH/memory.py" --hajimi "$HAJIMI" --mock "$MOCK" "$@"
+fi
 
 # Many held streams need many sockets (client, proxy and mock all inherit this).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -3,19 +3,23 @@
 //! multicast and cloud-metadata addresses (refused), 20 MiB and 10 s limits, no outbound
 //! proxy (a proxy would resolve names where we cannot check them). The connection goes to
 //! the very address that was checked: resolution happens in our resolver, so a DNS answer
-//! cannot change between the check and the connect.
+//! cannot change between the check and the connect. All images of one request together may
+//! fetch at most `MAX_FETCHED_BYTES`, counted as bytes arrive; each becomes one data URL
+//! string, written once (no intermediate base64 copy).
 
+use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use base64::Engine as _;
-use futures_util::StreamExt;
+use base64::engine::general_purpose::STANDARD;
+use base64::write::EncoderStringWriter;
+use futures_util::{StreamExt, TryStreamExt};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect::Policy;
 
 use crate::error::GatewayError;
-use crate::wire::gemini::Blob;
 
 pub const MAX_BYTES: usize = 20 * 1024 * 1024;
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -131,15 +135,20 @@ impl Fetcher {
         })
     }
 
-    /// Downloads a URL into inline data, following at most [`MAX_REDIRECTS`] checked hops.
-    pub async fn fetch(&self, url: &str) -> Result<Blob, GatewayError> {
-        match tokio::time::timeout(TIMEOUT, self.fetch_inner(url)).await {
+    /// Downloads a URL into a `data:` URL, following at most [`MAX_REDIRECTS`] checked hops;
+    /// the bytes count against the request's `budget`.
+    pub async fn fetch(&self, url: &str, budget: &FetchBudget) -> Result<String, GatewayError> {
+        match tokio::time::timeout(TIMEOUT, self.fetch_inner(url, budget)).await {
             Ok(result) => result,
             Err(_) => Err(failed(url, "timed out after 10 s")),
         }
     }
 
-    async fn fetch_inner(&self, original: &str) -> Result<Blob, GatewayError> {
+    async fn fetch_inner(
+        &self,
+        original: &str,
+        budget: &FetchBudget,
+    ) -> Result<String, GatewayError> {
         let mut url =
             reqwest::Url::parse(original).map_err(|_| failed(original, "not a valid URL"))?;
         for hop in 0..=MAX_REDIRECTS {
@@ -198,7 +207,7 @@ impl Fetcher {
                     &format!("HTTP {}", response.status().as_u16()),
                 ));
             }
-            return read_blob(original, &url, response).await;
+            return read_data_url(original, &url, response, budget).await;
         }
         Err(failed(original, "more than 3 redirects"))
     }
@@ -215,18 +224,58 @@ fn is_blocked(e: &reqwest::Error) -> bool {
     false
 }
 
-async fn read_blob(
+/// Bytes fetched for one request's images so far, against `MAX_FETCHED_BYTES`.
+pub struct FetchBudget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl FetchBudget {
+    pub fn new(max: usize) -> Self {
+        Self {
+            used: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Counts `n` more bytes; an error once the request's images exceed the budget.
+    fn take(&self, n: usize) -> Result<(), GatewayError> {
+        let before = self.used.fetch_add(n, Ordering::Relaxed);
+        if before.saturating_add(n) > self.max {
+            return Err(self.exceeded());
+        }
+        Ok(())
+    }
+
+    fn left(&self) -> usize {
+        self.max.saturating_sub(self.used.load(Ordering::Relaxed))
+    }
+
+    fn exceeded(&self) -> GatewayError {
+        GatewayError::bad_param(
+            format!(
+                "远程图片合计超过 {max} 字节上限（MAX_FETCHED_BYTES）/ The remote image_urls of this request exceed {max} bytes in all: the limit is set by MAX_FETCHED_BYTES",
+                max = self.max
+            ),
+            "messages",
+        )
+    }
+}
+
+async fn read_data_url(
     original: &str,
     url: &reqwest::Url,
     response: reqwest::Response,
-) -> Result<Blob, GatewayError> {
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_BYTES as u64)
-    {
+    budget: &FetchBudget,
+) -> Result<String, GatewayError> {
+    let declared = response.content_length();
+    if declared.is_some_and(|n| n > MAX_BYTES as u64) {
         return Err(failed(original, "larger than 20 MiB"));
     }
-    let declared = response
+    if declared.is_some_and(|n| n > budget.left() as u64) {
+        return Err(budget.exceeded());
+    }
+    let declared_type = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -238,7 +287,7 @@ async fn read_blob(
                 .to_ascii_lowercase()
         })
         .filter(|v| !v.is_empty() && v != "application/octet-stream");
-    let mime = declared
+    let mime = declared_type
         .or_else(|| mime_from_path(url.path()).map(str::to_owned))
         .unwrap_or_default();
     if !(mime.starts_with("image/")
@@ -252,20 +301,34 @@ async fn read_blob(
             &format!("unsupported content type {mime:?}"),
         ));
     }
+    // The data URL is written as the bytes arrive: the download is never held twice (raw
+    // and encoded), and with a declared length the string is allocated once, at its size.
+    let encoded = declared
+        .and_then(|n| usize::try_from(n).ok())
+        .and_then(|n| base64::encoded_len(n, true))
+        .unwrap_or(0);
+    let mut out = String::with_capacity(DATA_URL_OVERHEAD + mime.len() + encoded);
+    out.push_str("data:");
+    out.push_str(&mime);
+    out.push_str(";base64,");
+    let mut writer = EncoderStringWriter::from_consumer(out, &STANDARD);
     let mut body = response.bytes_stream();
-    let mut bytes: Vec<u8> = Vec::new();
+    let mut received = 0usize;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|_| failed(original, "the download broke"))?;
-        if bytes.len() + chunk.len() > MAX_BYTES {
+        budget.take(chunk.len())?;
+        received += chunk.len();
+        if received > MAX_BYTES {
             return Err(failed(original, "larger than 20 MiB"));
         }
-        bytes.extend_from_slice(&chunk);
+        writer
+            .write_all(&chunk)
+            .map_err(|_| failed(original, "could not encode the download"))?;
     }
-    Ok(Blob {
-        mime_type: mime,
-        data: base64::engine::general_purpose::STANDARD.encode(bytes),
-    })
+    Ok(writer.into_inner())
 }
+
+const DATA_URL_OVERHEAD: usize = "data:;base64,".len();
 
 fn mime_from_path(path: &str) -> Option<&'static str> {
     let ext = path.rsplit('.').next()?.to_ascii_lowercase();
@@ -286,25 +349,42 @@ fn mime_from_path(path: &str) -> Option<&'static str> {
 /// How many remote images one request may carry.
 pub const MAX_REMOTE_IMAGES: usize = 16;
 
+/// Whether a chat request names any http(s) `image_url` (fetched before translation).
+pub fn has_remote_images(chat: &crate::wire::openai::ChatRequest) -> bool {
+    remote_images(chat).next().is_some()
+}
+
+fn remote_images(
+    chat: &crate::wire::openai::ChatRequest,
+) -> impl Iterator<Item = (usize, usize, &str)> {
+    use crate::wire::openai::{ImageUrl, MessageContent};
+    chat.messages.iter().enumerate().flat_map(|(i, msg)| {
+        let parts = match &msg.content {
+            Some(MessageContent::Parts(parts)) => &parts[..],
+            _ => &[],
+        };
+        parts.iter().enumerate().filter_map(move |(j, part)| {
+            part.image_url
+                .as_ref()
+                .map(ImageUrl::url)
+                .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
+                .map(|url| (i, j, url))
+        })
+    })
+}
+
 /// Replaces every http(s) `image_url` of a chat request by the fetched data (as a data URL),
-/// fetching up to four at a time.
+/// fetching up to four at a time, at most `max_bytes` in all; the first failure ends the
+/// others' downloads.
 pub async fn inline_remote_images(
     chat: &mut crate::wire::openai::ChatRequest,
     fetcher: &Fetcher,
+    max_bytes: usize,
 ) -> Result<(), GatewayError> {
     use crate::wire::openai::{ImageUrl, MessageContent};
-    let mut wanted: Vec<(usize, usize, String)> = Vec::new();
-    for (i, msg) in chat.messages.iter().enumerate() {
-        if let Some(MessageContent::Parts(parts)) = &msg.content {
-            for (j, part) in parts.iter().enumerate() {
-                if let Some(url) = part.image_url.as_ref().map(ImageUrl::url)
-                    && (url.starts_with("http://") || url.starts_with("https://"))
-                {
-                    wanted.push((i, j, url.to_owned()));
-                }
-            }
-        }
-    }
+    let wanted: Vec<(usize, usize, String)> = remote_images(chat)
+        .map(|(i, j, url)| (i, j, url.to_owned()))
+        .collect();
     if wanted.is_empty() {
         return Ok(());
     }
@@ -316,22 +396,22 @@ pub async fn inline_remote_images(
             "messages",
         ));
     }
-    let fetched: Vec<(usize, usize, Result<Blob, GatewayError>)> =
-        futures_util::stream::iter(wanted)
-            .map(|(i, j, url)| async move { (i, j, fetcher.fetch(&url).await) })
-            .buffer_unordered(4)
-            .collect()
-            .await;
-    for (i, j, blob) in fetched {
-        let blob = blob?;
+    let budget = FetchBudget::new(max_bytes);
+    let budget = &budget;
+    let fetched: Vec<(usize, usize, String)> = futures_util::stream::iter(wanted)
+        .map(|(i, j, url)| async move {
+            let data = fetcher.fetch(&url, budget).await?;
+            Ok::<_, GatewayError>((i, j, data))
+        })
+        .buffer_unordered(4)
+        .try_collect()
+        .await?;
+    for (i, j, data) in fetched {
         if let Some(MessageContent::Parts(parts)) =
             chat.messages.get_mut(i).and_then(|m| m.content.as_mut())
             && let Some(part) = parts.get_mut(j)
         {
-            part.image_url = Some(ImageUrl::Bare(format!(
-                "data:{};base64,{}",
-                blob.mime_type, blob.data
-            )));
+            part.image_url = Some(ImageUrl::Bare(data));
         }
     }
     Ok(())
@@ -362,6 +442,7 @@ pub fn remote_file_data(
 pub async fn inline_remote_file_data(
     request: &mut crate::wire::gemini::GenerateContentRequest,
     fetcher: &Fetcher,
+    max_bytes: usize,
 ) -> Result<(), GatewayError> {
     let wanted = remote_file_data(request);
     if wanted.is_empty() {
@@ -372,14 +453,20 @@ pub async fn inline_remote_file_data(
             "远程图片或文件最多 {MAX_REMOTE_IMAGES} 个 / At most {MAX_REMOTE_IMAGES} remote images or documents per request"
         )));
     }
-    let fetched: Vec<(usize, usize, Result<Blob, GatewayError>)> =
-        futures_util::stream::iter(wanted)
-            .map(|(i, j, url)| async move { (i, j, fetcher.fetch(&url).await) })
-            .buffer_unordered(4)
-            .collect()
-            .await;
-    for (i, j, blob) in fetched {
-        let blob = blob?;
+    let budget = FetchBudget::new(max_bytes);
+    let budget = &budget;
+    let fetched: Vec<(usize, usize, String)> = futures_util::stream::iter(wanted)
+        .map(|(i, j, url)| async move {
+            let data = fetcher.fetch(&url, budget).await?;
+            Ok::<_, GatewayError>((i, j, data))
+        })
+        .buffer_unordered(4)
+        .try_collect()
+        .await?;
+    for (i, j, data) in fetched {
+        let Some(blob) = crate::translate::chat::parse_data_url(&data) else {
+            continue;
+        };
         if let Some(part) = request.contents.get_mut(i).and_then(|c| c.parts.get_mut(j)) {
             part.file_data = None;
             part.inline_data = Some(blob);
@@ -476,6 +563,15 @@ mod tests {
             remote_file_data(&request),
             vec![(0, 1, "https://example.com/a.png".to_owned())]
         );
+    }
+
+    #[test]
+    fn the_budget_counts_every_image_of_a_request() {
+        let budget = FetchBudget::new(10);
+        assert!(budget.take(6).is_ok());
+        assert_eq!(budget.left(), 4);
+        let e = budget.take(5).map_err(|e| e.to_string());
+        assert!(e.is_err_and(|m| m.contains("MAX_FETCHED_BYTES")));
     }
 
     #[test]

@@ -89,6 +89,12 @@ pub struct Settings {
     /// off to exercise the cap from 127.0.0.1.
     pub connection_cap_exempts_loopback: bool,
     pub max_body_size: usize,
+    /// Most messages (native: `contents`) in one request, counted while the body is parsed.
+    pub max_messages: usize,
+    /// Most content parts (and tool calls) in one request, all messages together.
+    pub max_content_parts: usize,
+    /// Most bytes fetched for one request's remote `image_url`s, all images together.
+    pub max_fetched_bytes: usize,
     pub trusted_proxies: TrustedProxies,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -397,6 +403,9 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
         max_connections_per_ip: v.uint("MAX_CONNECTIONS_PER_IP", 4096, 0)?,
         connection_cap_exempts_loopback: true,
         max_body_size: v.size("MAX_BODY_SIZE", 64 * 1024 * 1024, 1024)?,
+        max_messages: v.usize("MAX_MESSAGES", 20_000, 1)?,
+        max_content_parts: v.usize("MAX_CONTENT_PARTS", 50_000, 1)?,
+        max_fetched_bytes: v.size("MAX_FETCHED_BYTES", 20 * 1024 * 1024, 1024)?,
         trusted_proxies,
         log_format,
         log_level,
@@ -689,6 +698,10 @@ mod tests {
         assert!(s.fake_streaming && s.random_string && s.enable_thinking && s.enable_storage);
         assert_eq!(s.max_retry_num, 15);
         assert_eq!(s.max_body_size, 64 * 1024 * 1024);
+        assert_eq!(
+            (s.max_messages, s.max_content_parts, s.max_fetched_bytes),
+            (20_000, 50_000, 20 * 1024 * 1024)
+        );
         assert_eq!(s.upstream_timeout, Duration::from_secs(600));
         assert_eq!(s.request_deadline, Duration::from_secs(900));
         assert_eq!(s.gemini_base_url, DEFAULT_GEMINI_BASE_URL);

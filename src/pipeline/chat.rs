@@ -12,14 +12,17 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use tokio::time::Instant;
 
 use crate::app::AppState;
 use crate::config::Settings;
 use crate::error::{Flavor, GatewayError};
 use crate::keys::{KeySlot, Lease};
 use crate::pipeline::auth::authenticate;
-use crate::pipeline::body::{parse_json, read_limited};
-use crate::pipeline::complete::{Delivery, Plan, RequestBody, SignatureMemo, deliver, obtain};
+use crate::pipeline::body::{ItemLimits, Shape, parse_bounded, read_limited};
+use crate::pipeline::complete::{
+    Delivery, Plan, RequestBody, SignatureMemo, cached, deliver, obtain,
+};
 use crate::pipeline::dispatch::{self, prompt_blocked};
 use crate::telemetry::OutcomeHandle;
 use crate::translate::answer::{FirstEvent, first_event};
@@ -53,11 +56,13 @@ async fn run(
     authenticate(snap, &parts)?;
     crate::limits::admit(&state.limiter, snap, &parts)?;
     let bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
-    let mut chat: ChatRequest = parse_json(&bytes)?;
+    let chat: ChatRequest = parse_bounded(&bytes, Shape::Chat, ItemLimits::of(snap))?;
+    drop(bytes);
     // A client's model name never carries `/`, `?`, `#` or `%` into an upstream URL.
     crate::upstream::endpoint::require_model_id(crate::translate::chat::upstream_model_name(
         &chat.model,
     ))?;
+    let mut chat = chat;
     let stream = chat.is_stream();
     outcome.update(|o| {
         o.model = Some(chat.model.clone());
@@ -65,25 +70,65 @@ async fn run(
     });
     require_allowed_model(snap, &chat.model)?;
     let real_stream = stream && !snap.fake_streaming;
-    let cache_key = if real_stream {
-        None
+    let cache_key = (!real_stream)
+        .then(|| crate::cache::openai_key(&chat, snap.calculate_cache_entries, snap.precise_cache));
+    // What delivery needs of the request; the request itself goes into the translation.
+    let client_model = chat.model.clone();
+    let include_usage = chat.include_usage();
+    let reasoning = !chat.excludes_reasoning();
+    let keepalive = if stream {
+        Some(snap.fake_streaming_interval)
     } else {
-        serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| {
-                crate::cache::openai_key(&v, snap.calculate_cache_entries, snap.precise_cache)
-            })
+        snap.nonstream_keepalive_enabled
+            .then_some(snap.nonstream_keepalive_interval)
     };
-    drop(bytes);
-    crate::fetch::inline_remote_images(&mut chat, &state.fetcher).await?;
-    let translated = translate(state, snap, &chat)?;
-    if real_stream {
-        return self::stream(state, snap, &chat, translated, outcome).await;
+    // A cached answer needs no image: look before fetching any.
+    if let Some(key) = cache_key
+        && crate::fetch::has_remote_images(&chat)
+    {
+        let until = Instant::now() + keepalive.unwrap_or(snap.request_deadline);
+        if let Some(answer) = cached(state, snap, key, until).await {
+            outcome.update(|o| o.cache_hit = true);
+            let delivery = delivery(
+                state,
+                snap,
+                &client_model,
+                include_usage,
+                reasoning,
+                stream,
+                answer_model(&chat, snap),
+            );
+            return Ok(deliver(
+                Box::pin(std::future::ready(Ok(answer))),
+                delivery,
+                keepalive,
+            )
+            .await);
+        }
     }
-    let memo = SignatureMemo {
-        store: state.signatures.clone(),
-        model: translated.upstream_model.clone(),
-    };
+    crate::fetch::inline_remote_images(&mut chat, &state.fetcher, snap.max_fetched_bytes).await?;
+    let translated = translate(state, snap, chat)?;
+    if real_stream {
+        return self::stream(
+            state,
+            snap,
+            client_model,
+            include_usage,
+            reasoning,
+            translated,
+            outcome,
+        )
+        .await;
+    }
+    let delivery = delivery(
+        state,
+        snap,
+        &client_model,
+        include_usage,
+        reasoning,
+        stream,
+        translated.upstream_model.clone(),
+    );
     let plan = Plan {
         url: crate::upstream::endpoint::generate(
             &snap.gemini_base_url,
@@ -100,35 +145,56 @@ async fn run(
         plan,
         outcome.clone(),
     ));
-    let (delivery, keepalive) = if stream {
+    Ok(deliver(work, delivery, keepalive).await)
+}
+
+/// The upstream model a request goes to (where signatures of its answer are remembered),
+/// without translating it.
+fn answer_model(chat: &ChatRequest, snap: &Settings) -> String {
+    let model = crate::translate::chat::upstream_model_name(&chat.model);
+    let model = if snap.search_mode {
+        model.strip_suffix("-search").unwrap_or(model)
+    } else {
+        model
+    };
+    model.to_owned()
+}
+
+/// How a complete answer is written: OpenAI JSON, or OpenAI chunks for a faked stream.
+fn delivery(
+    state: &AppState,
+    snap: &Settings,
+    client_model: &str,
+    include_usage: bool,
+    reasoning: bool,
+    stream: bool,
+    upstream_model: String,
+) -> Delivery {
+    let memo = SignatureMemo {
+        store: state.signatures.clone(),
+        model: upstream_model,
+    };
+    if stream {
         let mapper = ChunkMapper::new(
             completion_id(),
             unix_now(),
-            chat.model.clone(),
-            chat.include_usage(),
+            client_model.to_owned(),
+            include_usage,
         )
-        .with_reasoning(!chat.excludes_reasoning());
-        (
-            Delivery::OpenAiStream {
-                mapper: Box::new(mapper),
-                memo,
-                inband: snap.inband_errors,
-            },
-            Some(snap.fake_streaming_interval),
-        )
+        .with_reasoning(reasoning);
+        Delivery::OpenAiStream {
+            mapper: Box::new(mapper),
+            memo,
+            inband: snap.inband_errors,
+        }
     } else {
-        (
-            Delivery::OpenAiJson {
-                model: chat.model.clone(),
-                memo,
-                inband: snap.inband_errors,
-                reasoning: !chat.excludes_reasoning(),
-            },
-            snap.nonstream_keepalive_enabled
-                .then_some(snap.nonstream_keepalive_interval),
-        )
-    };
-    Ok(deliver(work, delivery, keepalive).await)
+        Delivery::OpenAiJson {
+            model: client_model.to_owned(),
+            memo,
+            inband: snap.inband_errors,
+            reasoning,
+        }
+    }
 }
 
 /// `BLOCKED_MODELS` and `WHITELIST_MODELS` are enforced on use, not only hidden from lists.
@@ -147,11 +213,14 @@ pub fn require_allowed_model(snap: &Settings, model: &str) -> Result<(), Gateway
 }
 
 /// The request in Gemini's terms, with the settings and remembered signatures it needs.
+/// Consumes the request: its inline payloads move into the translation (not copied), and the
+/// rest of it is dropped as soon as the translation exists.
 fn translate(
     state: &AppState,
     snap: &Settings,
-    chat: &ChatRequest,
+    mut chat: ChatRequest,
 ) -> Result<Translated, GatewayError> {
+    let stash = crate::translate::inline::stash(&mut chat);
     let model = crate::translate::chat::upstream_model_name(&chat.model);
     let base_model = model
         .strip_suffix("-search")
@@ -165,7 +234,10 @@ fn translate(
         recall_signature: &recall,
         random_string: snap.random_string.then_some(snap.random_string_length),
     };
-    to_gemini(chat, &options)
+    let mut translated = to_gemini(&chat, &options)?;
+    drop(chat);
+    crate::translate::inline::restore(&mut translated.request, stash);
+    Ok(translated)
 }
 
 /// What the first events of a stream amounted to.
@@ -182,7 +254,9 @@ enum Opened {
 async fn stream(
     state: &AppState,
     snap: &Arc<Settings>,
-    chat: &ChatRequest,
+    client_model: String,
+    include_usage: bool,
+    reasoning: bool,
     translated: Translated,
     outcome: &OutcomeHandle,
 ) -> Result<Response, GatewayError> {
@@ -208,13 +282,8 @@ async fn stream(
     match opened {
         Opened::Blocked(reason) => Err(prompt_blocked(&reason)),
         Opened::Commit { events, held } => {
-            let mapper = ChunkMapper::new(
-                completion_id(),
-                unix_now(),
-                chat.model.clone(),
-                chat.include_usage(),
-            )
-            .with_reasoning(!chat.excludes_reasoning());
+            let mapper = ChunkMapper::new(completion_id(), unix_now(), client_model, include_usage)
+                .with_reasoning(reasoning);
             let memo = SignatureMemo {
                 store: state.signatures.clone(),
                 model: model.clone(),

@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::config::Settings;
 use crate::error::{Flavor, GatewayError};
 use crate::pipeline::auth::authenticate;
-use crate::pipeline::body::{parse_json, read_limited};
+use crate::pipeline::body::{ItemLimits, Shape, parse_bounded, read_limited};
 use crate::pipeline::dispatch;
 use crate::telemetry::OutcomeHandle;
 use crate::translate::chat::upstream_model_name;
@@ -56,7 +56,7 @@ async fn run(
     authenticate(snap, &parts)?;
     crate::limits::admit(&state.limiter, snap, &parts)?;
     let bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
-    let req: EmbeddingsRequest = parse_json(&bytes)?;
+    let req: EmbeddingsRequest = parse_bounded(&bytes, Shape::Plain, ItemLimits::of(snap))?;
     outcome.update(|o| o.model = Some(req.model.clone()));
     let inputs = inputs(&req.input)?;
     let base64 = match req.encoding_format.as_deref() {

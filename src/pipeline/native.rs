@@ -5,7 +5,7 @@
 //! about the request pass through with Google's status and body (keys masked); failures of
 //! our keys or availability become 503 `UNAVAILABLE` (429 if all quota) in Google's shape.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
@@ -22,7 +23,7 @@ use crate::config::Settings;
 use crate::error::{Flavor, GatewayError};
 use crate::keys::Lease;
 use crate::pipeline::auth::authenticate;
-use crate::pipeline::body::read_limited;
+use crate::pipeline::body::{ItemLimits, Shape, check_items, read_limited};
 use crate::pipeline::complete::{Delivery, Plan, RequestBody, deliver, obtain};
 use crate::pipeline::dispatch;
 use crate::telemetry::OutcomeHandle;
@@ -247,6 +248,7 @@ async fn run_action(
     }
     crate::pipeline::chat::require_allowed_model(&snap, &model)?;
     let mut bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
+    check_items(&bytes, Shape::Gemini, ItemLimits::of(&snap))?;
 
     // Search mode: a `-search` model gets the Google Search tool (HAJIMI §7).
     let mut upstream_model = model.clone();
@@ -284,14 +286,12 @@ async fn run_action(
             Action::GenerateContent,
             &[],
         )?;
-        let cache_key = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
-            crate::cache::native_key(
-                &upstream_model,
-                &v,
-                snap.calculate_cache_entries,
-                snap.precise_cache,
-            )
-        });
+        let cache_key = crate::cache::native_key(
+            &upstream_model,
+            &bytes,
+            snap.calculate_cache_entries,
+            snap.precise_cache,
+        );
         let plan = Plan {
             model: upstream_model,
             url,
@@ -401,27 +401,32 @@ async fn open_sse(response: reqwest::Response, snap: &Settings) -> Result<Answer
     }
 }
 
+/// Adds the Google Search tool to a body, parsing only its `tools` (the rest, contents
+/// included, is copied as written).
 fn add_search_tool(bytes: &[u8]) -> Result<Bytes, GatewayError> {
-    let mut body: Value = serde_json::from_slice(bytes).map_err(|e| {
+    let mut body: BTreeMap<String, &RawValue> = serde_json::from_slice(bytes).map_err(|e| {
         GatewayError::bad_request(format!(
-            "请求体不是有效的 JSON：{e} / Invalid JSON body: {e}"
+            "请求体必须是 JSON 对象：{e} / The body must be a JSON object: {e}"
         ))
     })?;
-    let Some(obj) = body.as_object_mut() else {
-        return Err(GatewayError::bad_request(
-            "请求体必须是 JSON 对象 / The body must be a JSON object",
-        ));
+    let tools: Option<Vec<Value>> = match body.get("tools") {
+        None => Some(Vec::new()),
+        Some(raw) => serde_json::from_str(raw.get()).ok(),
     };
-    let tools = obj.entry("tools").or_insert_with(|| json!([]));
-    if let Some(list) = tools.as_array_mut() {
-        let has = list
-            .iter()
-            .any(|t| t.get("googleSearch").is_some() || t.get("google_search").is_some());
-        if !has {
-            list.push(json!({"googleSearch": {}}));
-        }
+    let Some(mut tools) = tools else {
+        return Ok(Bytes::copy_from_slice(bytes)); // not a list: left to Google to refuse
+    };
+    let has = tools
+        .iter()
+        .any(|t| t.get("googleSearch").is_some() || t.get("google_search").is_some());
+    if !has {
+        tools.push(json!({"googleSearch": {}}));
     }
-    Ok(Bytes::from(body.to_string()))
+    let tools = serde_json::value::to_raw_value(&tools).map_err(GatewayError::internal)?;
+    body.insert("tools".to_owned(), &tools);
+    serde_json::to_vec(&body)
+        .map(Bytes::from)
+        .map_err(GatewayError::internal)
 }
 
 fn body_response(answer: Answer) -> Response {

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::error::{Flavor, GatewayError};
 use crate::pipeline::auth::authenticate;
-use crate::pipeline::body::{parse_json, read_limited};
+use crate::pipeline::body::{ItemLimits, Shape, parse_bounded, read_limited};
 use crate::pipeline::embeddings::embed;
 use crate::telemetry::OutcomeHandle;
 
@@ -46,7 +46,7 @@ pub async fn query(State(state): State<AppState>, request: Request) -> Response 
         authenticate(&snap, &parts)?;
         crate::limits::admit(&state.limiter, &snap, &parts)?;
         let bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
-        let q: Query = parse_json(&bytes)?;
+        let q: Query = parse_bounded(&bytes, Shape::Plain, ItemLimits::of(&snap))?;
         let text = q.search_text.filter(|t| !t.is_empty()).ok_or_else(|| {
             GatewayError::bad_param("缺少 searchText / `searchText` is required", "searchText")
         })?;
@@ -76,7 +76,7 @@ pub async fn insert(State(state): State<AppState>, request: Request) -> Response
         authenticate(&snap, &parts)?;
         crate::limits::admit(&state.limiter, &snap, &parts)?;
         let bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
-        let ins: Insert = parse_json(&bytes)?;
+        let ins: Insert = parse_bounded(&bytes, Shape::Plain, ItemLimits::of(&snap))?;
         let texts: Vec<String> = ins
             .items
             .into_iter()

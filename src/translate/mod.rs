@@ -7,6 +7,7 @@ pub mod answer;
 pub mod anthropic;
 pub mod chat;
 pub mod history;
+pub mod inline;
 pub mod responses;
 pub mod schema;
 pub mod stream;

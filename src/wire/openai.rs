@@ -1,17 +1,27 @@
 //! OpenAI Chat Completions, models and errors, as clients send and expect them
 //! (`reference/wire-formats.md` §3). Requests are parsed leniently (unknown fields ignored);
-//! responses are written exactly.
+//! responses are written exactly. The request's "string or list" fields are read by small
+//! visitors rather than `#[serde(untagged)]`, which would first copy each value into an
+//! intermediate tree (every content part, unknown members included) and then parse it again.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-#[derive(Debug, Deserialize)]
+/// A chat request. Its `Serialize` is the response cache's view of it (`cache::openai_key`):
+/// every field that can change the answer, so a field added here is covered by default;
+/// `model` and `messages` are keyed separately, and streaming does not change the answer.
+#[derive(Debug, Deserialize, Serialize)]
 pub struct ChatRequest {
+    #[serde(skip_serializing)]
     pub model: String,
+    #[serde(skip_serializing)]
     pub messages: Vec<ChatMessage>,
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub stream: Option<bool>,
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub stream_options: Option<StreamOptions>,
     #[serde(default)]
     pub temperature: Option<f64>,
@@ -94,20 +104,42 @@ impl ChatRequest {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 pub struct StreamOptions {
     #[serde(default)]
     pub include_usage: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum Stop {
     One(String),
     Many(Vec<String>),
 }
 
-#[derive(Debug, Deserialize)]
+impl<'de> Deserialize<'de> for Stop {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Stop;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Stop, E> {
+                Ok(Stop::One(s.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Stop, E> {
+                Ok(Stop::One(s))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Stop, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(Stop::Many)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
 pub struct ChatMessage {
     pub role: String,
     #[serde(default)]
@@ -122,14 +154,37 @@ pub struct ChatMessage {
     pub reasoning_content: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum MessageContent {
     Text(String),
     Parts(Vec<ContentPart>),
 }
 
-#[derive(Debug, Deserialize)]
+impl<'de> Deserialize<'de> for MessageContent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MessageContent;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of content parts")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<MessageContent, E> {
+                Ok(MessageContent::Text(s.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<MessageContent, E> {
+                Ok(MessageContent::Text(s))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<MessageContent, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(MessageContent::Parts)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
 pub struct ContentPart {
     #[serde(rename = "type")]
     pub kind: String,
@@ -145,15 +200,47 @@ pub struct ContentPart {
     pub file: Option<FilePart>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum ImageUrl {
     Object {
         url: String,
-        #[serde(default)]
+        #[serde(skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
     Bare(String),
+}
+
+impl<'de> Deserialize<'de> for ImageUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Object {
+            url: String,
+            #[serde(default)]
+            detail: Option<String>,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ImageUrl;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a URL or an object with `url`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<ImageUrl, E> {
+                Ok(ImageUrl::Bare(s.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<ImageUrl, E> {
+                Ok(ImageUrl::Bare(s))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ImageUrl, A::Error> {
+                let o = Object::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(ImageUrl::Object {
+                    url: o.url,
+                    detail: o.detail,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl ImageUrl {
@@ -164,14 +251,14 @@ impl ImageUrl {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 pub struct InputAudio {
     pub data: String,
     #[serde(default)]
     pub format: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 pub struct FilePart {
     #[serde(default)]
     pub file_data: Option<String>,
