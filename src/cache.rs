@@ -1,7 +1,7 @@
-//! HAJIMI's response cache (§5.8), fixed: entries are consume-once answers kept under a key
+//! HAJIMI's response cache, fixed: entries are consume-once answers kept under a key
 //! that covers the model, the system instruction, the messages taken into account (the last
 //! `CALCULATE_CACHE_ENTRIES`, or all with `PRECISE_CACHE`), every generation parameter, the
-//! tools and the full content of images (CONTRACT §6). One key may hold several answers — the
+//! tools and the full content of images (decisions §6). One key may hold several answers — the
 //! surplus of a race — so a "regenerate" right after is answered at once. Bounded by
 //! `MAX_CACHE_ENTRIES` and a byte budget (oldest evicted first) and by `CACHE_EXPIRY_TIME`.
 //! A lookup that finds nothing while surplus answers for that key are still on their way

@@ -1,7 +1,7 @@
 //! The one error type of the gateway. Every failure a client can see is a [`GatewayError`];
 //! it knows its HTTP status and renders itself in the shape of the route family that
 //! failed (OpenAI, Google, or HAJIMI's dashboard `{"detail"}`), with the bilingual
-//! messages of CONTRACT §3. Nothing here logs, except `Internal`, our own fault.
+//! messages of decisions §3. Nothing here logs, except `Internal`, our own fault.
 
 use std::time::Duration;
 
@@ -69,7 +69,7 @@ pub enum GatewayError {
     /// cooling for long, or every key retired). OpenAI routes: 503 `insufficient_quota`,
     /// because clients retry a 429 (SillyTavern five times over 155 s) where nothing can
     /// change soon; native Gemini routes keep Google's 429 `RESOURCE_EXHAUSTED` (503
-    /// `UNAVAILABLE` when every key is retired) (CONTRACT §3).
+    /// `UNAVAILABLE` when every key is retired) (decisions §3).
     #[error("{message}")]
     InsufficientQuota {
         message: String,
@@ -206,7 +206,7 @@ impl GatewayError {
         }
     }
 
-    /// Where Anthropic's statuses differ from OpenAI's (CONTRACT §3): no usable credential
+    /// Where Anthropic's statuses differ from OpenAI's (decisions §3): no usable credential
     /// for a short while is 529 `overloaded_error` (agents retry it), a long wait or every
     /// key retired is 402 `billing_error` (nothing changes soon, so agents should not retry).
     fn anthropic_status(&self) -> Option<StatusCode> {

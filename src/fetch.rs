@@ -1,4 +1,4 @@
-//! Fetching `image_url` http(s) URLs for the model (CONTRACT §5): at most 3 redirects, each
+//! Fetching `image_url` http(s) URLs for the model (decisions §5): at most 3 redirects, each
 //! hop checked after DNS resolution against loopback, private, link-local, carrier-grade NAT,
 //! multicast and cloud-metadata addresses (refused), 20 MiB and 10 s limits, no outbound
 //! proxy (a proxy would resolve names where we cannot check them). The connection goes to

@@ -1,4 +1,4 @@
-//! Names a client chooses, bounded before the gateway keeps or shows them (CONTRACT §7): model
+//! Names a client chooses, bounded before the gateway keeps or shows them (decisions §7): model
 //! names in the usage statistics, the dashboard's request log and the metrics labels, and
 //! route labels.
 //!

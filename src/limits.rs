@@ -1,4 +1,4 @@
-//! Request rate limits (CONTRACT §6): fixed windows aligned to UTC epoch minutes and days,
+//! Request rate limits (decisions §6): fixed windows aligned to UTC epoch minutes and days,
 //! per client IP (`MAX_REQUESTS_PER_MINUTE`, `MAX_REQUESTS_PER_DAY_PER_IP`), IPv6 clients
 //! grouped by /64 ([`client_group`]); refused requests do not consume a slot; memory bounded
 //! (windows are cleared when they roll over, and at most [`MAX_TRACKED`] addresses are counted

@@ -38,7 +38,7 @@ impl fmt::Debug for KeyId {
 }
 
 /// Masks a key or password for display: first 4 and last 4 characters when it is 16
-/// characters or longer (`AIza…x1Yz`), else `…` and the last 2 (CONTRACT §7).
+/// characters or longer (`AIza…x1Yz`), else `…` and the last 2 (decisions §7).
 pub fn mask(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
     let n = chars.len();
@@ -140,7 +140,7 @@ impl fmt::Display for Secret {
 const SECRET_PARAMS: [&str; 3] = ["key", "access_token", "oauth_token"];
 
 /// Replaces the value of every credential parameter (`key=`, …) with `…` so a URI can be
-/// logged. Names are compared percent-decoded (`?%6Bey=` is `key`, CONTRACT §2) and
+/// logged. Names are compared percent-decoded (`?%6Bey=` is `key`, decisions §2) and
 /// case-insensitively; unlike authentication, which decodes a name once, redaction decodes
 /// until nothing changes, so no spelling of a credential's name shows its value in a log.
 pub fn redact_query(query: &str) -> String {

@@ -1,9 +1,9 @@
 //! Google's model list: fetched through every page (`nextPageToken`), cached, refreshed in
-//! the background, and shown in OpenAI shape (CONTRACT §6). Fetching uses keys from the pool
+//! the background, and shown in OpenAI shape (decisions §6). Fetching uses keys from the pool
 //! and reports key failures back to it. A model the list does not know is still sent to
 //! Google when a client asks for it: Google decides, so new models work on day one. Until a
 //! list is loaded, the reason it could not be ([`Unloaded`]) is kept for the 503 that
-//! `/v1/models` answers (CONTRACT §6).
+//! `/v1/models` answers (decisions §6).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -138,7 +138,7 @@ impl Catalog {
             failed.map(|why| (Instant::now(), why));
     }
 
-    /// The loaded list, or the 503 saying why there is none (CONTRACT §6: never an empty
+    /// The loaded list, or the 503 saying why there is none (decisions §6: never an empty
     /// list in its place).
     pub fn loaded(
         &self,
@@ -288,7 +288,7 @@ pub fn visible_ids(settings: &Settings, models: Option<&[ModelInfo]>) -> Vec<Str
     for m in models.unwrap_or_default() {
         let id = crate::config::strip_model_prefix(&m.name).to_owned();
         // With SEARCH_MODE, every Gemini 2.x+ model that generates gets a `-search` twin,
-        // listed right after it (HAJIMI §8, extended to 3.x).
+        // listed right after it (HAJIMI's behaviour, extended to 3.x).
         let search_twin = settings.search_mode
             && crate::translate::chat::gemini_version(&id).is_some_and(|(major, _)| major >= 2)
             && (m.supported_generation_methods.is_empty()

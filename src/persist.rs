@@ -1,4 +1,4 @@
-//! Between the store and the running gateway: opening the store where CONTRACT §1 says,
+//! Between the store and the running gateway: opening the store where decisions §1 says,
 //! importing HAJIMI's `settings.json` once, putting saved settings and keys on top of the
 //! environment (a saved value yields when the environment value it overrode changes; a
 //! removed key's tombstone yields when the variable holding it changes), restoring key
@@ -19,7 +19,7 @@ use crate::store::{Loaded, Op, OpenError, Store};
 /// The store (if storage is on and the directory works), what it held, and a reader.
 pub type Opened = (Option<Arc<Store>>, Loaded, Option<rusqlite::Connection>);
 
-/// Opens the store per CONTRACT §1: a default directory that cannot be written means memory
+/// Opens the store per decisions §1: a default directory that cannot be written means memory
 /// only (with a warning); an explicit `STORAGE_DIR` that cannot be written is an error.
 pub fn open(config: &Config) -> Result<Opened, OpenError> {
     let s = &config.settings;

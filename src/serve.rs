@@ -45,7 +45,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Pause after an accept error that is not about one connection (out of file descriptors).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Raises the soft open-file limit to the hard limit (CONTRACT §6: many held streams need
+/// Raises the soft open-file limit to the hard limit (decisions §6: many held streams need
 /// many sockets) and logs the limit in force.
 pub fn raise_open_file_limit() {
     #[cfg(unix)]

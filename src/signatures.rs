@@ -1,4 +1,4 @@
-//! Thought signatures kept server-side (CONTRACT §5): Gemini 3 rejects a tool loop whose
+//! Thought signatures kept server-side (decisions §5): Gemini 3 rejects a tool loop whose
 //! history lacks the signature of each function call, and most OpenAI clients drop unknown
 //! fields. We remember each signature under the tool-call id we minted, with the model that
 //! produced it, bounded in bytes (signatures can be kilobytes each) and kept 24 hours, and

@@ -2,7 +2,7 @@
 //! The request path never waits on it: key states, usage and the request log are queued and
 //! committed in batches at least once a second (a SIGKILL loses at most that second);
 //! settings and keys changed through the API are committed before the API answers
-//! (CONTRACT §7). Everything is read once, at start-up. Migrations are numbered SQL in this
+//! (decisions §7). Everything is read once, at start-up. Migrations are numbered SQL in this
 //! file, tracked with `PRAGMA user_version`.
 
 use std::path::{Path, PathBuf};
@@ -583,7 +583,7 @@ fn commit(conn: &Connection, ops: &[Op]) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-/// Retention (CONTRACT §7): minutes 48 h, hours 90 days, days kept (the request log is
+/// Retention (decisions §7): minutes 48 h, hours 90 days, days kept (the request log is
 /// bounded as it is written).
 fn prune(conn: &Connection) -> rusqlite::Result<()> {
     let now = now_unix();

@@ -237,7 +237,7 @@ async fn a_wildcard_origin_never_allows_credentials() {
     }
 }
 
-/// CONTRACT §6: a limit of 0 means no limit (it used to be raised to 1).
+/// decisions §6: a limit of 0 means no limit (it used to be raised to 1).
 #[tokio::test]
 async fn zero_request_limits_mean_no_limit() {
     safe_minute().await;

@@ -296,7 +296,7 @@ async fn a_browser_login_sets_a_session_cookie_and_writes_need_csrf() {
     );
 }
 
-/// CONTRACT §2: failed logins slow a client down, they never lock the owner out — not even
+/// decisions §2: failed logins slow a client down, they never lock the owner out — not even
 /// when someone else forges the owner's address (`TRUSTED_PROXIES=*` believes the last
 /// `X-Forwarded-For` entry). The delay itself is measured on a paused clock in
 /// `routes::admin::session`'s tests.

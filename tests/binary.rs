@@ -91,7 +91,7 @@ fn env_file_and_cli_flags_are_read() {
     });
     let _ = child.kill();
     let _ = child.wait();
-    // No key is configured: the model list cannot load, 503 (CONTRACT §6); a wrong password
+    // No key is configured: the model list cannot load, 503 (decisions §6); a wrong password
     // or port would be 401 or no answer.
     assert_eq!(ok, 503, "the CLI port and the .env password were used");
 }

@@ -1,4 +1,4 @@
-//! Fake streaming and keep-alives (HAJIMI §5.4-5.5, done right): keep-alive chunks while the
+//! Fake streaming and keep-alives (HAJIMI's behaviour, done right): keep-alive chunks while the
 //! upstream works, then the answer and `[DONE]`; headers only when the first keep-alive is
 //! due, so fast failures keep their status; in-band errors after that; the same for native
 //! streams and for non-stream whitespace padding.

@@ -1,5 +1,5 @@
 //! Remote `image_url`s are fetched by the proxy and sent inline, with the address checks and
-//! limits of CONTRACT §5 (loopback is admitted only by the test-only switch).
+//! limits of decisions §5 (loopback is admitted only by the test-only switch).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

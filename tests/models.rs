@@ -101,7 +101,7 @@ async fn listing_needs_the_password() {
     assert_eq!(r.status(), 401);
 }
 
-/// CONTRACT §6: no list loaded is a 503 saying why, naming the upstream host, never an
+/// decisions §6: no list loaded is a 503 saying why, naming the upstream host, never an
 /// empty list (SillyTavern shows an empty list as "no models" with no hint).
 #[tokio::test]
 async fn with_no_key_the_list_is_a_503_naming_the_reason_and_the_host() {
@@ -173,7 +173,7 @@ async fn a_failed_list_fetch_is_not_repeated_by_every_request() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let before = list_fetches();
     for _ in 0..5 {
-        // No list could be loaded: 503 with the reason (CONTRACT §6), not an empty list.
+        // No list could be loaded: 503 with the reason (decisions §6), not an empty list.
         assert_eq!(h.get("/v1/models").await.status(), 503);
     }
     assert_eq!(list_fetches(), before, "no new fetch within the back-off");

@@ -140,7 +140,7 @@ async fn statistics_and_key_states_survive_a_restart() {
 }
 
 /// Must show (issue 5): a setting changed through `/api/update-config` survives a restart —
-/// and yields when the environment value it overrode changes (CONTRACT §1).
+/// and yields when the environment value it overrode changes (decisions §1).
 #[tokio::test]
 async fn a_dashboard_setting_survives_restarts_until_the_environment_changes() {
     let dir = tempfile::tempdir().unwrap();
@@ -391,7 +391,7 @@ fn an_explicit_storage_dir_that_cannot_be_written_stops_start_up() {
     );
 }
 
-/// A SIGKILL during a stream of writes loses nothing committed (CONTRACT §7): settings and
+/// A SIGKILL during a stream of writes loses nothing committed (decisions §7): settings and
 /// keys answered 200 are on disk; usage older than a second is on disk.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sigkill_loses_nothing_committed() {

@@ -1,6 +1,6 @@
 //! What SillyTavern sends, end to end against the mock: system messages keep their place
 //! (author's notes, post-history instructions), speaker names survive as `Name: ` prefixes,
-//! and `include_reasoning: false` keeps thoughts out of every kind of answer (CONTRACT §5).
+//! and `include_reasoning: false` keeps thoughts out of every kind of answer (decisions §5).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -1,4 +1,4 @@
-//! The settings the dashboard may change (HAJIMI §4.4.2 and a few of ours): each with its
+//! The settings the dashboard may change (HAJIMI's, and a few of ours): each with its
 //! dashboard key, the environment variable it overrides, how to read it, and how to set it
 //! from a JSON value with HAJIMI's validation (integers accept numeric strings and booleans,
 //! as Python's `int()` did; switches must be JSON booleans). The same table applies saved
@@ -224,7 +224,7 @@ pub const EDITABLE: &[Editable] = &[
         |s| json!(s.max_retry_num),
         |s, v| s.max_retry_num = positive(v)?
     ),
-    // HAJIMI allowed 0, which refused every request (§18 #27); the minimum is 1.
+    // HAJIMI allowed 0, which refused every request; the minimum is 1.
     entry!(
         "max_empty_responses",
         "MAX_EMPTY_RESPONSES",
@@ -427,7 +427,7 @@ mod tests {
         assert_eq!(s.fake_streaming_interval, Duration::from_millis(500));
         assert!(set(&mut s, "fake_streaming", json!(false)).is_ok());
         assert!(!s.fake_streaming);
-        // 0 is "no limit" for the request limits (CONTRACT §6).
+        // 0 is "no limit" for the request limits (decisions §6).
         assert!(set(&mut s, "max_requests_per_minute", json!(0)).is_ok());
         assert_eq!(s.max_requests_per_minute, 0);
         assert!(set(&mut s, "max_requests_per_day_per_ip", json!("0")).is_ok());

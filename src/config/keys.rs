@@ -1,4 +1,4 @@
-//! Upstream key extraction (CONTRACT §1): `AIzaSy…` keys are found by pattern anywhere in a
+//! Upstream key extraction (decisions §1): `AIzaSy…` keys are found by pattern anywhere in a
 //! variable's text; a variable holding no such key is split on commas, whitespace and
 //! newlines instead (relays with other key formats). De-duplicated, order kept.
 

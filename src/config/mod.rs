@@ -1,5 +1,5 @@
 //! Configuration: HAJIMI's environment variables (unprefixed, HAJIMI's parsing) plus ours,
-//! layered default < `.env` < process environment < CLI flag (CONTRACT §1), validated into
+//! layered default < `.env` < process environment < CLI flag (decisions §1), validated into
 //! one [`Settings`] value. Settings live in the per-request snapshot (`live.rs`); this module
 //! only builds them and never reads the environment anywhere else.
 
@@ -58,7 +58,7 @@ pub struct ProxyEnv {
     pub no_proxy: Option<String>,
 }
 
-/// Where the store lives (CONTRACT §1): explicit or the default directory.
+/// Where the store lives (decisions §1): explicit or the default directory.
 #[derive(Clone, Debug)]
 pub struct StorageDir {
     pub path: PathBuf,
@@ -463,7 +463,7 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
         increase_concurrent_on_failure: v.uint("INCREASE_CONCURRENT_ON_FAILURE", 0, 0)?,
         max_concurrent_requests: v.uint("MAX_CONCURRENT_REQUESTS", 3, 1)?,
         max_retry_num: v.uint("MAX_RETRY_NUM", 15, 1)?,
-        // HAJIMI accepts 0 and then refuses every request (§18 #27); 1 is the nearest sane value.
+        // HAJIMI accepts 0 and then refuses every request; 1 is the nearest sane value.
         max_empty_responses: v.uint("MAX_EMPTY_RESPONSES", 5, 1)?,
         race_cancel_losers: v.bool("RACE_CANCEL_LOSERS", false),
         key_max_concurrency: v.uint("KEY_MAX_CONCURRENCY", 0, 0)?,
@@ -488,7 +488,7 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
         )?)
         .unwrap_or(5),
         enable_thinking: v.bool("ENABLE_THINKING", true),
-        // 0: no limit (CONTRACT §6).
+        // 0: no limit (decisions §6).
         max_requests_per_minute: v.uint("MAX_REQUESTS_PER_MINUTE", 30, 0)?,
         max_requests_per_day_per_ip: v.uint("MAX_REQUESTS_PER_DAY_PER_IP", 600, 0)?,
         api_key_daily_limit: v.uint("API_KEY_DAILY_LIMIT", 100, 0)?,
@@ -797,7 +797,7 @@ mod tests {
         );
     }
 
-    /// CONTRACT §6: 0 is "no limit", not raised to 1.
+    /// decisions §6: 0 is "no limit", not raised to 1.
     #[test]
     fn zero_request_limits_mean_no_limit() {
         let c = load(&[

@@ -1,5 +1,5 @@
 //! HAJIMI's value rules, applied to one merged view of the configuration sources
-//! (CONTRACT §1): booleans are `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off` (any case),
+//! (decisions §1): booleans are `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off` (any case),
 //! an empty value means unset, surrounding double quotes are stripped, an unparsable value
 //! is an error naming the variable, and a parsable but out-of-range value becomes the
 //! nearest valid one with a warning. Every read also records the value in effect, masked,
@@ -51,7 +51,7 @@ pub struct Values {
     raw: BTreeMap<String, (String, Source)>,
     pub provenance: BTreeMap<String, Source>,
     /// The value in effect for every variable read, as `hajimi config` shows it: secrets
-    /// masked (CONTRACT §7), credentials in URLs hidden, unset values as `(unset)`.
+    /// masked (decisions §7), credentials in URLs hidden, unset values as `(unset)`.
     pub effective: BTreeMap<String, String>,
     pub warnings: Vec<String>,
     error: Option<ConfigError>,
@@ -118,7 +118,7 @@ impl Values {
         value
     }
 
-    /// A boolean (CONTRACT §1's words). Anything else is remembered as the load's error
+    /// A boolean (decisions §1's words). Anything else is remembered as the load's error
     /// ([`Values::take_error`]) and the default is returned meanwhile.
     pub fn bool(&mut self, name: &str, default: bool) -> bool {
         let value = match self.get(name) {
@@ -281,7 +281,7 @@ pub const UNSET: &str = "(unset)";
 
 /// Variables holding a password: shown with at most their last two characters.
 const PASSWORDS: &[&str] = &["PASSWORD", "WEB_PASSWORD", "METRICS_PASSWORD"];
-/// Variables holding upstream keys: each key masked (CONTRACT §7).
+/// Variables holding upstream keys: each key masked (decisions §7).
 const KEY_LISTS: &[&str] = &["VERTEX_EXPRESS_API_KEY", "INVALID_API_KEYS"];
 
 /// A value as `hajimi config` shows it: passwords as `…` and their last two characters,
@@ -329,7 +329,7 @@ pub fn normalise(value: &str) -> String {
     v.trim().to_owned()
 }
 
-/// A boolean as CONTRACT §1 spells it: `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off`,
+/// A boolean as decisions §1 spells it: `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off`,
 /// in any case. Anything else is unparsable (HAJIMI read it as false, silently).
 pub fn parse_bool(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {

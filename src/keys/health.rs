@@ -3,7 +3,7 @@
 //! (`KEY_RECHECK_INTERVAL`). Only a refusal that belongs to the key (an invalid or expired key,
 //! a suspended or leaked one, the API or billing disabled: see upstream/classify.rs) takes a
 //! key out of rotation; an overload, a quota error, another 401/403, a timeout or a network
-//! error leaves it active (CONTRACT §3: a check that fails for any other reason changes nothing).
+//! error leaves it active (decisions §3: a check that fails for any other reason changes nothing).
 //! A key that passes is marked verified (HAJIMI's "usable key"); one whose check got no
 //! verdict stays as it is but is not counted as usable, and when no check reached Google at
 //! all the caller says so, naming the upstream host ([`unreachable_hint`]).

@@ -1,6 +1,6 @@
 //! Who may call: the client password on API routes (from `x-goog-api-key`, `?key=` or
 //! `Authorization: Bearer`; any presented one that matches is accepted, compared in
-//! constant time) and the User-Agent whitelist (CONTRACT §2).
+//! constant time) and the User-Agent whitelist (decisions §2).
 
 use axum::http::HeaderMap;
 use axum::http::request::Parts;

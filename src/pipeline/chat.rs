@@ -1,6 +1,6 @@
 //! `POST /v1/chat/completions`: OpenAI chat over Gemini `generateContent` /
 //! `streamGenerateContent`, with retries across keys until the first byte reaches the
-//! client, and protocol-exact output (CONTRACT §3-5).
+//! client, and protocol-exact output (decisions §3-5).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -340,7 +340,7 @@ async fn open(
 }
 
 /// Relays a committed stream: mapped chunks as they arrive; `[DONE]` after a complete
-/// stream, an in-band error event (and no `[DONE]`) after a broken one (CONTRACT §3).
+/// stream, an in-band error event (and no `[DONE]`) after a broken one (decisions §3).
 struct Relay {
     events: GeminiEvents,
     /// The key serving the stream: held until the stream ends, so `KEY_MAX_CONCURRENCY`

@@ -2,7 +2,7 @@
 //! asked for JSON or for a (fake) stream: the response cache, in-flight sharing of identical
 //! requests, HAJIMI's raced attempts, and delivery that keeps slow answers alive — headers
 //! go out only when the first keep-alive is due, so fast failures keep their real status,
-//! and a failure after that is delivered in-band (CONTRACT §3, §6; HAJIMI §5.4-5.9).
+//! and a failure after that is delivered in-band (decisions §3, §6).
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,7 +34,7 @@ use crate::upstream::{ANSWER_LIMIT, classify_response, read_body};
 use crate::wire::gemini::{GenerateContentRequest, GenerateContentResponse};
 
 /// One-time corrections of a request that Google refused for a known, fixable reason:
-/// penalties a model does not support (CONTRACT §4), and JSON Schema fields a model does not
+/// penalties a model does not support (decisions §4), and JSON Schema fields a model does not
 /// accept (then the schemas are converted to Google's subset).
 #[derive(Default)]
 struct Fixups {

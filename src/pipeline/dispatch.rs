@@ -1,4 +1,4 @@
-//! Attempts across keys for one request (CONTRACT §3): each usable key at most once before
+//! Attempts across keys for one request (decisions §3): each usable key at most once before
 //! any key is tried again, keys retired during the request never again, at most
 //! `MAX_RETRY_NUM` attempts and `MAX_EMPTY_RESPONSES` empty answers, all before
 //! `REQUEST_DEADLINE`; short cooldowns are waited out. When every attempt failed, the
@@ -27,11 +27,11 @@ use crate::store::Counters;
 use crate::telemetry::OutcomeHandle;
 use crate::upstream::classify::Failure;
 
-/// The longest cooldown a request waits out instead of answering 429 (CONTRACT §3).
+/// The longest cooldown a request waits out instead of answering 429 (decisions §3).
 pub const MAX_COOLDOWN_WAIT: Duration = Duration::from_secs(10);
 
 /// Beyond this wait for a key, OpenAI-shaped routes answer 503 `insufficient_quota` with the
-/// wait in words, not 429 (CONTRACT §3). Why: SillyTavern's server retries every 429 five
+/// wait in words, not 429 (decisions §3). Why: SillyTavern's server retries every 429 five
 /// times with backoff (5+10+20+40+80 s), so a user whose keys are out for the day waited
 /// 155 s to read the error, and retrying such a request soon cannot help. Native Gemini
 /// routes keep Google's 429 (see `GatewayError::InsufficientQuota`).
@@ -246,7 +246,7 @@ impl Attempts {
         }
     }
 
-    /// The client's error when no attempt succeeded (CONTRACT §3, first match wins): a
+    /// The client's error when no attempt succeeded (decisions §3, first match wins): a
     /// request error; the empty-answer limit; all quota (429, or the long-wait answer); all
     /// timeouts (504); all connection errors (503 naming the upstream host); otherwise 503
     /// naming the causes and counts.
@@ -381,7 +381,7 @@ fn unreachable_message(base_url: &str, attempts: usize) -> String {
     )
 }
 
-/// A request error from the upstream, as the client sees it (CONTRACT §3). `model` is the
+/// A request error from the upstream, as the client sees it (decisions §3). `model` is the
 /// model the request named upstream.
 pub fn request_error(f: &Failure, model: &str) -> GatewayError {
     match f {
@@ -415,7 +415,7 @@ pub fn request_error(f: &Failure, model: &str) -> GatewayError {
     }
 }
 
-/// A prompt the upstream refused to answer (CONTRACT §4).
+/// A prompt the upstream refused to answer (decisions §4).
 pub fn prompt_blocked(reason: &str) -> GatewayError {
     GatewayError::BadRequest {
         message: format!(
@@ -499,7 +499,7 @@ pub struct Leftovers<T> {
     pub remaining: usize,
 }
 
-/// Runs HAJIMI's batches of attempts on distinct keys (CONTRACT: `CONCURRENT_REQUESTS`,
+/// Runs HAJIMI's batches of attempts on distinct keys (settings `CONCURRENT_REQUESTS`,
 /// `INCREASE_CONCURRENT_ON_FAILURE`, `MAX_CONCURRENT_REQUESTS`, `MAX_RETRY_NUM`). Each attempt
 /// runs as its own task and settles its key itself; the first success answers. The
 /// attempts still running are returned as [`Leftovers`] (or cancelled with

@@ -242,7 +242,7 @@ async fn run_action(
     let version = check_version(&ver)?;
     let (model, action) = target(&model_action)?;
     outcome.update(|o| o.model = Some(model.clone()));
-    // Generation and embeddings count toward the per-IP limits (CONTRACT §6).
+    // Generation and embeddings count toward the per-IP limits (decisions §6).
     if action != Action::CountTokens {
         crate::limits::admit(&state.limiter, &snap, &parts)?;
     }
@@ -250,7 +250,7 @@ async fn run_action(
     let mut bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
     check_items(&bytes, Shape::Gemini, ItemLimits::of(&snap))?;
 
-    // Search mode: a `-search` model gets the Google Search tool (HAJIMI §7).
+    // Search mode: a `-search` model gets the Google Search tool.
     let mut upstream_model = model.clone();
     if snap.search_mode
         && let Some(base) = model.strip_suffix("-search")
@@ -277,7 +277,7 @@ async fn run_action(
     let generate = action == Action::GenerateContent;
 
     // Complete answers (and faked streams) go through the cache, in-flight sharing and
-    // HAJIMI's racing, like OpenAI requests (CONTRACT §6).
+    // HAJIMI's racing, like OpenAI requests (decisions §6).
     if generate || (stream && snap.fake_streaming) {
         let url = endpoint::model_action(
             &snap.gemini_base_url,
@@ -454,7 +454,7 @@ fn sse_headers(response: &mut Response) {
 }
 
 /// Forwards SSE events as they arrive, each `data` payload exactly as Google sent it. A
-/// stream that breaks ends with an error event in Google's shape (CONTRACT §3).
+/// stream that breaks ends with an error event in Google's shape (decisions §3).
 /// The key's lease is held until the stream ends (`KEY_MAX_CONCURRENCY` counts streams).
 fn sse_response(events: GeminiEvents, held: Vec<Bytes>, lease: Lease) -> Response {
     struct Relay {

@@ -1,4 +1,4 @@
-//! Waits said for people (issue 8, CONTRACT §3): when no key can serve for a long while, the
+//! Waits said for people (issue 8, decisions §3): when no key can serve for a long while, the
 //! client is told how long in hours and minutes and at what time the keys come back, in
 //! Beijing and Los Angeles time (Google's quota resets at midnight in Los Angeles; most of
 //! hajimi's users read Beijing time), never "retry in 31279s".

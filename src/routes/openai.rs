@@ -1,6 +1,6 @@
 //! OpenAI-shaped routes besides chat: the model list (`/v1/models`, `/models`,
 //! `/aistudio/models`, and `/{id}`), and the Vertex aliases that answer 501 until the
-//! Vertex backend exists (CONTRACT §1).
+//! Vertex backend exists (decisions §1).
 
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};

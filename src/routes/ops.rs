@@ -1,6 +1,6 @@
 //! Operations routes: `/health` (the process is alive), `/ready` (configuration loaded and
 //! store open and writable — 503 with the reason when its writes fail; not "has a usable
-//! key", CONTRACT §7), and the plain page at `/` that uptime monitors probe until the
+//! key", decisions §7), and the plain page at `/` that uptime monitors probe until the
 //! dashboard replaces it.
 
 use std::sync::atomic::Ordering;

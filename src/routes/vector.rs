@@ -1,6 +1,6 @@
-//! SillyTavern vector-storage adapters (HAJIMI §9.2): `POST /api/vector/query` embeds the
+//! SillyTavern vector-storage adapters: `POST /api/vector/query` embeds the
 //! search text and returns it in the plugin's shape; `POST /api/vector/insert` embeds the
-//! items. Guarded by the client password (CONTRACT §2); unlike HAJIMI, headers are never logged.
+//! items. Guarded by the client password (decisions §2); unlike HAJIMI, headers are never logged.
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};

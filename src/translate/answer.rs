@@ -1,4 +1,4 @@
-//! Gemini response → OpenAI chat completion (`reference/wire-formats.md` §4, CONTRACT §4):
+//! Gemini response → OpenAI chat completion (decisions §4):
 //! what a 200 answer amounts to (answer, prompt block, empty), finish reasons, usage, tool
 //! calls with their signatures, grounding citations. The streaming mapper
 //! (`translate::stream`) uses the same pieces per event.
@@ -11,7 +11,7 @@ use crate::wire::openai::{
     ToolCall, Usage,
 };
 
-/// What a 200 answer amounts to (CONTRACT §4).
+/// What a 200 answer amounts to (decisions §4).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Assessment {
     /// Something to give the client.
@@ -48,7 +48,7 @@ pub fn assess(resp: &GenerateContentResponse) -> Assessment {
             continue;
         }
         if is_filter_reason(reason) || reason == "MAX_TOKENS" {
-            // Final whatever was produced (CONTRACT §4).
+            // Final whatever was produced (decisions §4).
             return Assessment::Answer;
         }
         if has_visible_output(c) {
@@ -136,7 +136,7 @@ pub fn finish_reason(reason: Option<&str>, called_tools: bool) -> Option<&'stati
     })
 }
 
-/// `usageMetadata` → OpenAI `usage` (thoughts inside completion tokens, CONTRACT/wire §4.7).
+/// `usageMetadata` → OpenAI `usage` (thoughts inside completion tokens, decisions §5).
 pub fn usage(meta: Option<&UsageMetadata>) -> Usage {
     let m = meta.copied().unwrap_or_default();
     let prompt = m.prompt_token_count + m.tool_use_prompt_token_count;
@@ -268,7 +268,7 @@ pub fn annotations(grounding: Option<&Value>, text: &str) -> Option<Vec<Value>> 
 }
 
 /// Removes the thoughts of every choice: the client excluded reasoning from the answer
-/// (`include_reasoning: false`, CONTRACT §5), whatever Google sent. Usage still counts them.
+/// (`include_reasoning: false`, decisions §5), whatever Google sent. Usage still counts them.
 pub fn drop_reasoning(completion: &mut ChatCompletion) {
     for choice in &mut completion.choices {
         choice.message.reasoning_content = None;

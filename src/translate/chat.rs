@@ -1,5 +1,4 @@
-//! OpenAI chat request → Gemini `GenerateContentRequest` (`reference/wire-formats.md` §4,
-//! CONTRACT §5). Only what the client sent is sent; the proxy adds what CONTRACT §5 says it
+//! OpenAI chat request → Gemini `GenerateContentRequest` (decisions §5). Only what the client sent is sent; the proxy adds what decisions §5 says it
 //! adds (safety settings). The way back is `translate::answer`.
 
 use serde_json::{Map, Value, json};
@@ -83,7 +82,7 @@ pub fn to_gemini(req: &ChatRequest, opts: &Options<'_>) -> Result<Translated, Ga
     let gemini3 = gemini_version(&upstream_model).is_some_and(|(major, _)| major >= 3);
 
     // The leading run of system/developer messages is the system instruction; a later one is
-    // a user turn at its own position (CONTRACT §5: SillyTavern's author's notes and
+    // a user turn at its own position (decisions §5: SillyTavern's author's notes and
     // post-history instructions depend on where they are).
     let leading = req
         .messages
@@ -179,7 +178,7 @@ pub fn to_gemini(req: &ChatRequest, opts: &Options<'_>) -> Result<Translated, Ga
     }
 
     if let Some(len) = opts.random_string.filter(|n| *n > 0) {
-        // HAJIMI §6.6: one random user turn after the first content, one before the last.
+        // HAJIMI: one random user turn after the first content, one before the last.
         let first = safe_insert_index(&contents, 1);
         contents.insert(
             first,
@@ -480,7 +479,7 @@ pub fn refuses_json_schema(message: &str) -> bool {
         || m.contains("responsejsonschema")
 }
 
-/// Removes the penalties (the retry of CONTRACT §4 for "Penalty is not enabled").
+/// Removes the penalties (the retry of decisions §4 for "Penalty is not enabled").
 pub fn drop_penalties(request: &mut GenerateContentRequest) -> bool {
     let Some(cfg) = request.generation_config.as_mut() else {
         return false;
@@ -580,7 +579,7 @@ fn exchange_end(messages: &[ChatMessage], from: usize) -> Option<usize> {
 }
 
 /// Keeps a speaker's `name` (example dialogue, group chats) as a `Name: ` prefix of the
-/// message's first text part, since Gemini has no speaker field (CONTRACT §5). When the
+/// message's first text part, since Gemini has no speaker field (decisions §5). When the
 /// content starts with something else (an image, a function call), `own_part` adds a `Name:`
 /// text part in front (user content); otherwise nothing is added, so function calls are never
 /// labeled. Text that already starts with `Name:` is left as it is.

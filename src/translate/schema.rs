@@ -1,4 +1,4 @@
-//! JSON Schema → Google's OpenAPI-subset `Schema` (wire-formats §1.10), for the fallback path
+//! JSON Schema → Google's OpenAPI-subset `Schema`, for the fallback path
 //! when a model or endpoint refuses `parametersJsonSchema`/`responseJsonSchema`. Allow-list,
 //! not deny-list: `$ref`/`$defs` are inlined (cycle-safe), `const` becomes a one-value `enum`,
 //! type arrays and `anyOf: [X, null]` become `nullable`, `oneOf` becomes `anyOf`, exclusive

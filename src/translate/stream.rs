@@ -1,4 +1,4 @@
-//! Gemini stream events → OpenAI `chat.completion.chunk` SSE frames (wire-formats §3.4):
+//! Gemini stream events → OpenAI `chat.completion.chunk` SSE frames:
 //! role in the first delta of each choice, content/reasoning/tool-call deltas, a separate
 //! finish chunk with a lowercase `finish_reason`, a usage chunk with `choices: []` only when
 //! the client asked (`stream_options.include_usage`), then `data: [DONE]`. Per-stream state
@@ -54,7 +54,7 @@ impl ChunkMapper {
     }
 
     /// Whether thoughts reach the client as `reasoning_content` (default on); off, they are
-    /// dropped whatever Google sends (`include_reasoning: false`, CONTRACT §5).
+    /// dropped whatever Google sends (`include_reasoning: false`, decisions §5).
     #[must_use]
     pub fn with_reasoning(mut self, reasoning: bool) -> Self {
         self.reasoning = reasoning;

@@ -1,4 +1,4 @@
-//! Reasoning controls → Gemini `thinkingConfig` (CONTRACT §5). Precedence:
+//! Reasoning controls → Gemini `thinkingConfig` (decisions §5). Precedence:
 //! `google.thinking_config` (under `extra_body` wins over top level; snake or camel case) >
 //! HAJIMI's `thinking_budget` > `reasoning_effort`. Gemini 2.x takes a budget, 3.x a level,
 //! never both; values are clamped to what the model family accepts; models that cannot think
@@ -146,7 +146,7 @@ fn invalid_effort(effort: &str) -> GatewayError {
     )
 }
 
-/// Effort → budget for 2.x (CONTRACT §5).
+/// Effort → budget for 2.x (decisions §5).
 pub fn budget_for_effort(fam: Family, effort: &str) -> Result<i64, GatewayError> {
     Ok(match effort {
         "none" => match fam {

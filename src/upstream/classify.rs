@@ -1,4 +1,4 @@
-//! Reads Google's answer before blaming a key (CONTRACT §3): an upstream failure is
+//! Reads Google's answer before blaming a key (decisions §3): an upstream failure is
 //! classified by `error.details[].reason` and message before its status, into a
 //! [`Failure`] that says what happened to the key and whether another key may help.
 
@@ -42,7 +42,7 @@ pub enum Failure {
     Connection,
     /// A 2xx body we could not use.
     Garbage { detail: String },
-    /// A 2xx with nothing usable in it (CONTRACT §4).
+    /// A 2xx with nothing usable in it (decisions §4).
     Empty { reason: String },
 }
 
@@ -133,7 +133,7 @@ impl Failure {
     }
 }
 
-/// ErrorInfo reasons that belong to the key or its account (CONTRACT §3): with one of them
+/// ErrorInfo reasons that belong to the key or its account (decisions §3): with one of them
 /// the key leaves rotation and the request is tried on another key.
 const INVALID_KEY_REASONS: [&str; 2] = ["API_KEY_INVALID", "API_KEY_EXPIRED"];
 const RETIRED_KEY_REASONS: [&str; 4] = [

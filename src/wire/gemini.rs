@@ -1,4 +1,4 @@
-//! Google's Generative Language API (v1beta) types (`reference/wire-formats.md` §1-2).
+//! Google's Generative Language API (v1beta) types.
 //! Written camelCase; parsed leniently (unknown fields ignored, every field optional),
 //! because Google adds fields (`turnToken`, `serviceTier`) and omits zero counts.
 

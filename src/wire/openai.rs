@@ -1,5 +1,4 @@
-//! OpenAI Chat Completions, models and errors, as clients send and expect them
-//! (`reference/wire-formats.md` §3). Requests are parsed leniently (unknown fields ignored);
+//! OpenAI Chat Completions, models and errors, as clients send and expect them. Requests are parsed leniently (unknown fields ignored);
 //! responses are written exactly. The request's "string or list" fields are read by small
 //! visitors rather than `#[serde(untagged)]`, which would first copy each value into an
 //! intermediate tree (every content part, unknown members included) and then parse it again.
@@ -80,7 +79,7 @@ impl ChatRequest {
 
     /// Whether the client asked for no thoughts in the answer (`include_reasoning: false` or
     /// `reasoning: {"exclude": true}`, at top level or under `extra_body`). Thinking itself
-    /// still follows the effort settings (CONTRACT §5).
+    /// still follows the effort settings (decisions §5).
     pub fn excludes_reasoning(&self) -> bool {
         let excluded = |include: Option<&Value>, reasoning: Option<&Value>| {
             include.and_then(Value::as_bool) == Some(false)

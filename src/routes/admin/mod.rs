@@ -1,5 +1,5 @@
-//! The dashboard's JSON API under `/api/` (CONTRACT §2): HAJIMI's endpoints with HAJIMI's
-//! field names and messages (§4.4), plus what the new dashboard needs (keys with states and
+//! The dashboard's JSON API under `/api/` (decisions §2): HAJIMI's endpoints with HAJIMI's
+//! field names and messages, plus what the new dashboard needs (keys with states and
 //! cooldowns, usage per model, the request log, key management). Who may call it, and the
 //! browser login, are in `session`. Nothing is readable anonymously; only the key export
 //! carries full keys.
@@ -251,7 +251,7 @@ pub async fn config(State(state): State<AppState>, request: Request) -> Response
 // ---------------------------------------------------------------------------------------
 // Writing
 
-/// `POST /api/update-config` (HAJIMI §4.4.2): validated, committed to the store, then applied
+/// `POST /api/update-config`: validated, committed to the store, then applied
 /// to new requests at once.
 pub async fn update_config(State(state): State<AppState>, request: Request) -> Response {
     let call = guarded!(state, request, true);

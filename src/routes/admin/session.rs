@@ -1,4 +1,4 @@
-//! Who may use the dashboard API (CONTRACT §2): `WEB_PASSWORD` as a Bearer token, a browser
+//! Who may use the dashboard API (decisions §2): `WEB_PASSWORD` as a Bearer token, a browser
 //! session (`POST /api/login` sets an HttpOnly SameSite cookie; writes then need the session's
 //! `X-CSRF-Token`), or HAJIMI's password in the JSON body of a write. Failed attempts slow
 //! the client down (`throttle`), they never lock anyone out.
@@ -115,7 +115,7 @@ async fn check_password(state: &AppState, call: &Call, password: &[u8]) -> bool 
     ok
 }
 
-/// Checks the web password (CONTRACT §2). Writes authenticated by the session cookie must
+/// Checks the web password (decisions §2). Writes authenticated by the session cookie must
 /// carry the session's CSRF token; HAJIMI's body password is accepted on writes. A presented
 /// password is checked after the client's throttle delay.
 pub(super) async fn authorize(

@@ -1,4 +1,4 @@
-//! The failed-login throttle (CONTRACT §2): per client (an IPv4 address, or an IPv6 /64, see
+//! The failed-login throttle (decisions §2): per client (an IPv4 address, or an IPv6 /64, see
 //! [`crate::limits::client_group`]), the first [`FREE_FAILURES`] failed password attempts cost
 //! nothing; after that every password attempt from that client, right or wrong, is answered
 //! only after a delay that starts at [`FIRST_DELAY`] and doubles with each further failure up

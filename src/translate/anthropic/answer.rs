@@ -291,7 +291,7 @@ pub struct Answer {
 
 /// A complete Gemini answer (first candidate) as an Anthropic message. A prompt block (no
 /// candidates) gives an empty `refusal`; the pipeline normally answers it with an error
-/// before getting here (CONTRACT §4).
+/// before getting here (decisions §4).
 pub fn to_message(resp: &GenerateContentResponse, opts: &AnswerOptions) -> Answer {
     to_message_with(
         resp,

@@ -556,7 +556,7 @@ pub struct Answer {
 
 /// A complete Gemini answer (first candidate) as a Response. A prompt block (no candidates)
 /// gives an `incomplete` response (`content_filter`); the pipeline normally answers it with
-/// an error before getting here (CONTRACT §4).
+/// an error before getting here (decisions §4).
 pub fn to_response(
     resp: &GenerateContentResponse,
     meta: &ResponseMeta,

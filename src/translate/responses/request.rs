@@ -211,7 +211,7 @@ fn input_items(
     turns: &mut Turns,
 ) -> Result<(), GatewayError> {
     // The leading run of system/developer messages joins the instructions; a later one is a
-    // user turn at its place (CONTRACT §5).
+    // user turn at its place (decisions §5).
     let leading = items
         .iter()
         .position(|item| {
