@@ -1,4 +1,4 @@
-//! Application state and router assembly. HTTP layer order, outermost first:
+//! Router assembly. HTTP layer order, outermost first:
 //! 0. `collapse_slashes` — `/v1//models` is `/v1/models` (a client base URL ending in `/`),
 //!    done before routing;
 //! 1. `log_requests` — request id, one log line per request when its body ends;
@@ -10,132 +10,27 @@
 
 use std::any::Any;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Instant;
 
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::cache::{Inflight, ResponseCache};
-use crate::config::{Config, RawEnv, Settings};
+use crate::config::Settings;
 use crate::error::{Flavor, GatewayError};
-use crate::fetch::Fetcher;
-use crate::keys::KeyPool;
-use crate::limits::RateLimiter;
-use crate::live::Live;
-use crate::models::Catalog;
-use crate::pipeline::chat::chat_completions;
-use crate::pipeline::{embeddings, native};
-use crate::routes::{admin, openai, ops, vector};
-use crate::signatures::Signatures;
-use crate::stats::Stats;
-use crate::store::Store;
-use crate::upstream::Upstream;
-
-/// Shared state; cheap to clone into handlers.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-pub struct Inner {
-    pub live: Live,
-    pub keys: KeyPool,
-    pub stats: Arc<Stats>,
-    /// The embedded store (`None`: memory only).
-    pub store: Option<Arc<Store>>,
-    /// The raw configuration values (the precedence rule of saved settings).
-    pub env: RawEnv,
-    /// For each key from the environment, the variable that holds it.
-    pub key_vars: Vec<(String, String)>,
-    /// Where each setting's value came from.
-    pub provenance: std::sync::Mutex<std::collections::BTreeMap<String, crate::config::Source>>,
-    pub models: Catalog,
-    pub signatures: Signatures,
-    pub upstream: Upstream,
-    pub fetcher: Fetcher,
-    pub cache: ResponseCache,
-    pub inflight: Inflight,
-    pub limiter: RateLimiter,
-    pub sessions: crate::routes::admin::Sessions,
-    pub key_test: crate::routes::admin::KeyTestState,
-    /// Serialises dashboard writes (settings, keys).
-    pub admin_lock: tokio::sync::Mutex<()>,
-    /// Key states last handed to the store.
-    pub persisted_keys: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
-    pub started: Instant,
-    pub ready: AtomicBool,
-    pub shutdown: CancellationToken,
-    pub tasks: TaskTracker,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
-}
-
-impl AppState {
-    pub fn new(
-        config: Config,
-        shutdown: CancellationToken,
-        store: Option<Arc<Store>>,
-    ) -> anyhow::Result<Self> {
-        let upstream = Upstream::new(&config.settings)?;
-        let fetcher = Fetcher::new(config.settings.image_fetch_allow_loopback)?;
-        let zone = config.settings.stats_reset_timezone.clone();
-        Ok(Self(Arc::new(Inner {
-            keys: KeyPool::with_reset_zone(config.keys, &zone),
-            stats: Arc::new(Stats::new(&zone, store.clone())),
-            store,
-            env: config.env,
-            key_vars: config.key_vars,
-            provenance: std::sync::Mutex::new(config.provenance),
-            live: Live::new(config.settings),
-            models: Catalog::default(),
-            signatures: Signatures::default(),
-            upstream,
-            fetcher,
-            cache: ResponseCache::default(),
-            inflight: Inflight::default(),
-            limiter: RateLimiter::default(),
-            persisted_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
-            sessions: crate::routes::admin::Sessions::default(),
-            key_test: std::sync::Mutex::new(crate::routes::admin::KeyTest::default()),
-            admin_lock: tokio::sync::Mutex::new(()),
-            started: Instant::now(),
-            ready: AtomicBool::new(true),
-            shutdown,
-            tasks: TaskTracker::new(),
-        })))
-    }
-
-    pub fn inflight_len(&self) -> usize {
-        self.inflight.len()
-    }
-
-    /// Spawns a background task that shutdown waits for.
-    pub fn spawn_tracked<F>(&self, future: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        self.tasks.spawn(future);
-    }
-}
+use crate::routes::{admin, gemini as native, openai, ops, vector};
+use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     let settings = state.live.current();
     let stats = Arc::clone(&state.stats);
     let api = Router::new()
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/chat/completions", post(chat_completions))
-        .route("/aistudio/chat/completions", post(chat_completions))
+        .route("/v1/chat/completions", post(openai::chat))
+        .route("/chat/completions", post(openai::chat))
+        .route("/aistudio/chat/completions", post(openai::chat))
         .route("/vertex/chat/completions", post(openai::vertex_unavailable))
         .route("/v1/models", get(openai::v1_list_models))
         .route("/models", get(openai::list_models))
@@ -147,8 +42,8 @@ pub fn router(state: AppState) -> Router {
         .route("/models/{id}", get(openai::get_model))
         .route("/aistudio/models/{id}", get(openai::get_model))
         .route("/vertex/models", get(openai::vertex_unavailable))
-        .route("/v1/embeddings", post(embeddings::embeddings))
-        .route("/embeddings", post(embeddings::embeddings))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/embeddings", post(openai::embeddings))
         .route("/api/vector/query", post(vector::query))
         .route("/api/vector/insert", post(vector::insert))
         .route("/gemini/{ver}/models", get(native::list_models))

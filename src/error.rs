@@ -88,6 +88,16 @@ pub enum GatewayError {
     Timeout { message: String },
     #[error("{0}")]
     NotImplemented(String),
+    /// A well-formed request with a value that cannot be used (422; the dashboard API's
+    /// validation errors, as HAJIMI answers them).
+    #[error("{message}")]
+    Unprocessable { message: String },
+    /// The request conflicts with work in progress (409: a key test already running).
+    #[error("{message}")]
+    Conflict { message: String },
+    /// A change could not be made durable (500; the dashboard says what failed).
+    #[error("{message}")]
+    Storage { message: String },
     /// A failure inside the gateway; details go to the log, never to the client.
     #[error("内部错误 / Internal error")]
     Internal(std::sync::Arc<anyhow::Error>),
@@ -152,7 +162,9 @@ impl GatewayError {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Internal(_) | Self::Storage { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -173,13 +185,16 @@ impl GatewayError {
             | Self::WebUnauthorized
             | Self::NotFound { .. }
             | Self::MethodNotAllowed
-            | Self::PayloadTooLarge { .. } => "invalid_request_error",
+            | Self::PayloadTooLarge { .. }
+            | Self::Unprocessable { .. }
+            | Self::Conflict { .. } => "invalid_request_error",
             Self::ForbiddenClient | Self::Forbidden { .. } => "permission_error",
             Self::RateLimited { .. } | Self::QuotaExhausted { .. } => "rate_limit_error",
             Self::InsufficientQuota { .. } => "insufficient_quota",
             Self::BadGateway { .. }
             | Self::Unavailable { .. }
             | Self::Timeout { .. }
+            | Self::Storage { .. }
             | Self::Internal(_) => "server_error",
             Self::NotImplemented(_) => "not_implemented",
         }
@@ -202,6 +217,9 @@ impl GatewayError {
             Self::Unavailable { .. } => Some("upstream_unavailable"),
             Self::Timeout { .. } => Some("timeout"),
             Self::NotImplemented(_) => Some("not_implemented"),
+            Self::Unprocessable { .. } => Some("invalid_value"),
+            Self::Conflict { .. } => Some("conflict"),
+            Self::Storage { .. } => Some("storage_failed"),
             Self::Internal(_) => None,
         }
     }
@@ -220,7 +238,10 @@ impl GatewayError {
     /// Anthropic's error type for this error.
     pub fn anthropic_type(&self) -> &'static str {
         match self {
-            Self::BadRequest { .. } | Self::MethodNotAllowed => "invalid_request_error",
+            Self::BadRequest { .. }
+            | Self::MethodNotAllowed
+            | Self::Unprocessable { .. }
+            | Self::Conflict { .. } => "invalid_request_error",
             Self::Unauthorized | Self::WebUnauthorized => "authentication_error",
             Self::ForbiddenClient | Self::Forbidden { .. } => "permission_error",
             Self::NotFound { .. } => "not_found_error",
@@ -229,7 +250,10 @@ impl GatewayError {
             Self::InsufficientQuota { .. } => "billing_error",
             Self::Unavailable { .. } => "overloaded_error",
             Self::Timeout { .. } => "timeout_error",
-            Self::BadGateway { .. } | Self::NotImplemented(_) | Self::Internal(_) => "api_error",
+            Self::BadGateway { .. }
+            | Self::NotImplemented(_)
+            | Self::Storage { .. }
+            | Self::Internal(_) => "api_error",
         }
     }
 
@@ -303,6 +327,23 @@ pub struct ErrorSeen(pub &'static str);
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         self.render(Flavor::OpenAi)
+    }
+}
+
+/// An error with the shape of the route family it is answered in (what extractors reject
+/// with and handlers return).
+#[derive(Debug)]
+pub struct Flavored(pub GatewayError, pub Flavor);
+
+impl IntoResponse for Flavored {
+    fn into_response(self) -> Response {
+        self.0.render(self.1)
+    }
+}
+
+impl GatewayError {
+    pub fn flavored(self, flavor: Flavor) -> Flavored {
+        Flavored(self, flavor)
     }
 }
 

@@ -35,7 +35,33 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::AppState;
+use crate::state::AppState;
+
+/// Pending-connection queue of the listening socket (the OS default of 128 drops connects
+/// under a burst of a thousand clients; uvicorn, which HAJIMI runs on, uses 2048).
+const LISTEN_BACKLOG: u32 = 2048;
+
+/// Binds the first address `bind` resolves to, with [`LISTEN_BACKLOG`] and `SO_REUSEADDR`
+/// (a restart does not wait for the previous process's connections in TIME_WAIT).
+pub async fn listen(bind: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(bind).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("the address resolves to nothing")))
+}
 
 /// After a connection was asked to close (idle, or shutting down), how long it may take to
 /// say goodbye (an HTTP/2 GOAWAY waits for the peer's PING acknowledgement) before it is

@@ -48,7 +48,7 @@ pub fn init(settings: &Settings) {
     };
 }
 
-/// What a handler tells the request log (put into the response extensions).
+/// What a handler tells the request log (through the request's [`OutcomeHandle`]).
 #[derive(Clone, Debug, Default)]
 pub struct Outcome {
     pub model: Option<String>,
@@ -102,6 +102,10 @@ pub async fn log_requests(
             Arc::from,
         );
     request.extensions_mut().insert(RequestId(Arc::clone(&id)));
+    // Handlers report what they did through this handle (`routes::ClientCall::outcome`);
+    // streams keep updating it until their body ends.
+    let outcome = OutcomeHandle::default();
+    request.extensions_mut().insert(outcome.clone());
     let method = request.method().clone();
     // The route is the router's pattern, never the raw path: one label for every path no
     // route matched, so probing paths cannot grow the metrics.
@@ -116,11 +120,6 @@ pub async fn log_requests(
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }
-    let outcome = response
-        .extensions()
-        .get::<OutcomeHandle>()
-        .cloned()
-        .unwrap_or_default();
     let error = response.extensions().get::<ErrorSeen>().map(|e| e.0);
     let line = LogLine {
         id,

@@ -7,23 +7,20 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use crate::app::AppState;
 use crate::config::Settings;
-use crate::error::{Flavor, GatewayError};
+use crate::error::GatewayError;
 use crate::keys::{KeySlot, Lease};
-use crate::pipeline::auth::authenticate;
-use crate::pipeline::body::{ItemLimits, Shape, parse_bounded, read_limited};
 use crate::pipeline::complete::{
     Delivery, Plan, RequestBody, SignatureMemo, cached, deliver, obtain,
 };
 use crate::pipeline::dispatch::{self, prompt_blocked};
+use crate::state::AppState;
 use crate::telemetry::OutcomeHandle;
 use crate::translate::answer::{FirstEvent, first_event};
 use crate::translate::chat::{Options, Translated, to_gemini};
@@ -34,30 +31,13 @@ use crate::upstream::{GeminiEvents, Upstream};
 use crate::wire::gemini::GenerateContentResponse;
 use crate::wire::openai::ChatRequest;
 
-pub async fn chat_completions(State(state): State<AppState>, request: Request) -> Response {
-    let snap = state.live.current();
-    let outcome = OutcomeHandle::default();
-    let result = run(&state, &snap, request, &outcome).await;
-    let mut response = match result {
-        Ok(r) => r,
-        Err(e) => e.render(Flavor::OpenAi),
-    };
-    response.extensions_mut().insert(outcome);
-    response
-}
-
-async fn run(
+/// Serves one OpenAI chat request.
+pub async fn complete(
     state: &AppState,
     snap: &Arc<Settings>,
-    request: Request,
+    chat: ChatRequest,
     outcome: &OutcomeHandle,
 ) -> Result<Response, GatewayError> {
-    let (parts, body) = request.into_parts();
-    authenticate(snap, &parts)?;
-    crate::limits::admit(&state.limiter, snap, &parts)?;
-    let bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
-    let chat: ChatRequest = parse_bounded(&bytes, Shape::Chat, ItemLimits::of(snap))?;
-    drop(bytes);
     // A client's model name never carries `/`, `?`, `#` or `%` into an upstream URL.
     crate::upstream::endpoint::require_model_id(crate::translate::chat::upstream_model_name(
         &chat.model,

@@ -17,13 +17,13 @@ use futures_util::future::BoxFuture;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::app::AppState;
 use crate::cache::{Answer, Join, follow};
 use crate::config::Settings;
 use crate::error::{Flavor, GatewayError};
 use crate::keys::KeySlot;
 use crate::pipeline::dispatch::{self, Leftovers, prompt_blocked};
 use crate::signatures::Signatures;
+use crate::state::AppState;
 use crate::telemetry::OutcomeHandle;
 use crate::translate::answer::{Assessment, assess, drop_reasoning, signature_of, to_openai};
 use crate::translate::chat::{drop_penalties, refuses_json_schema, use_schema_subset};

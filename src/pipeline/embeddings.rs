@@ -2,18 +2,15 @@
 //! `dimensions` → `outputDimensionality`, `encoding_format: base64` honoured, key failover
 //! like chat. Also the embedding helper of the SillyTavern vector adapters.
 
-use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::config::Settings;
-use crate::error::{Flavor, GatewayError};
-use crate::pipeline::auth::authenticate;
-use crate::pipeline::body::{ItemLimits, Shape, parse_bounded, read_limited};
+use crate::error::GatewayError;
 use crate::pipeline::dispatch;
+use crate::state::AppState;
 use crate::telemetry::OutcomeHandle;
 use crate::translate::chat::upstream_model_name;
 use crate::upstream::classify::Failure;
@@ -37,26 +34,13 @@ pub struct EmbeddingsRequest {
     pub task_type: Option<String>,
 }
 
-pub async fn embeddings(State(state): State<AppState>, request: Request) -> Response {
-    let snap = state.live.current();
-    let outcome = OutcomeHandle::default();
-    let result = run(&state, &snap, request, &outcome).await;
-    let mut response = result.unwrap_or_else(|e| e.render(Flavor::OpenAi));
-    response.extensions_mut().insert(outcome);
-    response
-}
-
-async fn run(
+/// Serves one OpenAI embeddings request.
+pub async fn embeddings(
     state: &AppState,
     snap: &Settings,
-    request: Request,
+    req: EmbeddingsRequest,
     outcome: &OutcomeHandle,
 ) -> Result<Response, GatewayError> {
-    let (parts, body) = request.into_parts();
-    authenticate(snap, &parts)?;
-    crate::limits::admit(&state.limiter, snap, &parts)?;
-    let bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
-    let req: EmbeddingsRequest = parse_bounded(&bytes, Shape::Plain, ItemLimits::of(snap))?;
     outcome.update(|o| o.model = Some(req.model.clone()));
     let inputs = inputs(&req.input)?;
     let base64 = match req.encoding_format.as_deref() {

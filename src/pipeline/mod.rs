@@ -1,12 +1,11 @@
-//! The request pipeline: plain async steps called in order from one function per endpoint
-//! (snapshot → authenticate → read body → translate → dispatch across keys → relay),
-//! readable top to bottom. HTTP plumbing that is the same for every route stays in `app.rs`.
+//! The request pipeline: the steps after a request is authenticated and parsed, in order —
+//! translate, obtain an answer (cache, in-flight sharing, attempts across keys, racing),
+//! deliver it (JSON, real or fake stream, keep-alives, in-band errors, mid-stream rescue).
 
-pub mod auth;
-pub mod body;
 pub mod chat;
 pub mod complete;
 pub mod dispatch;
 pub mod embeddings;
+pub mod models;
 pub mod native;
 pub mod wait;

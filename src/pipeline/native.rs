@@ -10,7 +10,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
@@ -18,27 +17,19 @@ use futures_util::{Stream, StreamExt};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::config::Settings;
 use crate::error::{Flavor, GatewayError};
 use crate::keys::Lease;
-use crate::pipeline::auth::authenticate;
-use crate::pipeline::body::{ItemLimits, Shape, check_items, read_limited};
 use crate::pipeline::complete::{Delivery, Plan, RequestBody, deliver, obtain};
 use crate::pipeline::dispatch;
+use crate::state::AppState;
 use crate::telemetry::OutcomeHandle;
 use crate::translate::answer::{FirstEvent, first_event};
+use crate::upstream::UpstreamUrl;
 use crate::upstream::classify::Failure;
 use crate::upstream::endpoint::{self, Action, Version};
 use crate::upstream::{ANSWER_LIMIT, GeminiEvents, classify_response, read_body};
 use crate::wire::gemini::GenerateContentResponse;
-
-/// The query parameters of a model listing that go upstream (Google accepts both spellings).
-/// Nothing else a client puts in a query ever goes upstream: not `key`, not a credential of
-/// its own (`access_token`, `oauth_token`), not parameters that change what Google does
-/// (`$alt`, `fields`, `upload_protocol`). A stream's `alt=sse` is decided by us from the
-/// client's `alt` (see [`wants_sse`]).
-const LIST_PARAMS: [&str; 4] = ["pageSize", "pageToken", "page_size", "page_token"];
 
 /// What one attempt produced for the client.
 enum Answer {
@@ -53,203 +44,65 @@ enum Answer {
     Array(reqwest::Response),
 }
 
-pub async fn list_models(
-    State(state): State<AppState>,
-    Path(ver): Path<String>,
-    request: Request,
-) -> Response {
-    proxy_get(state, ver, None, request).await
-}
-
-pub async fn list_models_v1beta(State(state): State<AppState>, request: Request) -> Response {
-    let ver = version_of(request.uri().path());
-    proxy_get(state, ver, None, request).await
-}
-
-pub async fn get_model(
-    State(state): State<AppState>,
-    Path((ver, model)): Path<(String, String)>,
-    request: Request,
-) -> Response {
-    proxy_get(state, ver, Some(model), request).await
-}
-
-pub async fn get_model_v1beta(
-    State(state): State<AppState>,
-    Path(model): Path<String>,
-    request: Request,
-) -> Response {
-    let ver = version_of(request.uri().path());
-    proxy_get(state, ver, Some(model), request).await
-}
-
-pub async fn action(
-    State(state): State<AppState>,
-    Path((ver, model_action)): Path<(String, String)>,
-    request: Request,
-) -> Response {
-    proxy_action(state, ver, model_action, request).await
-}
-
-pub async fn action_v1beta(
-    State(state): State<AppState>,
-    Path(model_action): Path<String>,
-    request: Request,
-) -> Response {
-    let ver = version_of(request.uri().path());
-    proxy_action(state, ver, model_action, request).await
-}
-
-/// `/v1beta/…` → `v1beta`, `/v1alpha/…` → `v1alpha`, `/v1/…` → `v1`.
-fn version_of(path: &str) -> String {
-    path.trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or("v1beta")
-        .to_owned()
-}
-
-fn check_version(ver: &str) -> Result<Version, GatewayError> {
-    Version::parse(ver).ok_or_else(|| {
-        let shown: String = ver.chars().take(16).collect();
-        GatewayError::NotFound {
-            message: format!(
-                "未知的 API 版本 {shown} / Unknown API version {shown}: use v1beta, v1alpha or v1"
-            ),
-            code: "unknown_url",
-        }
-    })
-}
-
-/// `{model}:{action}` of a native POST: one of the fixed actions (else 404) on a model id of
-/// Google's grammar, `models/` removed (else 400). Anything else never reaches the upstream.
-fn target(model_action: &str) -> Result<(String, Action), GatewayError> {
-    let Some((model, action)) = model_action.split_once(':') else {
-        return Err(GatewayError::bad_request(
-            "无效的请求路径：缺少 :action / Invalid request path: expected models/{model}:{action}",
-        ));
-    };
-    let Some(action) = Action::parse(action) else {
-        return Err(GatewayError::NotFound {
-            message: "未知的方法 / Unknown method: use generateContent, streamGenerateContent, \
-                      countTokens, embedContent or batchEmbedContents"
-                .to_owned(),
-            code: "unknown_url",
-        });
-    };
-    let model = crate::config::strip_model_prefix(model);
-    endpoint::require_model_id(model)?;
-    Ok((model.to_owned(), action))
-}
-
-/// The client's query parameters whose name is in `allowed`, names and values
-/// percent-decoded once (as authentication reads them: `%6Bey` is `key`).
-fn forwarded_query(query: Option<&str>, allowed: &[&str]) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .filter(|(name, _)| allowed.contains(&name.as_ref()))
-        .map(|(name, value)| (name.into_owned(), value.into_owned()))
-        .collect()
-}
-
-/// Whether the client asked for server-sent events (`alt=sse`, the name decoded once).
-fn wants_sse(query: Option<&str>) -> bool {
-    forwarded_query(query, &["alt"])
-        .iter()
-        .any(|(_, value)| value == "sse")
-}
-
-async fn proxy_get(
-    state: AppState,
-    ver: String,
-    model: Option<String>,
-    request: Request,
-) -> Response {
-    let outcome = OutcomeHandle::default();
-    let result = async {
-        let snap = state.live.current();
-        let (parts, _) = request.into_parts();
-        authenticate(&snap, &parts)?;
-        let version = check_version(&ver)?;
-        let url = match &model {
-            Some(m) => endpoint::model_get(
-                &snap.gemini_base_url,
-                version,
-                crate::config::strip_model_prefix(m),
-            )?,
-            None => {
-                let query = forwarded_query(parts.uri.query(), &LIST_PARAMS);
-                let pairs: Vec<(&str, &str)> = query
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str()))
-                    .collect();
-                endpoint::model_list(&snap.gemini_base_url, version, &pairs)?
-            }
-        };
-        let (answer, _) = dispatch::run(
-            &state.keys,
-            &state.stats,
-            &snap,
-            dispatch::Budget::of(&snap),
-            "models.list",
-            &outcome,
-            |key| {
-                let url = &url;
-                let snap = &snap;
-                let upstream = &state.upstream;
-                async move {
-                    let response = upstream
-                        .send_any(
-                            reqwest::Method::GET,
-                            url,
-                            key.secret(),
-                            None,
-                            snap.upstream_timeout,
-                        )
-                        .await?;
-                    complete_body(response, snap).await
-                }
-            },
-            |_| false,
-        )
-        .await?;
-        Ok::<_, GatewayError>(body_response(answer))
-    }
-    .await;
-    finish(result, outcome)
-}
-
-async fn proxy_action(
-    state: AppState,
-    ver: String,
-    model_action: String,
-    request: Request,
-) -> Response {
-    let outcome = OutcomeHandle::default();
-    let result = run_action(&state, ver, model_action, request, &outcome).await;
-    finish(result, outcome)
-}
-
-async fn run_action(
+/// A model listing or a single model, through the key pool.
+pub async fn model_get(
     state: &AppState,
-    ver: String,
-    model_action: String,
-    request: Request,
+    snap: &Arc<Settings>,
+    url: UpstreamUrl,
     outcome: &OutcomeHandle,
 ) -> Result<Response, GatewayError> {
-    let snap = state.live.current();
-    let (parts, body) = request.into_parts();
-    authenticate(&snap, &parts)?;
-    let version = check_version(&ver)?;
-    let (model, action) = target(&model_action)?;
-    outcome.update(|o| o.model = Some(model.clone()));
-    // Generation and embeddings count toward the per-IP limits (decisions §6).
-    if action != Action::CountTokens {
-        crate::limits::admit(&state.limiter, &snap, &parts)?;
-    }
-    crate::pipeline::chat::require_allowed_model(&snap, &model)?;
-    let mut bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
-    check_items(&bytes, Shape::Gemini, ItemLimits::of(&snap))?;
+    let (answer, _) = dispatch::run(
+        &state.keys,
+        &state.stats,
+        snap,
+        dispatch::Budget::of(snap),
+        "models.list",
+        outcome,
+        |key| {
+            let url = &url;
+            let upstream = &state.upstream;
+            async move {
+                let response = upstream
+                    .send_any(
+                        reqwest::Method::GET,
+                        url,
+                        key.secret(),
+                        None,
+                        snap.upstream_timeout,
+                    )
+                    .await?;
+                complete_body(response, snap).await
+            }
+        },
+        |_| false,
+    )
+    .await?;
+    Ok(body_response(answer))
+}
 
+/// What a native POST asks for: checked by the route (version, action, model id).
+pub struct NativeCall {
+    pub version: Version,
+    pub model: String,
+    pub action: Action,
+    /// The client asked for server-sent events (`alt=sse`).
+    pub sse: bool,
+}
+
+/// A native POST (generate, stream, count tokens, embed), its body already bounded.
+pub async fn action(
+    state: &AppState,
+    snap: &Arc<Settings>,
+    call: NativeCall,
+    mut bytes: Bytes,
+    outcome: &OutcomeHandle,
+) -> Result<Response, GatewayError> {
+    let NativeCall {
+        version,
+        model,
+        action,
+        sse,
+    } = call;
     // Search mode: a `-search` model gets the Google Search tool.
     let mut upstream_model = model.clone();
     if snap.search_mode
@@ -259,7 +112,6 @@ async fn run_action(
         bytes = add_search_tool(&bytes)?;
     }
 
-    let sse = wants_sse(parts.uri.query());
     let stream = action == Action::StreamGenerateContent;
     outcome.update(|o| o.stream = stream);
     let query: &[(&str, &str)] = if stream && sse {
@@ -301,7 +153,7 @@ async fn run_action(
         };
         let work = Box::pin(obtain(
             state.clone(),
-            Arc::clone(&snap),
+            Arc::clone(snap),
             plan,
             outcome.clone(),
         ));
@@ -320,8 +172,8 @@ async fn run_action(
     let (answer, lease) = dispatch::run(
         &state.keys,
         &state.stats,
-        &snap,
-        dispatch::Budget::of(&snap),
+        snap,
+        dispatch::Budget::of(snap),
         &upstream_model,
         outcome,
         |key| {
@@ -544,78 +396,9 @@ fn array_response(response: reqwest::Response, lease: Lease) -> Response {
     out
 }
 
-fn finish(result: Result<Response, GatewayError>, outcome: OutcomeHandle) -> Response {
-    let mut response = result.unwrap_or_else(|e| e.render(Flavor::Gemini));
-    response.extensions_mut().insert(outcome);
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter()
-            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    #[test]
-    fn only_paging_parameters_go_upstream_never_credentials() {
-        let q = "pageSize=10&key=secret&%6Bey=secret&KEY=secret&access_token=t&oauth_token=t\
-                 &%61ccess_token=t&%24alt=proto&fields=x&pageToken=abc%3D";
-        assert_eq!(
-            forwarded_query(Some(q), &LIST_PARAMS),
-            pairs(&[("pageSize", "10"), ("pageToken", "abc=")])
-        );
-        assert_eq!(
-            forwarded_query(Some("%70ageSize=3"), &LIST_PARAMS),
-            pairs(&[("pageSize", "3")]),
-            "names are decoded once"
-        );
-        assert!(forwarded_query(Some("%2570ageSize=3"), &LIST_PARAMS).is_empty());
-        assert!(forwarded_query(None, &LIST_PARAMS).is_empty());
-    }
-
-    #[test]
-    fn sse_is_read_from_the_decoded_alt() {
-        assert!(wants_sse(Some("alt=sse")));
-        assert!(wants_sse(Some("%61lt=sse&key=x")));
-        assert!(!wants_sse(Some("alt=json")));
-        assert!(!wants_sse(Some("xalt=sse")));
-        assert!(!wants_sse(None));
-    }
-
-    #[test]
-    fn versions_come_from_the_path() {
-        assert_eq!(version_of("/v1beta/models/x:generateContent"), "v1beta");
-        assert_eq!(version_of("/v1/models/x:generateContent"), "v1");
-        assert!(check_version("v2").is_err());
-        assert_eq!(check_version("v1alpha").ok(), Some(Version::V1alpha));
-    }
-
-    #[test]
-    fn only_fixed_actions_on_model_ids_are_targets() {
-        assert_eq!(
-            target("models/gemini-2.5-flash:streamGenerateContent").ok(),
-            Some(("gemini-2.5-flash".to_owned(), Action::StreamGenerateContent))
-        );
-        for (path, status) in [
-            ("x:generateContent/../../files", 404),
-            ("x:generateContent?key=AIzaSy", 404),
-            ("x:generateContent#", 404),
-            ("x:generateContent/../gemini-2.5-pro%3AgenerateContent", 404),
-            ("gemini-2.5-flash%3AgenerateContent", 400),
-            ("../files:generateContent", 400),
-            ("a/b:generateContent", 400),
-            ("x%2F:generateContent", 400),
-            (":generateContent", 400),
-            ("x:", 404),
-        ] {
-            let got = target(path).map_err(|e| e.status().as_u16());
-            assert_eq!(got.err(), Some(status), "{path}");
-        }
-    }
 
     #[test]
     fn search_tool_is_added_once() {

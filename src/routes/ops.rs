@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub async fn health(State(state): State<AppState>) -> Response {
     axum::Json(json!({ "status": "ok", "uptime_s": state.started.elapsed().as_secs() }))
@@ -49,7 +49,7 @@ pub async fn index() -> Html<&'static str> {
 pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     let snap = state.live.current();
     if let Some(password) = &snap.metrics_password {
-        let presented = crate::pipeline::auth::presented_credentials(&headers, None);
+        let presented = crate::routes::auth::presented_credentials(&headers, None);
         if !presented.iter().any(|p| password.matches(p.as_bytes())) {
             return (
                 StatusCode::UNAUTHORIZED,
@@ -58,7 +58,7 @@ pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderM
                 .into_response();
         }
     }
-    crate::update_key_gauges(&state);
+    crate::background::update_key_gauges(&state);
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -1,21 +1,21 @@
-//! SillyTavern vector-storage adapters: `POST /api/vector/query` embeds the
-//! search text and returns it in the plugin's shape; `POST /api/vector/insert` embeds the
-//! items. Guarded by the client password (decisions §2); unlike HAJIMI, headers are never logged.
+//! SillyTavern vector-storage adapters: `POST /api/vector/query` embeds the search text and
+//! returns it in the plugin's shape; `POST /api/vector/insert` embeds the items. Guarded by
+//! the client password (decisions §2); unlike HAJIMI, headers are never logged.
 
-use axum::extract::{Request, State};
+use axum::Json;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
-use crate::error::{Flavor, GatewayError};
-use crate::pipeline::auth::authenticate;
-use crate::pipeline::body::{ItemLimits, Shape, parse_bounded, read_limited};
+use crate::error::{Flavor, Flavored, GatewayError};
 use crate::pipeline::embeddings::embed;
-use crate::telemetry::OutcomeHandle;
+use crate::routes::body::Shape;
+use crate::routes::{Bounded, ClientCall};
+use crate::state::AppState;
 
 #[derive(Deserialize)]
-struct Query {
+pub struct Query {
     #[serde(default, rename = "searchText")]
     search_text: Option<String>,
     #[serde(default)]
@@ -23,7 +23,7 @@ struct Query {
 }
 
 #[derive(Deserialize)]
-struct Insert {
+pub struct Insert {
     #[serde(default)]
     items: Vec<Item>,
     #[serde(default)]
@@ -36,70 +36,82 @@ struct Item {
     text: Option<String>,
 }
 
+impl Bounded for Query {
+    const SHAPE: Shape = Shape::Plain;
+}
+
+impl Bounded for Insert {
+    const SHAPE: Shape = Shape::Plain;
+}
+
 const DEFAULT_MODEL: &str = "gemini-embedding-001";
 
-pub async fn query(State(state): State<AppState>, request: Request) -> Response {
-    let outcome = OutcomeHandle::default();
-    let result = async {
-        let snap = state.live.current();
-        let (parts, body) = request.into_parts();
-        authenticate(&snap, &parts)?;
-        crate::limits::admit(&state.limiter, &snap, &parts)?;
-        let bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
-        let q: Query = parse_bounded(&bytes, Shape::Plain, ItemLimits::of(&snap))?;
-        let text = q.search_text.filter(|t| !t.is_empty()).ok_or_else(|| {
-            GatewayError::bad_param("缺少 searchText / `searchText` is required", "searchText")
+type Answer = Result<Response, Flavored>;
+
+fn fail(e: GatewayError) -> Flavored {
+    e.flavored(Flavor::OpenAi)
+}
+
+pub async fn query(State(state): State<AppState>, call: ClientCall<Query>) -> Answer {
+    let text = call
+        .body
+        .search_text
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            fail(GatewayError::bad_param(
+                "缺少 searchText / `searchText` is required",
+                "searchText",
+            ))
         })?;
-        let model = q.model.unwrap_or_else(|| DEFAULT_MODEL.to_owned());
-        outcome.update(|o| o.model = Some(model.clone()));
-        let vectors = embed(&state, &snap, &model, &[text], None, None, &outcome).await?;
-        let embedding = vectors.into_iter().next().unwrap_or_default();
-        Ok::<_, GatewayError>(
-            axum::Json(json!({
-                "hashes": [],
-                "metadata": [],
-                "items": [{"text": "", "score": 0, "metadata": {"embedding": embedding}}],
-                "similarities": [0],
-            }))
-            .into_response(),
-        )
-    }
-    .await;
-    finish(result, outcome)
+    let model = call.body.model.unwrap_or_else(|| DEFAULT_MODEL.to_owned());
+    call.outcome.update(|o| o.model = Some(model.clone()));
+    let vectors = embed(
+        &state,
+        &call.snap,
+        &model,
+        &[text],
+        None,
+        None,
+        &call.outcome,
+    )
+    .await
+    .map_err(fail)?;
+    let embedding = vectors.into_iter().next().unwrap_or_default();
+    Ok(Json(json!({
+        "hashes": [],
+        "metadata": [],
+        "items": [{"text": "", "score": 0, "metadata": {"embedding": embedding}}],
+        "similarities": [0],
+    }))
+    .into_response())
 }
 
-pub async fn insert(State(state): State<AppState>, request: Request) -> Response {
-    let outcome = OutcomeHandle::default();
-    let result = async {
-        let snap = state.live.current();
-        let (parts, body) = request.into_parts();
-        authenticate(&snap, &parts)?;
-        crate::limits::admit(&state.limiter, &snap, &parts)?;
-        let bytes = read_limited(body, &parts.headers, snap.max_body_size).await?;
-        let ins: Insert = parse_bounded(&bytes, Shape::Plain, ItemLimits::of(&snap))?;
-        let texts: Vec<String> = ins
-            .items
-            .into_iter()
-            .filter_map(|i| i.text)
-            .filter(|t| !t.is_empty())
-            .collect();
-        if texts.is_empty() {
-            return Err(GatewayError::bad_param(
-                "缺少 items[].text / `items` with text are required",
-                "items",
-            ));
-        }
-        let model = ins.model.unwrap_or_else(|| DEFAULT_MODEL.to_owned());
-        outcome.update(|o| o.model = Some(model.clone()));
-        embed(&state, &snap, &model, &texts, None, None, &outcome).await?;
-        Ok(axum::Json(json!({"success": true})).into_response())
+pub async fn insert(State(state): State<AppState>, call: ClientCall<Insert>) -> Answer {
+    let texts: Vec<String> = call
+        .body
+        .items
+        .into_iter()
+        .filter_map(|i| i.text)
+        .filter(|t| !t.is_empty())
+        .collect();
+    if texts.is_empty() {
+        return Err(fail(GatewayError::bad_param(
+            "缺少 items[].text / `items` with text are required",
+            "items",
+        )));
     }
-    .await;
-    finish(result, outcome)
-}
-
-fn finish(result: Result<Response, GatewayError>, outcome: OutcomeHandle) -> Response {
-    let mut response = result.unwrap_or_else(|e| e.render(Flavor::OpenAi));
-    response.extensions_mut().insert(outcome);
-    response
+    let model = call.body.model.unwrap_or_else(|| DEFAULT_MODEL.to_owned());
+    call.outcome.update(|o| o.model = Some(model.clone()));
+    embed(
+        &state,
+        &call.snap,
+        &model,
+        &texts,
+        None,
+        None,
+        &call.outcome,
+    )
+    .await
+    .map_err(fail)?;
+    Ok(Json(json!({"success": true})).into_response())
 }

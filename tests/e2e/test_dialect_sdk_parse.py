@@ -2,12 +2,12 @@
 
 The Rust unit tests render answers and streams to golden files (tests/fixtures/golden/,
 regenerated with HAJIMI_UPDATE_GOLDEN=1); here the SDKs' own parsers read those bytes
-through a mock HTTP transport: no server is involved. The Anthropic checks are skipped when
-the `anthropic` package is not installed.
+through a mock HTTP transport: no server is involved.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -102,7 +102,7 @@ def test_complete_responses_validate(name):
 
 
 def _anthropic(body: bytes, status: int = 200, content_type: str = "text/event-stream"):
-    anthropic = pytest.importorskip("anthropic")
+    anthropic = importlib.import_module("anthropic")
     return anthropic.Anthropic(api_key="x", base_url="http://hajimi.test", max_retries=0, http_client=_transport(body, status, content_type))
 
 
@@ -114,7 +114,7 @@ def _final_message(name: str):
 
 @pytest.mark.parametrize("name", sorted(p.name for p in GOLDEN.glob("anthropic.stream.*.sse")))
 def test_every_anthropic_event_validates_against_the_sdk_types(name):
-    types = pytest.importorskip("anthropic.types")
+    types = importlib.import_module("anthropic.types")
     adapter = TypeAdapter(types.RawMessageStreamEvent)
     for payload in _frames(GOLDEN / name):
         adapter.validate_python(payload)
@@ -137,7 +137,7 @@ def test_stop_reasons_and_usage():
 
 
 def test_pings_are_skipped_and_errors_raise():
-    anthropic = pytest.importorskip("anthropic")
+    anthropic = importlib.import_module("anthropic")
     head = (GOLDEN / "anthropic.stream.text.sse").read_bytes().split(b"event: content_block_stop")[0]
     body = b'event: ping\ndata: {"type":"ping"}\n\n' + head
     body += b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"busy"}}\n\n'
@@ -155,7 +155,7 @@ def test_pings_are_skipped_and_errors_raise():
      (429, "rate_limit_error", "RateLimitError"), (529, "overloaded_error", "OverloadedError")],
 )
 def test_error_statuses_map_to_the_sdk_exceptions(status, kind, exception):
-    anthropic = pytest.importorskip("anthropic")
+    anthropic = importlib.import_module("anthropic")
     body = json.dumps({"type": "error", "error": {"type": kind, "message": "m"}}).encode()
     client = _anthropic(body, status, "application/json")
     with pytest.raises(getattr(anthropic, exception)):
@@ -164,7 +164,7 @@ def test_error_statuses_map_to_the_sdk_exceptions(status, kind, exception):
 
 @pytest.mark.parametrize("name", sorted(p.name for p in GOLDEN.glob("anthropic.message.*.json")))
 def test_complete_messages_validate(name):
-    anthropic = pytest.importorskip("anthropic")
+    anthropic = importlib.import_module("anthropic")
     body = (GOLDEN / name).read_bytes()
     anthropic.types.Message.model_validate(json.loads(body))
     message = _anthropic(body, content_type="application/json").messages.create(model="m", max_tokens=1, messages=[{"role": "user", "content": "hi"}])

@@ -115,7 +115,7 @@ impl LoginThrottle {
 
     /// Clients currently remembered.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub fn remembered(&self) -> usize {
         self.lock().len()
     }
 
@@ -192,7 +192,7 @@ mod tests {
                 now,
             );
         }
-        assert_eq!(t.len(), 1000);
+        assert_eq!(t.remembered(), 1000);
         assert_eq!(
             t.delay(ip("198.51.100.1"), now),
             Duration::ZERO,
@@ -200,6 +200,6 @@ mod tests {
         );
         let expired = now + FORGET_AFTER;
         t.failed(ip("203.0.113.9"), expired);
-        assert_eq!(t.len(), 1, "expired clients are dropped");
+        assert_eq!(t.remembered(), 1, "expired clients are dropped");
     }
 }

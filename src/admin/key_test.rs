@@ -1,0 +1,82 @@
+//! The dashboard's key test (`/api/test-api-keys`): every key checked in the background with
+//! bounded concurrency, its progress readable at any time in HAJIMI's shape.
+
+use std::sync::{Arc, PoisonError};
+
+use futures_util::StreamExt;
+
+use crate::error::GatewayError;
+use crate::keys::KeyState;
+use crate::state::AppState;
+
+/// Progress of the key test, HAJIMI's field names.
+#[derive(Default, Clone, serde::Serialize)]
+pub struct KeyTest {
+    pub is_running: bool,
+    pub completed: usize,
+    pub total: usize,
+    pub valid: usize,
+    pub invalid: usize,
+    pub is_completed: bool,
+}
+
+/// Starts a test of every key; refused while one is running.
+pub fn start(state: &AppState) -> Result<(), GatewayError> {
+    {
+        let mut progress = state
+            .key_test
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if progress.is_running {
+            return Err(GatewayError::Conflict {
+                message: "已有API密钥检测正在进行中 / A key test is already running".to_owned(),
+            });
+        }
+        *progress = KeyTest {
+            is_running: true,
+            total: state.keys.len(),
+            ..KeyTest::default()
+        };
+    }
+    let s = state.clone();
+    state.spawn_tracked(async move {
+        let snap = s.live.current();
+        let slots = s.keys.slots().to_vec();
+        let stream = futures_util::stream::iter(slots).map(|slot| {
+            let s = s.clone();
+            let snap = Arc::clone(&snap);
+            async move {
+                let result = crate::keys::health::check(&s.upstream, &snap, &slot).await;
+                let change = crate::keys::health::judge(&slot, &result);
+                (slot, change)
+            }
+        });
+        let mut stream = stream.buffer_unordered(crate::keys::health::CHECK_CONCURRENCY);
+        let mut changed = Vec::new();
+        while let Some((slot, change)) = stream.next().await {
+            let mut p = s.key_test.lock().unwrap_or_else(PoisonError::into_inner);
+            p.completed += 1;
+            if slot.state() == KeyState::Active {
+                p.valid += 1;
+            } else {
+                p.invalid += 1;
+            }
+            if let Some(state) = change {
+                changed.push((slot, state));
+            }
+        }
+        super::keys::record_invalid(&s, &changed);
+        let mut p = s.key_test.lock().unwrap_or_else(PoisonError::into_inner);
+        p.is_running = false;
+        p.is_completed = true;
+    });
+    Ok(())
+}
+
+pub fn progress(state: &AppState) -> KeyTest {
+    state
+        .key_test
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
