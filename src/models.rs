@@ -290,7 +290,8 @@ pub fn visible_ids(settings: &Settings, models: Option<&[ModelInfo]>) -> Vec<Str
         // With SEARCH_MODE, every Gemini 2.x+ model that generates gets a `-search` twin,
         // listed right after it (HAJIMI's behaviour, extended to 3.x).
         let search_twin = settings.search_mode
-            && crate::translate::chat::gemini_version(&id).is_some_and(|(major, _)| major >= 2)
+            && crate::translate::model_name::gemini_version(&id)
+                .is_some_and(|(major, _)| major >= 2)
             && (m.supported_generation_methods.is_empty()
                 || m.supported_generation_methods
                     .iter()

@@ -59,9 +59,9 @@ async fn run(
     let chat: ChatRequest = parse_bounded(&bytes, Shape::Chat, ItemLimits::of(snap))?;
     drop(bytes);
     // A client's model name never carries `/`, `?`, `#` or `%` into an upstream URL.
-    crate::upstream::endpoint::require_model_id(crate::translate::chat::upstream_model_name(
-        &chat.model,
-    ))?;
+    crate::upstream::endpoint::require_model_id(
+        crate::translate::model_name::upstream_model_name(&chat.model),
+    )?;
     let mut chat = chat;
     let stream = chat.is_stream();
     outcome.update(|o| {
@@ -151,7 +151,7 @@ async fn run(
 /// The upstream model a request goes to (where signatures of its answer are remembered),
 /// without translating it.
 fn answer_model(chat: &ChatRequest, snap: &Settings) -> String {
-    let model = crate::translate::chat::upstream_model_name(&chat.model);
+    let model = crate::translate::model_name::upstream_model_name(&chat.model);
     let model = if snap.search_mode {
         model.strip_suffix("-search").unwrap_or(model)
     } else {
@@ -199,7 +199,7 @@ fn delivery(
 
 /// `BLOCKED_MODELS` and `WHITELIST_MODELS` are enforced on use, not only hidden from lists.
 pub fn require_allowed_model(snap: &Settings, model: &str) -> Result<(), GatewayError> {
-    let id = crate::translate::chat::upstream_model_name(model);
+    let id = crate::translate::model_name::upstream_model_name(model);
     let base = id.strip_suffix("-search").unwrap_or(id);
     if crate::models::model_allowed(snap, id) && crate::models::model_allowed(snap, base) {
         return Ok(());
@@ -221,7 +221,7 @@ fn translate(
     mut chat: ChatRequest,
 ) -> Result<Translated, GatewayError> {
     let stash = crate::translate::inline::stash(&mut chat);
-    let model = crate::translate::chat::upstream_model_name(&chat.model);
+    let model = crate::translate::model_name::upstream_model_name(&chat.model);
     let base_model = model
         .strip_suffix("-search")
         .filter(|_| snap.search_mode)

@@ -26,7 +26,7 @@ use crate::pipeline::dispatch::{self, Leftovers, prompt_blocked};
 use crate::signatures::Signatures;
 use crate::telemetry::OutcomeHandle;
 use crate::translate::answer::{Assessment, assess, drop_reasoning, signature_of, to_openai};
-use crate::translate::chat::{drop_penalties, refuses_json_schema, use_schema_subset};
+use crate::translate::fixups::{drop_penalties, refuses_json_schema, use_schema_subset};
 use crate::translate::stream::{ChunkMapper, sse_json};
 use crate::translate::{completion_id, unix_now};
 use crate::upstream::classify::Failure;
@@ -931,7 +931,7 @@ mod tests {
             }),
             ..crate::wire::gemini::Part::default()
         };
-        request.safety_settings = Some(crate::translate::chat::safety_settings("gemini-2.5-pro"));
+        request.safety_settings = Some(crate::translate::safety::safety_settings("gemini-2.5-pro"));
         let rest = rest_fields(&GenerateContentRequest {
             contents: Vec::new(),
             ..request.clone()

@@ -15,7 +15,7 @@ use crate::pipeline::auth::authenticate;
 use crate::pipeline::body::{ItemLimits, Shape, parse_bounded, read_limited};
 use crate::pipeline::dispatch;
 use crate::telemetry::OutcomeHandle;
-use crate::translate::chat::upstream_model_name;
+use crate::translate::model_name::upstream_model_name;
 use crate::upstream::classify::Failure;
 use crate::upstream::read_body;
 

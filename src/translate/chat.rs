@@ -5,10 +5,12 @@ use serde_json::{Map, Value, json};
 
 use crate::error::GatewayError;
 use crate::signatures::SKIP_VALIDATOR;
+use crate::translate::history::safe_insert_index;
+use crate::translate::media::parse_data_url;
+use crate::translate::model_name::{gemini_version, upstream_model_name};
+use crate::translate::safety::safety_settings;
 use crate::translate::{schema, thinking};
-use crate::wire::gemini::{
-    self, Blob, Content, GenerateContentRequest, GenerationConfig, Part, SafetySetting,
-};
+use crate::wire::gemini::{self, Blob, Content, GenerateContentRequest, GenerationConfig, Part};
 use crate::wire::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, Stop, ToolCall};
 
 /// What the caller needs besides the request body.
@@ -42,13 +44,6 @@ impl Default for Options<'_> {
             random_string: None,
         }
     }
-}
-
-/// Upstream model name for a client model name: strips `models/` and `google/` prefixes.
-pub fn upstream_model_name(model: &str) -> &str {
-    let m = model.trim();
-    let m = crate::config::strip_model_prefix(m);
-    m.strip_prefix("google/").unwrap_or(m)
 }
 
 /// A content and whether it holds function responses (those are never merged with text).
@@ -240,19 +235,6 @@ fn random_text(len: usize) -> String {
     crate::translate::random_alnum("", len.min(crate::config::RANDOM_STRING_LENGTH_MAX))
 }
 
-/// An insertion index that never separates a function-call turn from its responses.
-pub fn safe_insert_index(contents: &[Content], mut at: usize) -> usize {
-    at = at.min(contents.len());
-    while at > 0 && at < contents.len() && is_function_response(&contents[at]) {
-        at -= 1;
-    }
-    at
-}
-
-fn is_function_response(c: &Content) -> bool {
-    c.parts.iter().any(|p| p.function_response.is_some())
-}
-
 fn generation_config(req: &ChatRequest) -> Result<GenerationConfig, GatewayError> {
     let stop_sequences = match &req.stop {
         Some(Stop::One(s)) if !s.is_empty() => Some(vec![s.clone()]),
@@ -433,99 +415,6 @@ fn tool_config(req: &ChatRequest, tools: &[Value]) -> Result<Option<Value>, Gate
         }
     };
     Ok(Some(json!({ "functionCallingConfig": config })))
-}
-
-/// The fallback for models that refuse real JSON Schema: `parametersJsonSchema` →
-/// `parameters` and `responseJsonSchema` → `responseSchema`, both sanitised. Returns whether
-/// anything changed.
-pub fn use_schema_subset(request: &mut GenerateContentRequest) -> bool {
-    let mut changed = false;
-    if let Some(tools) = request.tools.as_mut() {
-        for tool in tools.iter_mut() {
-            let Some(decls) = tool
-                .get_mut("functionDeclarations")
-                .and_then(Value::as_array_mut)
-            else {
-                continue;
-            };
-            for decl in decls.iter_mut() {
-                let Some(obj) = decl.as_object_mut() else {
-                    continue;
-                };
-                if let Some(js) = obj.remove("parametersJsonSchema") {
-                    changed = true;
-                    if let Some(p) = schema::to_gemini_parameters(&js) {
-                        obj.insert("parameters".into(), p);
-                    }
-                }
-            }
-        }
-    }
-    if let Some(cfg) = request.generation_config.as_mut()
-        && let Some(js) = cfg.response_json_schema.take()
-    {
-        changed = true;
-        cfg.response_schema = schema::to_gemini_schema(&js);
-    }
-    changed
-}
-
-/// Whether an upstream 400 is about the JSON-schema fields (the cue for [`use_schema_subset`]).
-pub fn refuses_json_schema(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("parameters_json_schema")
-        || m.contains("parametersjsonschema")
-        || m.contains("response_json_schema")
-        || m.contains("responsejsonschema")
-}
-
-/// Removes the penalties (the retry of decisions §4 for "Penalty is not enabled").
-pub fn drop_penalties(request: &mut GenerateContentRequest) -> bool {
-    let Some(cfg) = request.generation_config.as_mut() else {
-        return false;
-    };
-    let had = cfg.presence_penalty.is_some() || cfg.frequency_penalty.is_some();
-    cfg.presence_penalty = None;
-    cfg.frequency_penalty = None;
-    had
-}
-
-const SAFETY_CATEGORIES: [&str; 5] = [
-    "HARM_CATEGORY_HARASSMENT",
-    "HARM_CATEGORY_HATE_SPEECH",
-    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
-    "HARM_CATEGORY_DANGEROUS_CONTENT",
-    "HARM_CATEGORY_CIVIC_INTEGRITY",
-];
-
-/// HAJIMI's safety settings: every category `OFF` for Gemini 2.5 and later, `BLOCK_NONE`
-/// for older models.
-pub fn safety_settings(model: &str) -> Vec<SafetySetting> {
-    let threshold = if gemini_version(model).is_some_and(|v| v >= (2, 5)) {
-        "OFF"
-    } else {
-        "BLOCK_NONE"
-    };
-    SAFETY_CATEGORIES
-        .iter()
-        .map(|category| SafetySetting {
-            category,
-            threshold,
-        })
-        .collect()
-}
-
-/// `(major, minor)` of a `gemini-X.Y…` model name.
-pub fn gemini_version(model: &str) -> Option<(u32, u32)> {
-    let rest = upstream_model_name(model).strip_prefix("gemini-")?;
-    let version: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    let mut it = version.split('.');
-    let major = it.next()?.parse().ok()?;
-    let minor = it.next().and_then(|m| m.parse().ok()).unwrap_or(0);
-    Some((major, minor))
 }
 
 fn push_turn(turns: &mut Vec<Turn>, role: &str, parts: Vec<Part>, function_responses: bool) {
@@ -720,22 +609,6 @@ fn user_part(p: &ContentPart, i: usize, j: usize) -> Result<Option<Part>, Gatewa
     }
 }
 
-/// `data:<mime>;base64,<data>` → inline data.
-pub fn parse_data_url(url: &str) -> Option<Blob> {
-    let rest = url.strip_prefix("data:")?;
-    let (meta, data) = rest.split_once(',')?;
-    let mime = meta.strip_suffix(";base64")?;
-    let mime = if mime.is_empty() {
-        "application/octet-stream"
-    } else {
-        mime
-    };
-    Some(Blob {
-        mime_type: mime.to_owned(),
-        data: data.to_owned(),
-    })
-}
-
 fn assistant_parts(
     msg: &ChatMessage,
     i: usize,
@@ -921,6 +794,7 @@ fn tool_content(msg: &ChatMessage, i: usize) -> Result<(String, Vec<Part>), Gate
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::translate::fixups::{drop_penalties, refuses_json_schema, use_schema_subset};
     use serde_json::json;
 
     fn request(body: Value) -> ChatRequest {
@@ -1228,21 +1102,6 @@ mod tests {
             let err = to_gemini(&request(body), &Options::default()).expect_err("refused");
             assert_eq!(err.status(), axum::http::StatusCode::BAD_REQUEST);
         }
-    }
-
-    #[test]
-    fn model_prefixes_are_stripped() {
-        assert_eq!(
-            upstream_model_name("models/gemini-2.5-flash"),
-            "gemini-2.5-flash"
-        );
-        assert_eq!(
-            upstream_model_name("google/gemini-2.5-flash"),
-            "gemini-2.5-flash"
-        );
-        assert_eq!(gemini_version("gemini-2.5-flash-lite"), Some((2, 5)));
-        assert_eq!(gemini_version("gemini-3-pro-preview"), Some((3, 0)));
-        assert_eq!(gemini_version("learnlm-2.0"), None);
     }
 
     #[test]

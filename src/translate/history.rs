@@ -226,6 +226,15 @@ pub fn strip_signatures(contents: &mut [Content]) {
     }
 }
 
+/// An insertion index that never separates a function-call turn from its responses.
+pub fn safe_insert_index(contents: &[Content], mut at: usize) -> usize {
+    at = at.min(contents.len());
+    while at > 0 && at < contents.len() && is_function_response(&contents[at]) {
+        at -= 1;
+    }
+    at
+}
+
 /// HAJIMI's `RANDOM_STRING` disguise: a random user turn after the first content and one
 /// before the last, never between a function call and its results.
 pub fn insert_random_strings(contents: &mut Vec<Content>, len: usize) {
@@ -237,10 +246,9 @@ pub fn insert_random_strings(contents: &mut Vec<Content>, len: usize) {
         role: Some("user".into()),
         parts: vec![Part::text(crate::translate::random_alnum("", len))],
     };
-    let first = crate::translate::chat::safe_insert_index(contents, 1);
+    let first = safe_insert_index(contents, 1);
     contents.insert(first, filler());
-    let last =
-        crate::translate::chat::safe_insert_index(contents, contents.len().saturating_sub(1));
+    let last = safe_insert_index(contents, contents.len().saturating_sub(1));
     contents.insert(last, filler());
 }
 

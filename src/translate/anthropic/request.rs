@@ -3,10 +3,9 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::GatewayError;
-use crate::translate::chat::{
-    gemini_version, safe_insert_index, safety_settings, upstream_model_name,
-};
-use crate::translate::history::{self, Turns};
+use crate::translate::history::{self, Turns, safe_insert_index};
+use crate::translate::model_name::{gemini_version, upstream_model_name};
+use crate::translate::safety::safety_settings;
 use crate::translate::{schema, thinking};
 use crate::wire::anthropic::{
     ContentBlock, Message, MessageContent, MessagesRequest, Source, SystemPrompt, Thinking,
@@ -323,7 +322,7 @@ fn media_part(source: &Source, at: &str) -> Result<Option<Part>, GatewayError> {
                 ..Part::default()
             })
         }
-        Source::Url { url } => match crate::translate::chat::parse_data_url(url) {
+        Source::Url { url } => match crate::translate::media::parse_data_url(url) {
             Some(blob) => Some(Part {
                 inline_data: Some(blob),
                 ..Part::default()

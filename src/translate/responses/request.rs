@@ -6,10 +6,10 @@ use serde_json::{Map, Value, json};
 
 use super::store::StoredConversation;
 use crate::error::GatewayError;
-use crate::translate::chat::{
-    gemini_version, parse_data_url, safe_insert_index, safety_settings, upstream_model_name,
-};
-use crate::translate::history::{self, Turns};
+use crate::translate::history::{self, Turns, safe_insert_index};
+use crate::translate::media::parse_data_url;
+use crate::translate::model_name::{gemini_version, upstream_model_name};
+use crate::translate::safety::safety_settings;
 use crate::translate::{schema, thinking};
 use crate::wire::gemini::{
     self, Content, FileData, GenerateContentRequest, GenerationConfig, Part,
