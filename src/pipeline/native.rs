@@ -137,7 +137,7 @@ fn target(model_action: &str) -> Result<(String, Action), GatewayError> {
             code: "unknown_url",
         });
     };
-    let model = crate::config::strip_model_prefix(model);
+    let model = crate::translate::model_name::strip_model_prefix(model);
     endpoint::require_model_id(model)?;
     Ok((model.to_owned(), action))
 }
@@ -174,7 +174,7 @@ async fn proxy_get(
             Some(m) => endpoint::model_get(
                 &snap.gemini_base_url,
                 version,
-                crate::config::strip_model_prefix(m),
+                crate::translate::model_name::strip_model_prefix(m),
             )?,
             None => {
                 let query = forwarded_query(parts.uri.query(), &LIST_PARAMS);

@@ -64,7 +64,7 @@ pub async fn get_model(
         .models
         .ensure(&snap, &state.keys, &state.upstream)
         .await;
-    let id = crate::config::strip_model_prefix(&id).to_owned();
+    let id = crate::translate::model_name::strip_model_prefix(&id).to_owned();
     let models = match state.models.loaded(&snap, &state.keys) {
         Ok(models) => models,
         Err(e) => return e.render(Flavor::OpenAi),

@@ -4,8 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::GatewayError;
-use crate::signatures::SKIP_VALIDATOR;
-use crate::translate::history::safe_insert_index;
+use crate::translate::history::{RANDOM_STRING_LENGTH_MAX, SKIP_VALIDATOR, safe_insert_index};
 use crate::translate::media::parse_data_url;
 use crate::translate::model_name::{gemini_version, upstream_model_name};
 use crate::translate::safety::safety_settings;
@@ -232,7 +231,7 @@ pub fn to_gemini(req: &ChatRequest, opts: &Options<'_>) -> Result<Translated, Ga
 }
 
 fn random_text(len: usize) -> String {
-    crate::translate::random_alnum("", len.min(crate::config::RANDOM_STRING_LENGTH_MAX))
+    crate::translate::random_alnum("", len.min(RANDOM_STRING_LENGTH_MAX))
 }
 
 fn generation_config(req: &ChatRequest) -> Result<GenerationConfig, GatewayError> {

@@ -13,13 +13,20 @@
 //! signature is never sent to a different model family (Gemini refuses a foreign
 //! signature; a client can switch models mid-conversation). A carried signature belongs to
 //! the next function call (or text) of the same assistant turn. Server-side memory by
-//! tool-call id (`crate::signatures`) covers clients that drop reasoning state; when both
+//! tool-call id (kept by the caller, offered as `recall`) covers clients that drop reasoning state; when both
 //! are missing, Gemini 3 gets the documented `skip_thought_signature_validator`.
 
 use serde_json::{Value, json};
 
-use crate::signatures::SKIP_VALIDATOR;
+use crate::translate::model_name::same_family;
 use crate::wire::gemini::{Content, Part};
+
+/// What Google documents for a function call whose thought signature is unknown.
+pub const SKIP_VALIDATOR: &str = "skip_thought_signature_validator";
+
+/// Longest `RANDOM_STRING` filler (one is added twice to every request); the setting is
+/// bounded by it.
+pub const RANDOM_STRING_LENGTH_MAX: usize = 256;
 
 /// The prefix of a signature hajimi wrote into a client's reasoning state.
 const CARRY_PREFIX: &str = "hjm1:";
@@ -34,7 +41,7 @@ pub fn carry(model: &str, signature: &str) -> String {
 pub fn uncarry<'a>(carried: &'a str, model: &str) -> Option<&'a str> {
     let rest = carried.strip_prefix(CARRY_PREFIX)?;
     let (made_for, signature) = rest.split_once(':')?;
-    (!signature.is_empty() && crate::signatures::same_family(made_for, model)).then_some(signature)
+    (!signature.is_empty() && same_family(made_for, model)).then_some(signature)
 }
 
 /// A content under construction, and whether it holds function responses (those are never
@@ -241,7 +248,7 @@ pub fn insert_random_strings(contents: &mut Vec<Content>, len: usize) {
     if len == 0 {
         return;
     }
-    let len = len.min(crate::config::RANDOM_STRING_LENGTH_MAX);
+    let len = len.min(RANDOM_STRING_LENGTH_MAX);
     let filler = || Content {
         role: Some("user".into()),
         parts: vec![Part::text(crate::translate::random_alnum("", len))],

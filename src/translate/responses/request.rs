@@ -107,7 +107,7 @@ pub fn to_gemini(req: &CreateResponse, opts: &Options<'_>) -> Result<Translated,
     let mut turns = match opts.previous {
         Some(prev) => {
             let mut contents = prev.contents.clone();
-            if !crate::signatures::same_family(&prev.model, &upstream_model) {
+            if !crate::translate::model_name::same_family(&prev.model, &upstream_model) {
                 history::strip_signatures(&mut contents);
             }
             Turns::with_contents(contents)
