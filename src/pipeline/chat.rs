@@ -25,7 +25,7 @@ use crate::pipeline::complete::{
 };
 use crate::pipeline::dispatch::{self, prompt_blocked};
 use crate::telemetry::OutcomeHandle;
-use crate::translate::answer::{FirstEvent, first_event};
+use crate::translate::assess::{FirstEvent, first_event};
 use crate::translate::chat::{Options, Translated, to_gemini};
 use crate::translate::stream::{ChunkMapper, sse_json};
 use crate::translate::{completion_id, unix_now};

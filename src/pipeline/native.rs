@@ -27,7 +27,7 @@ use crate::pipeline::body::{ItemLimits, Shape, check_items, read_limited};
 use crate::pipeline::complete::{Delivery, Plan, RequestBody, deliver, obtain};
 use crate::pipeline::dispatch;
 use crate::telemetry::OutcomeHandle;
-use crate::translate::answer::{FirstEvent, first_event};
+use crate::translate::assess::{FirstEvent, first_event};
 use crate::upstream::classify::Failure;
 use crate::upstream::endpoint::{self, Action, Version};
 use crate::upstream::{ANSWER_LIMIT, GeminiEvents, classify_response, read_body};

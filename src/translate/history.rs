@@ -285,19 +285,6 @@ pub fn parse_arguments(raw: &str) -> Option<Value> {
     }
 }
 
-/// Adds one stream's usage to another (a broken stream continued by a rescue).
-pub fn add_usage(
-    into: &mut crate::wire::gemini::UsageMetadata,
-    u: &crate::wire::gemini::UsageMetadata,
-) {
-    into.prompt_token_count += u.prompt_token_count;
-    into.candidates_token_count += u.candidates_token_count;
-    into.thoughts_token_count += u.thoughts_token_count;
-    into.cached_content_token_count += u.cached_content_token_count;
-    into.tool_use_prompt_token_count += u.tool_use_prompt_token_count;
-    into.total_token_count += u.total_token_count;
-}
-
 /// Mints the ids an answer needs (`toolu_…`, `call_…`, `msg_…`): random in service,
 /// sequential in tests so rendered streams can be compared byte for byte.
 #[derive(Debug, Clone)]

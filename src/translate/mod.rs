@@ -5,12 +5,14 @@
 pub mod aliases;
 pub mod answer;
 pub mod anthropic;
+pub mod assess;
 pub mod chat;
 pub mod fixups;
 pub mod history;
 pub mod inline;
 pub mod media;
 pub mod model_name;
+pub mod output;
 pub mod responses;
 pub mod safety;
 pub mod schema;
