@@ -26,8 +26,8 @@ use crate::pipeline::complete::{
 use crate::pipeline::dispatch::{self, prompt_blocked};
 use crate::telemetry::OutcomeHandle;
 use crate::translate::assess::{FirstEvent, first_event};
-use crate::translate::chat::{Options, Translated, to_gemini};
-use crate::translate::stream::{ChunkMapper, sse_json};
+use crate::translate::openai::stream::{ChunkMapper, sse_json};
+use crate::translate::openai::{Options, Translated, to_gemini};
 use crate::translate::{completion_id, unix_now};
 use crate::upstream::classify::Failure;
 use crate::upstream::{GeminiEvents, Upstream};
@@ -220,7 +220,7 @@ fn translate(
     snap: &Settings,
     mut chat: ChatRequest,
 ) -> Result<Translated, GatewayError> {
-    let stash = crate::translate::inline::stash(&mut chat);
+    let stash = crate::translate::openai::inline::stash(&mut chat);
     let model = crate::translate::model_name::upstream_model_name(&chat.model);
     let base_model = model
         .strip_suffix("-search")
@@ -236,7 +236,7 @@ fn translate(
     };
     let mut translated = to_gemini(&chat, &options)?;
     drop(chat);
-    crate::translate::inline::restore(&mut translated.request, stash);
+    crate::translate::openai::inline::restore(&mut translated.request, stash);
     Ok(translated)
 }
 

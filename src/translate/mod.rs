@@ -3,20 +3,17 @@
 //! the recorded fixtures.
 
 pub mod aliases;
-pub mod answer;
 pub mod anthropic;
 pub mod assess;
-pub mod chat;
 pub mod fixups;
 pub mod history;
-pub mod inline;
 pub mod media;
 pub mod model_name;
+pub mod openai;
 pub mod output;
 pub mod responses;
 pub mod safety;
 pub mod schema;
-pub mod stream;
 pub mod thinking;
 
 /// A fresh OpenAI-style completion id (`chatcmpl-` + 24 random alphanumerics).

@@ -9,7 +9,7 @@
 //!    memory as `recall_signature`; fetch remote media
 //!    (`crate::fetch::inline_remote_file_data`).
 //! 2. make a `ResponseMeta` (`answer::response_id()`, now).
-//! 3. complete answers: `crate::translate::answer::assess` as for chat (a prompt block is a
+//! 3. complete answers: `crate::translate::assess::assess` as for chat (a prompt block is a
 //!    400), then `to_response`; remember `Answer::signatures`; when the request `stores()`,
 //!    keep `StoredResponse { response, conversation: StoredConversation::new(model,
 //!    translated.conversation, Some(answer.model_turn)) }` for 24 h.

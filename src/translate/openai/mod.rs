@@ -1,5 +1,9 @@
 //! OpenAI chat request → Gemini `GenerateContentRequest` (decisions §5). Only what the client sent is sent; the proxy adds what decisions §5 says it
-//! adds (safety settings). The way back is `translate::answer`.
+//! adds (safety settings). The way back is `translate::openai::answer`.
+
+pub mod answer;
+pub mod inline;
+pub mod stream;
 
 use serde_json::{Map, Value, json};
 
@@ -667,7 +671,7 @@ fn assistant_parts(
                 }
             }
         };
-        let signature = crate::translate::answer::signature_of(call)
+        let signature = answer::signature_of(call)
             .map(str::to_owned)
             .or_else(|| {
                 call.id

@@ -1,6 +1,6 @@
 //! Gemini response → OpenAI chat completion (decisions §4): finish reasons, usage, tool
 //! calls with their signatures, grounding citations. What a 200 answer amounts to is
-//! `translate::assess`. The streaming mapper (`translate::stream`) uses the same pieces per
+//! `translate::assess`. The streaming mapper (`translate::openai::stream`) uses the same pieces per
 //! event.
 
 use serde_json::{Value, json};
