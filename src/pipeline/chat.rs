@@ -26,9 +26,10 @@ use crate::pipeline::complete::{
 use crate::pipeline::dispatch::{self, prompt_blocked};
 use crate::telemetry::OutcomeHandle;
 use crate::translate::assess::{FirstEvent, first_event};
+use crate::translate::openai::completion_id;
 use crate::translate::openai::stream::{ChunkMapper, sse_json};
 use crate::translate::openai::{Options, Translated, to_gemini};
-use crate::translate::{completion_id, unix_now};
+use crate::translate::unix_now;
 use crate::upstream::classify::Failure;
 use crate::upstream::{GeminiEvents, Upstream};
 use crate::wire::gemini::GenerateContentResponse;

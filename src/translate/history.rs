@@ -1,8 +1,10 @@
-//! Conversation-building pieces shared by the Anthropic Messages and OpenAI Responses
-//! dialects: turns merged the way Gemini wants them, tool results in call order, thought
-//! signatures carried by the client (inside Anthropic thinking-block signatures and
-//! Responses reasoning items) or recalled by tool-call id, and the proxy's additions
-//! (`RANDOM_STRING` filler) kept away from tool exchanges.
+//! Conversation-building pieces shared by the dialects: turns merged the way Gemini wants
+//! them, tool results in call order, thought signatures carried by the client (inside
+//! Anthropic thinking-block signatures and Responses reasoning items) or recalled by
+//! tool-call id, and the proxy's additions (search mode's prompt, `RANDOM_STRING` filler)
+//! kept away from tool exchanges. (The OpenAI chat dialect builds its turns itself, in
+//! `openai::messages`, and takes the signature placeholder, insertion points and additions
+//! from here.)
 //!
 //! ## Thought signatures carried by clients
 //!
@@ -13,8 +15,8 @@
 //! signature is never sent to a different model family (Gemini refuses a foreign
 //! signature; a client can switch models mid-conversation). A carried signature belongs to
 //! the next function call (or text) of the same assistant turn. Server-side memory by
-//! tool-call id (kept by the caller, offered as `recall`) covers clients that drop reasoning state; when both
-//! are missing, Gemini 3 gets the documented `skip_thought_signature_validator`.
+//! tool-call id (kept by the caller, offered here as `recall`) covers clients that drop
+//! reasoning state; when both are missing, Gemini 3 gets the documented [`SKIP_VALIDATOR`].
 
 use serde_json::{Value, json};
 
@@ -240,6 +242,23 @@ pub fn safe_insert_index(contents: &[Content], mut at: usize) -> usize {
         at -= 1;
     }
     at
+}
+
+/// Search mode (a `-search` model name with `SEARCH_MODE` on): the Google Search tool
+/// (once) and HAJIMI's search prompt as a user turn before the last two contents, never
+/// between a function call and its results.
+pub fn add_search(tools: &mut Vec<Value>, contents: &mut Vec<Content>, prompt: String) {
+    if !tools.iter().any(|t| t.get("googleSearch").is_some()) {
+        tools.push(json!({"googleSearch": {}}));
+    }
+    let at = safe_insert_index(contents, contents.len().saturating_sub(2));
+    contents.insert(
+        at,
+        Content {
+            role: Some("user".into()),
+            parts: vec![Part::text(prompt)],
+        },
+    );
 }
 
 /// HAJIMI's `RANDOM_STRING` disguise: a random user turn after the first content and one

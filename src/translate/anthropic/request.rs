@@ -3,8 +3,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::GatewayError;
-use crate::translate::history::{self, Turns, safe_insert_index};
-use crate::translate::model_name::{gemini_version, upstream_model_name};
+use crate::translate::history::{self, Turns};
+use crate::translate::model_name::{is_gemini3, search_base, upstream_model_name};
 use crate::translate::safety::safety_settings;
 use crate::translate::{schema, thinking};
 use crate::wire::anthropic::{
@@ -69,14 +69,14 @@ pub fn to_gemini(req: &MessagesRequest, opts: &Options<'_>) -> Result<Translated
             "messages 不能为空 / `messages` must not be empty".into()
         ));
     }
-    let search = match (opts.search_prompt, upstream_model.strip_suffix("-search")) {
-        (Some(prompt), Some(base)) if !base.is_empty() => {
+    let search = match (opts.search_prompt, search_base(&upstream_model)) {
+        (Some(prompt), Some(base)) => {
             upstream_model = base.to_owned();
             Some(prompt.to_owned())
         }
         _ => None,
     };
-    let gemini3 = gemini_version(&upstream_model).is_some_and(|(major, _)| major >= 3);
+    let gemini3 = is_gemini3(&upstream_model);
 
     let mut system: Vec<Part> = match &req.system {
         None => Vec::new(),
@@ -135,17 +135,7 @@ pub fn to_gemini(req: &MessagesRequest, opts: &Options<'_>) -> Result<Translated
         None
     };
     if let Some(prompt) = search {
-        if !tools.iter().any(|t| t.get("googleSearch").is_some()) {
-            tools.push(json!({"googleSearch": {}}));
-        }
-        let at = safe_insert_index(&contents, contents.len().saturating_sub(2));
-        contents.insert(
-            at,
-            Content {
-                role: Some("user".into()),
-                parts: vec![Part::text(prompt)],
-            },
-        );
+        history::add_search(&mut tools, &mut contents, prompt);
     }
     if let Some(len) = opts.random_string {
         history::insert_random_strings(&mut contents, len);
