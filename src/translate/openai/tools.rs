@@ -8,7 +8,8 @@ use crate::wire::openai::ChatRequest;
 
 /// OpenAI `tools` → one Gemini Tool with every function declaration. Parameters go as
 /// `parametersJsonSchema` (real JSON Schema, accepted with `$schema`,
-/// `additionalProperties`…); [`crate::translate::fixups::use_schema_subset`] converts them if a model refuses that.
+/// `additionalProperties`…); [`crate::translate::fixups::use_schema_subset`] converts them
+/// if a model refuses that.
 pub fn function_tools(req: &ChatRequest) -> Result<Vec<Value>, GatewayError> {
     let Some(tools) = &req.tools else {
         return Ok(Vec::new());
