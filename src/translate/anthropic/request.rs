@@ -54,8 +54,8 @@ fn bad(message: String) -> GatewayError {
 }
 
 /// Translates a Messages request. Remote images and PDFs (`source.type: "url"`) become
-/// `fileData` parts without a MIME type, for `crate::fetch::inline_remote_file_data` to
-/// replace with the fetched bytes before the request is sent.
+/// `fileData` parts without a MIME type, for `fetch::inline_remote_file_data` (outside
+/// `translate`) to replace with the fetched bytes before the request is sent.
 pub fn to_gemini(req: &MessagesRequest, opts: &Options<'_>) -> Result<Translated, GatewayError> {
     let mut upstream_model = upstream_model_name(&req.model).to_owned();
     if upstream_model.is_empty() {

@@ -79,7 +79,7 @@ fn bad(message: String) -> GatewayError {
 
 /// Translates a Responses request. Remote images and files (`image_url` / `file_url` over
 /// http(s)) become `fileData` parts without a MIME type, for
-/// `crate::fetch::inline_remote_file_data`.
+/// `fetch::inline_remote_file_data` (outside `translate`).
 pub fn to_gemini(req: &CreateResponse, opts: &Options<'_>) -> Result<Translated, GatewayError> {
     let mut upstream_model = upstream_model_name(&req.model).to_owned();
     if upstream_model.is_empty() {
