@@ -464,7 +464,7 @@ pub async fn inline_remote_file_data(
         .try_collect()
         .await?;
     for (i, j, data) in fetched {
-        let Some(blob) = crate::translate::chat::parse_data_url(&data) else {
+        let Some(blob) = crate::translate::media::parse_data_url(&data) else {
             continue;
         };
         if let Some(part) = request.contents.get_mut(i).and_then(|c| c.parts.get_mut(j)) {

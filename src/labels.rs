@@ -85,7 +85,7 @@ impl KnownModels {
     /// The name under which a model is counted and shown: itself (without `models/`) when
     /// known, else [`OTHER`].
     pub fn label(&self, model: &str) -> String {
-        let m = crate::config::strip_model_prefix(model);
+        let m = crate::translate::model_name::strip_model_prefix(model);
         if m == OTHER || !looks_like_model_id(m) {
             return OTHER.to_owned();
         }

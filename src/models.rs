@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use crate::config::Settings;
 use crate::error::GatewayError;
 use crate::keys::{KeyPool, Pick};
+use crate::translate::model_name::{gemini_version, strip_model_prefix};
 use crate::upstream::classify::Failure;
 use crate::upstream::{Upstream, read_body};
 use crate::wire::gemini::{ModelInfo, ModelPage};
@@ -215,18 +216,13 @@ impl Catalog {
                     tracing::info!(models = n, key = %key.id, "model list loaded");
                     let thinking: HashMap<String, bool> = models
                         .iter()
-                        .filter_map(|m| {
-                            Some((
-                                crate::config::strip_model_prefix(&m.name).to_owned(),
-                                m.thinking?,
-                            ))
-                        })
+                        .filter_map(|m| Some((strip_model_prefix(&m.name).to_owned(), m.thinking?)))
                         .collect();
                     self.thinking.store(Some(Arc::new(thinking)));
                     crate::metrics::set_known_models(
                         models
                             .iter()
-                            .map(|m| crate::config::strip_model_prefix(&m.name).to_owned())
+                            .map(|m| strip_model_prefix(&m.name).to_owned())
                             .chain(settings.extra_models.iter().cloned()),
                     );
                     self.models.store(Some(Arc::new(models)));
@@ -286,11 +282,11 @@ pub fn visible_ids(settings: &Settings, models: Option<&[ModelInfo]>) -> Vec<Str
         }
     };
     for m in models.unwrap_or_default() {
-        let id = crate::config::strip_model_prefix(&m.name).to_owned();
+        let id = strip_model_prefix(&m.name).to_owned();
         // With SEARCH_MODE, every Gemini 2.x+ model that generates gets a `-search` twin,
         // listed right after it (HAJIMI's behaviour, extended to 3.x).
         let search_twin = settings.search_mode
-            && crate::translate::chat::gemini_version(&id).is_some_and(|(major, _)| major >= 2)
+            && gemini_version(&id).is_some_and(|(major, _)| major >= 2)
             && (m.supported_generation_methods.is_empty()
                 || m.supported_generation_methods
                     .iter()

@@ -7,8 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What Google documents for a function call whose signature is unknown.
-pub const SKIP_VALIDATOR: &str = "skip_thought_signature_validator";
+use crate::translate::model_name::same_family;
 
 /// Bytes of ids, model names and signatures kept (the least used go first).
 const CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
@@ -47,16 +46,6 @@ impl Signatures {
         let (produced_by, signature) = entry.as_ref();
         same_family(produced_by, model).then(|| signature.clone())
     }
-}
-
-/// Signatures are bound to the model; a sibling version (`-preview-05-20` vs `-preview`) is
-/// the same family, another model is not.
-pub fn same_family(a: &str, b: &str) -> bool {
-    fn family(m: &str) -> &str {
-        let m = crate::config::strip_model_prefix(m);
-        m.split("-preview").next().unwrap_or(m)
-    }
-    family(a) == family(b)
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::config::parse::split_list;
-use crate::config::{INTERVAL_RANGE, RANDOM_STRING_LENGTH_MAX, Settings};
+use crate::config::{INTERVAL_RANGE, Settings};
 use crate::mask::Secret;
+use crate::translate::history::RANDOM_STRING_LENGTH_MAX;
 
 /// One dashboard-editable setting.
 pub struct Editable {

@@ -15,6 +15,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::mask::Secret;
+use crate::translate::history::RANDOM_STRING_LENGTH_MAX;
+use crate::translate::model_name::strip_model_prefix;
 use parse::Values;
 pub use parse::{ConfigError, Source};
 
@@ -69,8 +71,6 @@ pub struct StorageDir {
 /// `NONSTREAM_KEEPALIVE_INTERVAL`), from the environment and from the dashboard alike.
 pub const INTERVAL_RANGE: (Duration, Duration) =
     (Duration::from_millis(10), Duration::from_secs(3600));
-/// Longest `RANDOM_STRING_LENGTH` (the string is added to every request).
-pub const RANDOM_STRING_LENGTH_MAX: usize = 256;
 
 /// Every setting, validated. Cloned into a new snapshot when the dashboard changes one.
 #[derive(Clone, Debug)]
@@ -661,10 +661,6 @@ pub fn model_names(list: Vec<String>) -> Vec<String> {
     list.into_iter()
         .map(|m| strip_model_prefix(&m).to_owned())
         .collect()
-}
-
-pub fn strip_model_prefix(model: &str) -> &str {
-    model.strip_prefix("models/").unwrap_or(model)
 }
 
 #[cfg(test)]

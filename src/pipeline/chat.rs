@@ -22,10 +22,11 @@ use crate::pipeline::complete::{
 use crate::pipeline::dispatch::{self, prompt_blocked};
 use crate::state::AppState;
 use crate::telemetry::OutcomeHandle;
-use crate::translate::answer::{FirstEvent, first_event};
-use crate::translate::chat::{Options, Translated, to_gemini};
-use crate::translate::stream::{ChunkMapper, sse_json};
-use crate::translate::{completion_id, unix_now};
+use crate::translate::assess::{FirstEvent, first_event};
+use crate::translate::openai::completion_id;
+use crate::translate::openai::stream::{ChunkMapper, sse_json};
+use crate::translate::openai::{Options, Translated, to_gemini};
+use crate::translate::unix_now;
 use crate::upstream::classify::Failure;
 use crate::upstream::{GeminiEvents, Upstream};
 use crate::wire::gemini::GenerateContentResponse;
@@ -39,9 +40,9 @@ pub async fn complete(
     outcome: &OutcomeHandle,
 ) -> Result<Response, GatewayError> {
     // A client's model name never carries `/`, `?`, `#` or `%` into an upstream URL.
-    crate::upstream::endpoint::require_model_id(crate::translate::chat::upstream_model_name(
-        &chat.model,
-    ))?;
+    crate::upstream::endpoint::require_model_id(
+        crate::translate::model_name::upstream_model_name(&chat.model),
+    )?;
     let mut chat = chat;
     let stream = chat.is_stream();
     outcome.update(|o| {
@@ -131,7 +132,7 @@ pub async fn complete(
 /// The upstream model a request goes to (where signatures of its answer are remembered),
 /// without translating it.
 fn answer_model(chat: &ChatRequest, snap: &Settings) -> String {
-    let model = crate::translate::chat::upstream_model_name(&chat.model);
+    let model = crate::translate::model_name::upstream_model_name(&chat.model);
     let model = if snap.search_mode {
         model.strip_suffix("-search").unwrap_or(model)
     } else {
@@ -179,7 +180,7 @@ fn delivery(
 
 /// `BLOCKED_MODELS` and `WHITELIST_MODELS` are enforced on use, not only hidden from lists.
 pub fn require_allowed_model(snap: &Settings, model: &str) -> Result<(), GatewayError> {
-    let id = crate::translate::chat::upstream_model_name(model);
+    let id = crate::translate::model_name::upstream_model_name(model);
     let base = id.strip_suffix("-search").unwrap_or(id);
     if crate::models::model_allowed(snap, id) && crate::models::model_allowed(snap, base) {
         return Ok(());
@@ -200,8 +201,8 @@ fn translate(
     snap: &Settings,
     mut chat: ChatRequest,
 ) -> Result<Translated, GatewayError> {
-    let stash = crate::translate::inline::stash(&mut chat);
-    let model = crate::translate::chat::upstream_model_name(&chat.model);
+    let stash = crate::translate::openai::inline::stash(&mut chat);
+    let model = crate::translate::model_name::upstream_model_name(&chat.model);
     let base_model = model
         .strip_suffix("-search")
         .filter(|_| snap.search_mode)
@@ -216,7 +217,7 @@ fn translate(
     };
     let mut translated = to_gemini(&chat, &options)?;
     drop(chat);
-    crate::translate::inline::restore(&mut translated.request, stash);
+    crate::translate::openai::inline::restore(&mut translated.request, stash);
     Ok(translated)
 }
 

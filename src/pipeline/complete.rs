@@ -25,10 +25,12 @@ use crate::pipeline::dispatch::{self, Leftovers, prompt_blocked};
 use crate::signatures::Signatures;
 use crate::state::AppState;
 use crate::telemetry::OutcomeHandle;
-use crate::translate::answer::{Assessment, assess, drop_reasoning, signature_of, to_openai};
-use crate::translate::chat::{drop_penalties, refuses_json_schema, use_schema_subset};
-use crate::translate::stream::{ChunkMapper, sse_json};
-use crate::translate::{completion_id, unix_now};
+use crate::translate::assess::{Assessment, assess};
+use crate::translate::fixups::{drop_penalties, refuses_json_schema, use_schema_subset};
+use crate::translate::openai::answer::{drop_reasoning, signature_of, to_openai};
+use crate::translate::openai::completion_id;
+use crate::translate::openai::stream::{ChunkMapper, sse_json};
+use crate::translate::unix_now;
 use crate::upstream::classify::Failure;
 use crate::upstream::{ANSWER_LIMIT, classify_response, read_body};
 use crate::wire::gemini::{GenerateContentRequest, GenerateContentResponse};
@@ -931,7 +933,7 @@ mod tests {
             }),
             ..crate::wire::gemini::Part::default()
         };
-        request.safety_settings = Some(crate::translate::chat::safety_settings("gemini-2.5-pro"));
+        request.safety_settings = Some(crate::translate::safety::safety_settings("gemini-2.5-pro"));
         let rest = rest_fields(&GenerateContentRequest {
             contents: Vec::new(),
             ..request.clone()

@@ -12,7 +12,7 @@ use crate::error::GatewayError;
 use crate::pipeline::dispatch;
 use crate::state::AppState;
 use crate::telemetry::OutcomeHandle;
-use crate::translate::chat::upstream_model_name;
+use crate::translate::model_name::upstream_model_name;
 use crate::upstream::classify::Failure;
 use crate::upstream::read_body;
 

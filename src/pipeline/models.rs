@@ -23,7 +23,7 @@ pub async fn list(state: &AppState, snap: &Settings) -> Result<ModelList, Gatewa
 }
 
 pub async fn get(state: &AppState, snap: &Settings, id: &str) -> Result<Model, GatewayError> {
-    let id = crate::config::strip_model_prefix(id).to_owned();
+    let id = crate::translate::model_name::strip_model_prefix(id).to_owned();
     if visible(state, snap).await?.contains(&id) && model_allowed(snap, &id) {
         return Ok(openai_model(id));
     }

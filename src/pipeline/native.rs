@@ -24,7 +24,7 @@ use crate::pipeline::complete::{Delivery, Plan, RequestBody, deliver, obtain};
 use crate::pipeline::dispatch;
 use crate::state::AppState;
 use crate::telemetry::OutcomeHandle;
-use crate::translate::answer::{FirstEvent, first_event};
+use crate::translate::assess::{FirstEvent, first_event};
 use crate::upstream::UpstreamUrl;
 use crate::upstream::classify::Failure;
 use crate::upstream::endpoint::{self, Action, Version};

@@ -65,7 +65,7 @@ fn target(model_action: &str) -> Result<(String, Action), GatewayError> {
             code: "unknown_url",
         });
     };
-    let model = crate::config::strip_model_prefix(model);
+    let model = crate::translate::model_name::strip_model_prefix(model);
     endpoint::require_model_id(model)?;
     Ok((model.to_owned(), action))
 }
@@ -163,7 +163,7 @@ pub async fn get<T, F: crate::routes::Family>(
     call: &ClientCall<T, F>,
 ) -> Result<Response, GatewayError> {
     let version = check_version(ver)?;
-    let model = crate::config::strip_model_prefix(model);
+    let model = crate::translate::model_name::strip_model_prefix(model);
     let url = endpoint::model_get(&call.snap.gemini_base_url, version, model)?;
     native::model_get(state, &call.snap, url, &call.outcome).await
 }

@@ -1,8 +1,10 @@
-//! Conversation-building pieces shared by the Anthropic Messages and OpenAI Responses
-//! dialects: turns merged the way Gemini wants them, tool results in call order, thought
-//! signatures carried by the client (inside Anthropic thinking-block signatures and
-//! Responses reasoning items) or recalled by tool-call id, and the proxy's additions
-//! (`RANDOM_STRING` filler) kept away from tool exchanges.
+//! Conversation-building pieces shared by the dialects: turns merged the way Gemini wants
+//! them, tool results in call order, thought signatures carried by the client (inside
+//! Anthropic thinking-block signatures and Responses reasoning items) or recalled by
+//! tool-call id, and the proxy's additions (search mode's prompt, `RANDOM_STRING` filler)
+//! kept away from tool exchanges. (The OpenAI chat dialect builds its turns itself, in
+//! `openai::messages`, and takes the signature placeholder, insertion points and additions
+//! from here.)
 //!
 //! ## Thought signatures carried by clients
 //!
@@ -13,13 +15,20 @@
 //! signature is never sent to a different model family (Gemini refuses a foreign
 //! signature; a client can switch models mid-conversation). A carried signature belongs to
 //! the next function call (or text) of the same assistant turn. Server-side memory by
-//! tool-call id (`crate::signatures`) covers clients that drop reasoning state; when both
-//! are missing, Gemini 3 gets the documented `skip_thought_signature_validator`.
+//! tool-call id (kept by the caller, offered here as `recall`) covers clients that drop
+//! reasoning state; when both are missing, Gemini 3 gets the documented [`SKIP_VALIDATOR`].
 
 use serde_json::{Value, json};
 
-use crate::signatures::SKIP_VALIDATOR;
+use crate::translate::model_name::same_family;
 use crate::wire::gemini::{Content, Part};
+
+/// What Google documents for a function call whose thought signature is unknown.
+pub const SKIP_VALIDATOR: &str = "skip_thought_signature_validator";
+
+/// Longest `RANDOM_STRING` filler (one is added twice to every request); the setting is
+/// bounded by it.
+pub const RANDOM_STRING_LENGTH_MAX: usize = 256;
 
 /// The prefix of a signature hajimi wrote into a client's reasoning state.
 const CARRY_PREFIX: &str = "hjm1:";
@@ -34,7 +43,7 @@ pub fn carry(model: &str, signature: &str) -> String {
 pub fn uncarry<'a>(carried: &'a str, model: &str) -> Option<&'a str> {
     let rest = carried.strip_prefix(CARRY_PREFIX)?;
     let (made_for, signature) = rest.split_once(':')?;
-    (!signature.is_empty() && crate::signatures::same_family(made_for, model)).then_some(signature)
+    (!signature.is_empty() && same_family(made_for, model)).then_some(signature)
 }
 
 /// A content under construction, and whether it holds function responses (those are never
@@ -226,21 +235,46 @@ pub fn strip_signatures(contents: &mut [Content]) {
     }
 }
 
+/// An insertion index that never separates a function-call turn from its responses.
+pub fn safe_insert_index(contents: &[Content], mut at: usize) -> usize {
+    at = at.min(contents.len());
+    while at > 0 && at < contents.len() && is_function_response(&contents[at]) {
+        at -= 1;
+    }
+    at
+}
+
+/// Search mode (a `-search` model name with `SEARCH_MODE` on): the Google Search tool
+/// (once) and HAJIMI's search prompt as a user turn before the last two contents, never
+/// between a function call and its results.
+pub fn add_search(tools: &mut Vec<Value>, contents: &mut Vec<Content>, prompt: String) {
+    if !tools.iter().any(|t| t.get("googleSearch").is_some()) {
+        tools.push(json!({"googleSearch": {}}));
+    }
+    let at = safe_insert_index(contents, contents.len().saturating_sub(2));
+    contents.insert(
+        at,
+        Content {
+            role: Some("user".into()),
+            parts: vec![Part::text(prompt)],
+        },
+    );
+}
+
 /// HAJIMI's `RANDOM_STRING` disguise: a random user turn after the first content and one
 /// before the last, never between a function call and its results.
 pub fn insert_random_strings(contents: &mut Vec<Content>, len: usize) {
     if len == 0 {
         return;
     }
-    let len = len.min(crate::config::RANDOM_STRING_LENGTH_MAX);
+    let len = len.min(RANDOM_STRING_LENGTH_MAX);
     let filler = || Content {
         role: Some("user".into()),
         parts: vec![Part::text(crate::translate::random_alnum("", len))],
     };
-    let first = crate::translate::chat::safe_insert_index(contents, 1);
+    let first = safe_insert_index(contents, 1);
     contents.insert(first, filler());
-    let last =
-        crate::translate::chat::safe_insert_index(contents, contents.len().saturating_sub(1));
+    let last = safe_insert_index(contents, contents.len().saturating_sub(1));
     contents.insert(last, filler());
 }
 
@@ -268,19 +302,6 @@ pub fn parse_arguments(raw: &str) -> Option<Value> {
         v @ Value::Object(_) => Some(v),
         other => Some(json!({ "value": other })),
     }
-}
-
-/// Adds one stream's usage to another (a broken stream continued by a rescue).
-pub fn add_usage(
-    into: &mut crate::wire::gemini::UsageMetadata,
-    u: &crate::wire::gemini::UsageMetadata,
-) {
-    into.prompt_token_count += u.prompt_token_count;
-    into.candidates_token_count += u.candidates_token_count;
-    into.thoughts_token_count += u.thoughts_token_count;
-    into.cached_content_token_count += u.cached_content_token_count;
-    into.tool_use_prompt_token_count += u.tool_use_prompt_token_count;
-    into.total_token_count += u.total_token_count;
 }
 
 /// Mints the ids an answer needs (`toolu_…`, `call_…`, `msg_…`): random in service,

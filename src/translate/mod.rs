@@ -1,22 +1,40 @@
-//! Pure functions between wire formats: OpenAI chat ⇄ Gemini generateContent. No I/O, no
-//! settings lookups beyond the options passed in, so every mapping is unit-tested against
-//! the recorded fixtures.
+//! Pure functions between wire formats: each client dialect ⇄ Gemini generateContent. No
+//! I/O, no settings lookups beyond the options passed in, so every mapping is unit-tested
+//! against the recorded fixtures. This module imports nothing of ours but `wire`, `error`
+//! and `mask`; settings and memories (thought signatures, the model list) come in as values
+//! and closures through each dialect's `Options`.
+//!
+//! Dialects, each `request → Gemini`, `answer → client`, `stream → client` (they never import
+//! one another):
+//! - [`openai`] — OpenAI Chat Completions
+//! - [`anthropic`] — Anthropic Messages
+//! - [`responses`] — OpenAI Responses
+//!
+//! Shared by every dialect (they import only `wire`, `error` and each other, never a dialect):
+//! - [`model_name`] — name prefixes, the `-search` suffix, Gemini versions, signature families
+//! - [`history`] — conversation building: turns, thought signatures, search prompt, random filler
+//! - [`media`] — `data:` URLs → inline data
+//! - [`schema`] — JSON Schema → Google's subset
+//! - [`thinking`] — reasoning controls → `thinkingConfig`
+//! - [`safety`] — the safety settings every request gets
+//! - [`fixups`] — changes of a translated request for the retries (schema subset, penalties)
+//! - [`assess`] — what an answer or a stream's first event amounts to (answer, blocked, empty)
+//! - [`output`] — visible text of a part, grounding citations, usage sums
+//! - [`aliases`] — `MODEL_ALIASES`
 
 pub mod aliases;
-pub mod answer;
 pub mod anthropic;
-pub mod chat;
+pub mod assess;
+pub mod fixups;
 pub mod history;
-pub mod inline;
+pub mod media;
+pub mod model_name;
+pub mod openai;
+pub mod output;
 pub mod responses;
+pub mod safety;
 pub mod schema;
-pub mod stream;
 pub mod thinking;
-
-/// A fresh OpenAI-style completion id (`chatcmpl-` + 24 random alphanumerics).
-pub fn completion_id() -> String {
-    random_alnum("chatcmpl-", 24)
-}
 
 /// `prefix` followed by `n` random ASCII letters and digits.
 pub fn random_alnum(prefix: &str, n: usize) -> String {

@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use crate::error::GatewayError;
-use crate::translate::chat::gemini_version;
+use crate::translate::model_name::gemini_version;
 use crate::wire::gemini::ThinkingConfig;
 
 /// A model's thinking family, from its name.

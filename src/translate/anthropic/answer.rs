@@ -5,8 +5,9 @@
 
 use serde_json::{Value, json};
 
-use crate::translate::answer::{candidate_output, is_filter_reason};
+use crate::translate::assess::is_filter_reason;
 use crate::translate::history::{self, IdMint};
+use crate::translate::output::part_text;
 use crate::wire::anthropic::{BlockDelta, MessageResponse, ResponseBlock, Usage};
 use crate::wire::gemini::{GenerateContentResponse, Part, UsageMetadata};
 
@@ -186,7 +187,7 @@ impl Blocks {
                     self.sign(sig, out);
                 }
             } else {
-                let text = candidate_output(std::slice::from_ref(part)).text;
+                let text = part_text(part).into_owned();
                 if text.is_empty() {
                     continue;
                 }

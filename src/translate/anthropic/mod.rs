@@ -5,8 +5,9 @@
 //!
 //! How the pipeline drives it:
 //! 1. parse `MessagesRequest`; resolve model aliases; `to_gemini` with the signature memory
-//!    as `recall_signature`; fetch remote media (`crate::fetch::inline_remote_file_data`).
-//! 2. complete answers: `crate::translate::answer::assess` as for chat (a prompt block is a
+//!    as `recall_signature`; fetch remote media (`fetch::inline_remote_file_data`, outside
+//!    `translate`).
+//! 2. complete answers: `crate::translate::assess::assess` as for chat (a prompt block is a
 //!    400), then `to_message`; remember `Answer::signatures` under the upstream model.
 //! 3. streams: `MessageStream::new`, `map_event` per upstream event (committing on the same
 //!    first-event rule as chat), `ping` for keep-alives, `finish` at the end, `error` for an

@@ -3,10 +3,9 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::GatewayError;
-use crate::translate::chat::{
-    gemini_version, safe_insert_index, safety_settings, upstream_model_name,
-};
 use crate::translate::history::{self, Turns};
+use crate::translate::model_name::{is_gemini3, search_base, upstream_model_name};
+use crate::translate::safety::safety_settings;
 use crate::translate::{schema, thinking};
 use crate::wire::anthropic::{
     ContentBlock, Message, MessageContent, MessagesRequest, Source, SystemPrompt, Thinking,
@@ -55,8 +54,8 @@ fn bad(message: String) -> GatewayError {
 }
 
 /// Translates a Messages request. Remote images and PDFs (`source.type: "url"`) become
-/// `fileData` parts without a MIME type, for `crate::fetch::inline_remote_file_data` to
-/// replace with the fetched bytes before the request is sent.
+/// `fileData` parts without a MIME type, for `fetch::inline_remote_file_data` (outside
+/// `translate`) to replace with the fetched bytes before the request is sent.
 pub fn to_gemini(req: &MessagesRequest, opts: &Options<'_>) -> Result<Translated, GatewayError> {
     let mut upstream_model = upstream_model_name(&req.model).to_owned();
     if upstream_model.is_empty() {
@@ -70,14 +69,14 @@ pub fn to_gemini(req: &MessagesRequest, opts: &Options<'_>) -> Result<Translated
             "messages 不能为空 / `messages` must not be empty".into()
         ));
     }
-    let search = match (opts.search_prompt, upstream_model.strip_suffix("-search")) {
-        (Some(prompt), Some(base)) if !base.is_empty() => {
+    let search = match (opts.search_prompt, search_base(&upstream_model)) {
+        (Some(prompt), Some(base)) => {
             upstream_model = base.to_owned();
             Some(prompt.to_owned())
         }
         _ => None,
     };
-    let gemini3 = gemini_version(&upstream_model).is_some_and(|(major, _)| major >= 3);
+    let gemini3 = is_gemini3(&upstream_model);
 
     let mut system: Vec<Part> = match &req.system {
         None => Vec::new(),
@@ -136,17 +135,7 @@ pub fn to_gemini(req: &MessagesRequest, opts: &Options<'_>) -> Result<Translated
         None
     };
     if let Some(prompt) = search {
-        if !tools.iter().any(|t| t.get("googleSearch").is_some()) {
-            tools.push(json!({"googleSearch": {}}));
-        }
-        let at = safe_insert_index(&contents, contents.len().saturating_sub(2));
-        contents.insert(
-            at,
-            Content {
-                role: Some("user".into()),
-                parts: vec![Part::text(prompt)],
-            },
-        );
+        history::add_search(&mut tools, &mut contents, prompt);
     }
     if let Some(len) = opts.random_string {
         history::insert_random_strings(&mut contents, len);
@@ -323,7 +312,7 @@ fn media_part(source: &Source, at: &str) -> Result<Option<Part>, GatewayError> {
                 ..Part::default()
             })
         }
-        Source::Url { url } => match crate::translate::chat::parse_data_url(url) {
+        Source::Url { url } => match crate::translate::media::parse_data_url(url) {
             Some(blob) => Some(Part {
                 inline_data: Some(blob),
                 ..Part::default()

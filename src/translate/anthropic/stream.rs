@@ -106,7 +106,7 @@ impl MessageStream {
     /// Starts a continuation: the broken stream's usage is carried into the final count.
     pub fn begin_rescue(&mut self) {
         if let Some(u) = self.usage.take() {
-            crate::translate::history::add_usage(&mut self.carried, &u);
+            crate::translate::output::add_usage(&mut self.carried, &u);
         }
     }
 
@@ -119,7 +119,7 @@ impl MessageStream {
     pub fn total_usage(&self) -> UsageMetadata {
         let mut total = self.carried;
         if let Some(u) = &self.usage {
-            crate::translate::history::add_usage(&mut total, u);
+            crate::translate::output::add_usage(&mut total, u);
         }
         total
     }

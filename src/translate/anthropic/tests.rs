@@ -8,9 +8,8 @@ use serde_json::{Value, json};
 
 use super::answer::{AnswerOptions, Blocks, to_message_with};
 use super::*;
-use crate::signatures::SKIP_VALIDATOR;
 use crate::translate::history::testing::{fixture_text, golden};
-use crate::translate::history::{IdMint, carry};
+use crate::translate::history::{IdMint, SKIP_VALIDATOR, carry};
 use crate::wire::anthropic::MessagesRequest;
 use crate::wire::gemini::GenerateContentResponse;
 

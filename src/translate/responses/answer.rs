@@ -6,8 +6,9 @@ use serde_json::{Value, json};
 
 use super::request::AnswerContext;
 use super::store::push_model_part;
-use crate::translate::answer::{annotations, candidate_output, is_filter_reason};
+use crate::translate::assess::is_filter_reason;
 use crate::translate::history::{self, IdMint};
+use crate::translate::output::{citations, part_text};
 use crate::wire::gemini::{Content, FunctionCall, GenerateContentResponse, Part, UsageMetadata};
 use crate::wire::responses::{
     Annotation, CreateResponse, IncompleteDetails, InputTokensDetails, OutputContent, OutputItem,
@@ -399,7 +400,7 @@ impl Items {
                     self.sign(sig, out);
                 }
             } else {
-                let text = candidate_output(std::slice::from_ref(part)).text;
+                let text = part_text(part).into_owned();
                 if text.is_empty() {
                     continue;
                 }
@@ -407,15 +408,15 @@ impl Items {
                 push_model_part(&mut self.model_turn, Part::text(text));
             }
         }
-        if let Some(found) = annotations(grounding, &self.text) {
+        let found = citations(grounding, &self.text);
+        if !found.is_empty() {
             self.annotations = found
-                .iter()
-                .filter_map(|a| a.get("url_citation"))
+                .into_iter()
                 .map(|c| Annotation::UrlCitation {
-                    start_index: c["start_index"].as_u64().unwrap_or(0),
-                    end_index: c["end_index"].as_u64().unwrap_or(0),
-                    title: c["title"].as_str().unwrap_or_default().to_owned(),
-                    url: c["url"].as_str().unwrap_or_default().to_owned(),
+                    start_index: c.start_index,
+                    end_index: c.end_index,
+                    title: c.title.to_owned(),
+                    url: c.url.to_owned(),
                 })
                 .collect();
         }

@@ -7,9 +7,9 @@
 //! 1. parse `CreateResponse`; resolve model aliases; load the stored conversation of
 //!    `previous_response_id` (unknown or expired → 400); `to_gemini` with the signature
 //!    memory as `recall_signature`; fetch remote media
-//!    (`crate::fetch::inline_remote_file_data`).
+//!    (`fetch::inline_remote_file_data`, outside `translate`).
 //! 2. make a `ResponseMeta` (`answer::response_id()`, now).
-//! 3. complete answers: `crate::translate::answer::assess` as for chat (a prompt block is a
+//! 3. complete answers: `crate::translate::assess::assess` as for chat (a prompt block is a
 //!    400), then `to_response`; remember `Answer::signatures`; when the request `stores()`,
 //!    keep `StoredResponse { response, conversation: StoredConversation::new(model,
 //!    translated.conversation, Some(answer.model_turn)) }` for 24 h.

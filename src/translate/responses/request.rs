@@ -6,10 +6,10 @@ use serde_json::{Map, Value, json};
 
 use super::store::StoredConversation;
 use crate::error::GatewayError;
-use crate::translate::chat::{
-    gemini_version, parse_data_url, safe_insert_index, safety_settings, upstream_model_name,
-};
 use crate::translate::history::{self, Turns};
+use crate::translate::media::parse_data_url;
+use crate::translate::model_name::{is_gemini3, search_base, upstream_model_name};
+use crate::translate::safety::safety_settings;
 use crate::translate::{schema, thinking};
 use crate::wire::gemini::{
     self, Content, FileData, GenerateContentRequest, GenerationConfig, Part,
@@ -79,7 +79,7 @@ fn bad(message: String) -> GatewayError {
 
 /// Translates a Responses request. Remote images and files (`image_url` / `file_url` over
 /// http(s)) become `fileData` parts without a MIME type, for
-/// `crate::fetch::inline_remote_file_data`.
+/// `fetch::inline_remote_file_data` (outside `translate`).
 pub fn to_gemini(req: &CreateResponse, opts: &Options<'_>) -> Result<Translated, GatewayError> {
     let mut upstream_model = upstream_model_name(&req.model).to_owned();
     if upstream_model.is_empty() {
@@ -88,14 +88,14 @@ pub fn to_gemini(req: &CreateResponse, opts: &Options<'_>) -> Result<Translated,
             "model",
         ));
     }
-    let search = match (opts.search_prompt, upstream_model.strip_suffix("-search")) {
-        (Some(prompt), Some(base)) if !base.is_empty() => {
+    let search = match (opts.search_prompt, search_base(&upstream_model)) {
+        (Some(prompt), Some(base)) => {
             upstream_model = base.to_owned();
             Some(prompt.to_owned())
         }
         _ => None,
     };
-    let gemini3 = gemini_version(&upstream_model).is_some_and(|(major, _)| major >= 3);
+    let gemini3 = is_gemini3(&upstream_model);
 
     let mut system: Vec<Part> = req
         .instructions
@@ -107,7 +107,7 @@ pub fn to_gemini(req: &CreateResponse, opts: &Options<'_>) -> Result<Translated,
     let mut turns = match opts.previous {
         Some(prev) => {
             let mut contents = prev.contents.clone();
-            if !crate::signatures::same_family(&prev.model, &upstream_model) {
+            if !crate::translate::model_name::same_family(&prev.model, &upstream_model) {
                 history::strip_signatures(&mut contents);
             }
             Turns::with_contents(contents)
@@ -153,17 +153,7 @@ pub fn to_gemini(req: &CreateResponse, opts: &Options<'_>) -> Result<Translated,
         None
     };
     if let Some(prompt) = search {
-        if !tools.iter().any(|t| t.get("googleSearch").is_some()) {
-            tools.push(json!({"googleSearch": {}}));
-        }
-        let at = safe_insert_index(&contents, contents.len().saturating_sub(2));
-        contents.insert(
-            at,
-            Content {
-                role: Some("user".into()),
-                parts: vec![Part::text(prompt)],
-            },
-        );
+        history::add_search(&mut tools, &mut contents, prompt);
     }
     if let Some(len) = opts.random_string {
         history::insert_random_strings(&mut contents, len);

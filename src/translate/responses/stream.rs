@@ -113,7 +113,7 @@ impl ResponseStream {
     /// Starts a continuation: the broken stream's usage is carried into the final count.
     pub fn begin_rescue(&mut self) {
         if let Some(u) = self.usage.take() {
-            crate::translate::history::add_usage(&mut self.carried, &u);
+            crate::translate::output::add_usage(&mut self.carried, &u);
         }
     }
 
@@ -126,7 +126,7 @@ impl ResponseStream {
     pub fn total_usage(&self) -> UsageMetadata {
         let mut total = self.carried;
         if let Some(u) = &self.usage {
-            crate::translate::history::add_usage(&mut total, u);
+            crate::translate::output::add_usage(&mut total, u);
         }
         total
     }

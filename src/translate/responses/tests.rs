@@ -7,9 +7,8 @@ use serde_json::{Value, json};
 
 use super::answer::{Items, to_response_with};
 use super::*;
-use crate::signatures::SKIP_VALIDATOR;
 use crate::translate::history::testing::{fixture_text, golden};
-use crate::translate::history::{IdMint, carry};
+use crate::translate::history::{IdMint, SKIP_VALIDATOR, carry};
 use crate::wire::gemini::{Content, GenerateContentResponse, Part};
 use crate::wire::responses::CreateResponse;
 

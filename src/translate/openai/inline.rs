@@ -95,7 +95,7 @@ pub fn restore(request: &mut GenerateContentRequest, mut stash: Stash) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::translate::chat::{Options, to_gemini};
+    use crate::translate::openai::{Options, to_gemini};
 
     #[test]
     fn payloads_travel_through_the_translation_without_being_copied() {

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::translate::answer::{
+use crate::translate::openai::answer::{
     annotations, candidate_output, finish_reason, signature_of, tool_call_id, usage,
 };
 use crate::wire::gemini::{GenerateContentResponse, UsageMetadata};

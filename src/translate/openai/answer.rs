@@ -1,129 +1,17 @@
-//! Gemini response → OpenAI chat completion (decisions §4):
-//! what a 200 answer amounts to (answer, prompt block, empty), finish reasons, usage, tool
-//! calls with their signatures, grounding citations. The streaming mapper
-//! (`translate::stream`) uses the same pieces per event.
+//! Gemini response → OpenAI chat completion (decisions §4): finish reasons, usage, tool
+//! calls with their signatures, grounding citations. What a 200 answer amounts to is
+//! `translate::assess`. The streaming mapper (`translate::openai::stream`) uses the same pieces per
+//! event.
 
 use serde_json::{Value, json};
 
-use crate::wire::gemini::{self, Candidate, GenerateContentResponse, Part, UsageMetadata};
+use crate::translate::assess::is_filter_reason;
+use crate::translate::output::{citations, part_text};
+use crate::wire::gemini::{self, GenerateContentResponse, Part, UsageMetadata};
 use crate::wire::openai::{
     ChatCompletion, Choice, CompletionTokensDetails, PromptTokensDetails, ResponseMessage,
     ToolCall, Usage,
 };
-
-/// What a 200 answer amounts to (decisions §4).
-#[derive(Debug, PartialEq, Eq)]
-pub enum Assessment {
-    /// Something to give the client.
-    Answer,
-    /// `promptFeedback.blockReason` with no candidates: a 400 `content_filter`, not retried.
-    PromptBlocked(String),
-    /// Nothing usable; retried on another key, counted toward `MAX_EMPTY_RESPONSES`.
-    Empty(String),
-}
-
-const RETRY_AS_EMPTY: [&str; 3] = [
-    "MALFORMED_FUNCTION_CALL",
-    "UNEXPECTED_TOOL_CALL",
-    "TOO_MANY_TOOL_CALLS",
-];
-
-pub fn assess(resp: &GenerateContentResponse) -> Assessment {
-    let candidates = resp.candidates.as_deref().unwrap_or_default();
-    if candidates.is_empty() {
-        if let Some(reason) = resp
-            .prompt_feedback
-            .as_ref()
-            .and_then(|f| f.block_reason.clone())
-        {
-            return Assessment::PromptBlocked(reason);
-        }
-        return Assessment::Empty("no candidates".to_owned());
-    }
-    let mut empty_reason = None;
-    for c in candidates {
-        let reason = c.finish_reason.as_deref().unwrap_or("STOP");
-        if RETRY_AS_EMPTY.contains(&reason) {
-            empty_reason.get_or_insert_with(|| reason.to_owned());
-            continue;
-        }
-        if is_filter_reason(reason) || reason == "MAX_TOKENS" {
-            // Final whatever was produced (decisions §4).
-            return Assessment::Answer;
-        }
-        if has_visible_output(c) {
-            return Assessment::Answer;
-        }
-    }
-    Assessment::Empty(empty_reason.unwrap_or_else(|| "empty answer".to_owned()))
-}
-
-/// What one stream event means before anything was sent to the client.
-#[derive(Debug, PartialEq, Eq)]
-pub enum FirstEvent {
-    /// Content (text, thoughts, a call) or a final MAX_TOKENS/filter: commit to this stream.
-    Commit,
-    /// The prompt was blocked (no candidates, `blockReason`).
-    Blocked(String),
-    /// The stream finished without content: an empty answer, retried.
-    EmptyEnd(String),
-    /// Nothing yet (usage only): read on.
-    Pending,
-}
-
-pub fn first_event(event: &GenerateContentResponse) -> FirstEvent {
-    let candidates = event.candidates.as_deref().unwrap_or_default();
-    if candidates.is_empty()
-        && let Some(reason) = event
-            .prompt_feedback
-            .as_ref()
-            .and_then(|f| f.block_reason.clone())
-    {
-        return FirstEvent::Blocked(reason);
-    }
-    let commits = candidates.iter().any(|c| {
-        has_visible_output(c)
-            || c.parts()
-                .iter()
-                .any(|p| p.is_thought() && p.text.as_deref().is_some_and(|t| !t.is_empty()))
-            || c.finish_reason
-                .as_deref()
-                .is_some_and(|r| r == "MAX_TOKENS" || is_filter_reason(r))
-    });
-    if commits {
-        return FirstEvent::Commit;
-    }
-    match candidates.iter().find_map(|c| c.finish_reason.clone()) {
-        Some(reason) => {
-            FirstEvent::EmptyEnd(format!("stream finished with {reason} and no content"))
-        }
-        None => FirstEvent::Pending,
-    }
-}
-
-/// Text that is not a thought, or a function call.
-pub fn has_visible_output(c: &Candidate) -> bool {
-    c.parts().iter().any(|p| {
-        p.function_call.is_some()
-            || p.executable_code.is_some()
-            || p.inline_data.is_some()
-            || (!p.is_thought() && p.text.as_deref().is_some_and(|t| !t.is_empty()))
-    })
-}
-
-pub fn is_filter_reason(reason: &str) -> bool {
-    matches!(
-        reason,
-        "SAFETY"
-            | "RECITATION"
-            | "BLOCKLIST"
-            | "PROHIBITED_CONTENT"
-            | "SPII"
-            | "IMAGE_SAFETY"
-            | "IMAGE_PROHIBITED_CONTENT"
-            | "IMAGE_RECITATION"
-    )
-}
 
 /// Gemini `finishReason` → OpenAI `finish_reason`.
 pub fn finish_reason(reason: Option<&str>, called_tools: bool) -> Option<&'static str> {
@@ -168,32 +56,10 @@ pub fn candidate_output(parts: &[Part]) -> CandidateOutput {
         if let Some(call) = &p.function_call {
             out.tool_calls
                 .push(tool_call(call, p.thought_signature.as_deref()));
-        } else if let Some(text) = &p.text {
-            if p.is_thought() {
-                out.reasoning.push_str(text);
-            } else {
-                out.text.push_str(text);
-            }
-        } else if let Some(code) = &p.executable_code {
-            let lang = code
-                .get("language")
-                .and_then(Value::as_str)
-                .unwrap_or("python")
-                .to_ascii_lowercase();
-            let src = code.get("code").and_then(Value::as_str).unwrap_or_default();
-            out.text.push_str(&format!("\n```{lang}\n{src}\n```\n"));
-        } else if let Some(result) = &p.code_execution_result {
-            let output = result
-                .get("output")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            out.text.push_str(&format!("\n```\n{output}\n```\n"));
-        } else if let Some(blob) = &p.inline_data {
-            // Image output: a markdown data URL, which chat front-ends render.
-            out.text.push_str(&format!(
-                "\n![image](data:{};base64,{})\n",
-                blob.mime_type, blob.data
-            ));
+        } else if let Some(text) = p.text.as_deref().filter(|_| p.is_thought()) {
+            out.reasoning.push_str(text);
+        } else {
+            out.text.push_str(&part_text(p));
         }
     }
     out
@@ -227,43 +93,10 @@ pub fn signature_of(call: &ToolCall) -> Option<&str> {
 
 /// Google Search grounding → OpenAI `url_citation` annotations (character offsets).
 pub fn annotations(grounding: Option<&Value>, text: &str) -> Option<Vec<Value>> {
-    let g = grounding?;
-    let chunks = g.get("groundingChunks")?.as_array()?;
-    let supports = g.get("groundingSupports").and_then(Value::as_array);
-    let char_at = |byte: u64| -> u64 {
-        let b = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
-        let b = (0..=b)
-            .rev()
-            .find(|i| text.is_char_boundary(*i))
-            .unwrap_or(0);
-        text[..b].chars().count() as u64
-    };
-    let mut out = Vec::new();
-    for (i, chunk) in chunks.iter().enumerate() {
-        let Some(web) = chunk.get("web") else {
-            continue;
-        };
-        let Some(url) = web.get("uri").and_then(Value::as_str) else {
-            continue;
-        };
-        let title = web.get("title").and_then(Value::as_str).unwrap_or(url);
-        let span = supports.and_then(|list| {
-            list.iter().find(|s| {
-                s.get("groundingChunkIndices")
-                    .and_then(Value::as_array)
-                    .is_some_and(|ix| ix.iter().any(|x| x.as_u64() == Some(i as u64)))
-            })
-        });
-        let start = span
-            .and_then(|s| s["segment"].get("startIndex"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let end = span
-            .and_then(|s| s["segment"].get("endIndex"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        out.push(json!({"type": "url_citation", "url_citation": {"url": url, "title": title, "start_index": char_at(start), "end_index": char_at(end)}}));
-    }
+    let out: Vec<Value> = citations(grounding, text)
+        .into_iter()
+        .map(|c| json!({"type": "url_citation", "url_citation": {"url": c.url, "title": c.title, "start_index": c.start_index, "end_index": c.end_index}}))
+        .collect();
     (!out.is_empty()).then_some(out)
 }
 
@@ -340,6 +173,7 @@ pub fn to_openai(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::translate::assess::{Assessment, assess};
     use serde_json::json;
 
     fn fixture(path: &str) -> GenerateContentResponse {
@@ -437,35 +271,10 @@ mod tests {
     }
 
     #[test]
-    fn prompt_blocks_are_recognised() {
-        let resp =
-            fixture("gemini/generateContent.response.prompt-blocked-prohibited-content.json");
-        assert_eq!(
-            assess(&resp),
-            Assessment::PromptBlocked("PROHIBITED_CONTENT".into())
-        );
-        let resp = fixture("gemini/generateContent.response.prompt-blocked-safety.json");
-        assert_eq!(assess(&resp), Assessment::PromptBlocked("SAFETY".into()));
-    }
-
-    #[test]
-    fn empty_and_malformed_answers_are_retryable() {
-        let empty: GenerateContentResponse = serde_json::from_value(json!({"candidates": [{"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": "STOP"}]})).expect("json");
-        assert!(matches!(assess(&empty), Assessment::Empty(_)));
-        let thought_only: GenerateContentResponse = serde_json::from_value(json!({"candidates": [{"content": {"parts": [{"text": "hmm", "thought": true}], "role": "model"}, "finishReason": "STOP"}]})).expect("json");
-        assert!(matches!(assess(&thought_only), Assessment::Empty(_)));
-        let malformed: GenerateContentResponse = serde_json::from_value(
-            json!({"candidates": [{"finishReason": "MALFORMED_FUNCTION_CALL"}]}),
-        )
-        .expect("json");
-        assert_eq!(
-            assess(&malformed),
-            Assessment::Empty("MALFORMED_FUNCTION_CALL".into())
-        );
+    fn a_safety_finish_is_a_content_filter_choice() {
         let safety: GenerateContentResponse =
             serde_json::from_value(json!({"candidates": [{"finishReason": "SAFETY"}]}))
                 .expect("json");
-        assert_eq!(assess(&safety), Assessment::Answer);
         assert_eq!(
             to_openai(&safety, "m", "i".into(), 0).choices[0].finish_reason,
             Some("content_filter")

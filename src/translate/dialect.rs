@@ -1,0 +1,112 @@
+//! The dialect boundary. A client protocol (OpenAI chat, native Gemini, and later Anthropic
+//! Messages and OpenAI Responses) is a *dialect*: its translation turns the client's request
+//! into one [`Prepared`] request in Gemini's terms, and its [`Render`] writes Gemini's
+//! answers back in the client's shape — complete answers, stream events, keep-alives,
+//! in-band errors — and names the dialect for statistics and metrics. Everything between
+//! (the cache, dispatch across credentials, racing, delivery, mid-stream rescue) is shared
+//! and knows no dialect.
+//!
+//! Adding a dialect is one translate module that implements [`Render`] and produces a
+//! [`Prepared`], plus one routes file; nothing in the pipeline changes.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+
+use crate::error::{Flavor, GatewayError};
+use crate::wire::gemini::{GenerateContentRequest, GenerateContentResponse, UsageMetadata};
+
+/// One upstream answer: Google's bytes (forwarded as they are by the identity dialect) and,
+/// for 2xx `generateContent` answers, the parsed form.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub raw: Bytes,
+    pub parsed: Option<Arc<GenerateContentResponse>>,
+}
+
+/// What the upstream is sent: a typed request (a translating dialect; fix-ups and
+/// mid-stream rescue can change it) or the client's own bytes (the identity dialect).
+pub enum UpstreamBody {
+    Typed(GenerateContentRequest),
+    Raw(Bytes),
+}
+
+/// A client request in Gemini's terms, with what delivery needs to answer it.
+pub struct Prepared {
+    /// The upstream model (URL and cooldown scope), `models/` and variant suffixes removed.
+    pub model: String,
+    pub body: UpstreamBody,
+    /// The client asked for a stream.
+    pub stream: bool,
+    /// Response-cache key of this request (`None`: not cacheable).
+    pub cache_key: Option<u64>,
+    /// How answers are written for the client.
+    pub render: Box<dyn Render>,
+}
+
+/// Writes Gemini answers in a client's protocol. One per request; stateful for streams.
+pub trait Render: Send + 'static {
+    /// The dialect's name in statistics and metrics (`openai`, `gemini`, …).
+    fn label(&self) -> &'static str;
+
+    /// The shape of errors before any byte was sent.
+    fn flavor(&self) -> Flavor;
+
+    /// Content type of a stream answer (complete answers are JSON).
+    fn stream_content_type(&self) -> &'static str {
+        "text/event-stream; charset=utf-8"
+    }
+
+    /// Refuses an answer that must become an error (a prompt the model would not answer).
+    fn check(&self, answer: &Answer) -> Result<(), GatewayError>;
+
+    /// A complete (non-stream) answer: the status and the body.
+    fn complete(&mut self, answer: &Answer) -> Result<(StatusCode, Bytes), GatewayError>;
+
+    /// Bytes that open a stream whose headers go out before the answer exists.
+    fn open(&mut self, _out: &mut Vec<Bytes>) {}
+
+    /// One upstream event of a stream (`raw`: its `data` as Google sent it).
+    fn event(&mut self, raw: &Bytes, event: &GenerateContentResponse, out: &mut Vec<Bytes>);
+
+    /// The end of a stream that completed.
+    fn finish(&mut self, out: &mut Vec<Bytes>);
+
+    /// An error after headers went out: written in-band (`stream`: the body is a stream).
+    fn fail(&mut self, error: &GatewayError, stream: bool, out: &mut Vec<Bytes>);
+
+    /// What keeps a slow answer alive (`stream`: between stream events; else before a JSON
+    /// body).
+    fn keepalive(&self, stream: bool) -> Bytes;
+
+    /// HAJIMI's opt-in in-band answer for an error (OpenAI's `role: "error"` message), sent
+    /// with status 200 instead of the error's status.
+    fn inband(&self, _error: &GatewayError, _stream: bool) -> Option<Vec<Bytes>> {
+        None
+    }
+
+    /// `(tool-call id, thought signature)` pairs produced since the last call, for the
+    /// signature memory.
+    fn signatures(&mut self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// True once the stream's answer has finished (a stream that ends before is broken).
+    fn is_finished(&self) -> bool;
+
+    /// The text sent so far when a broken stream can be continued on another credential
+    /// (`None`: it cannot).
+    fn rescuable(&self) -> Option<String> {
+        None
+    }
+
+    /// A continuation starts: carry what was counted so far.
+    fn begin_rescue(&mut self) {}
+
+    /// The usage of the whole stream (continuations included), for statistics.
+    fn usage(&self) -> Option<UsageMetadata> {
+        None
+    }
+}
