@@ -19,7 +19,7 @@ fn fixture(name: &str) -> Value {
 fn error_rule(fixture_name: &str) -> Rule {
     let body = fixture(fixture_name);
     let status = body["error"]["code"].as_u64().unwrap() as u16;
-    Rule::new(Reply::Error { status, body }).action("generateContent")
+    Rule::new(Reply::error(status, body)).action("generateContent")
 }
 
 /// `(masked key, state, failures today)` of every key, from the dashboard API.
@@ -200,21 +200,18 @@ async fn a_wrong_model_is_a_404_naming_it_and_not_a_key_failure() {
             .all(|(_, state, failures)| state == "active" && *failures == 0),
         "not a key failure: {keys:?}"
     );
-    let mut logged = false;
-    for _ in 0..50 {
+    eventually("the request to stay visible in the request log", || async {
         let (_, v) = json(h.get("/api/dashboard-data").await).await;
-        logged = v["logs"].as_array().unwrap().iter().any(|l| {
+        let logs = v["logs"].as_array().unwrap().clone();
+        let logged = logs.iter().any(|l| {
             l["status_code"] == "404"
                 // An unknown name is logged as `other` once the model list is loaded.
                 && (l["model"] == model || l["model"] == "other")
                 && l["error_message"] == "model_not_found"
         });
-        if logged {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(logged, "the request stays visible in the request log");
+        if logged { Ok(()) } else { Err(logs) }
+    })
+    .await;
 }
 
 /// Issue 8 item 18: keys out for the day. OpenAI routes answer 503 `insufficient_quota` at

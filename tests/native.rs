@@ -168,17 +168,7 @@ async fn sse_streams_are_forwarded_event_by_event() {
 async fn native_streaming_adds_no_buffering() {
     let h = start(&[REAL]).await;
     h.mock.add_rule(
-        Rule::new(Reply::Text {
-            text: "one two".into(),
-            chunks: Some(2),
-            chunk_delay_ms: None,
-            finish_reason: None,
-            thought: None,
-            cut_after: None,
-            stall_after: Some(1),
-            candidates: None,
-        })
-        .action("streamGenerateContent"),
+        Rule::new(Reply::text("one two").chunks(2).stall_after(1)).action("streamGenerateContent"),
     );
     let r = native_post(
         &h,
@@ -480,10 +470,8 @@ async fn native_stream_errors_before_the_first_byte_are_json() {
     }
     // After the first keep-alive went out, an error is an in-band event of the stream.
     let h = start(&[("FAKE_STREAMING_INTERVAL", "0.2")]).await;
-    h.mock.add_rule(Rule::new(Reply::Delay {
-        ms: 600,
-        then: Box::new(Reply::preset("api_key_invalid")),
-    }));
+    h.mock
+        .add_rule(Rule::new(Reply::preset("api_key_invalid").after_ms(600)));
     let r = native_post(&h, &stream_path, &google_request()).await;
     assert_eq!(r.status(), 200);
     let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
