@@ -189,16 +189,74 @@ async fn native_streaming_adds_no_buffering() {
 #[tokio::test]
 async fn json_array_streams_pass_through() {
     let h = start(&[REAL]).await;
-    let r = native_post(
-        &h,
-        &format!("/v1beta/models/{FLASH}:streamGenerateContent"),
-        &google_request(),
-    )
-    .await;
+    let path = format!("/v1beta/models/{FLASH}:streamGenerateContent");
+    let r = native_post(&h, &path, &google_request()).await;
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     let v: Value = serde_json::from_str(&text).expect("a JSON array");
     assert_eq!(v.as_array().map(Vec::len), Some(3));
+
+    // A body Google sent without `alt=sse` (`[{` … `}\n]`) arrives byte for byte.
+    let recorded = fixture_text("gemini/streamGenerateContent.json-array.single-element.txt");
+    h.mock.add_rule(
+        Rule::new(Reply::raw(
+            200,
+            "application/json; charset=UTF-8",
+            recorded.clone(),
+        ))
+        .action("streamGenerateContent"),
+    );
+    let r = native_post(&h, &path, &google_request()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), recorded);
+    let last = h.upstream_calls().pop().unwrap();
+    assert_eq!(last.query, None, "no alt=sse asked of Google");
+}
+
+/// Requests that Google accepted (recorded from its SDKs and a proxy's test data: snake_case
+/// fields and `role: "tool"`, `parametersJsonSchema` with a forced call, a thinking budget,
+/// a token count) reach Google byte-equal and are answered.
+#[tokio::test]
+async fn recorded_requests_google_accepted_pass_through_unchanged() {
+    let h = start(&[REAL]).await;
+    for (fixture, action) in [
+        ("gemini/countTokens.request.json", "countTokens"),
+        (
+            "gemini/generateContent.request.parametersJsonSchema-any-mode.json",
+            "generateContent",
+        ),
+        (
+            "gemini/generateContent.request.thinking-budget-max-tokens.json",
+            "generateContent",
+        ),
+        (
+            "gemini/streamGenerateContent.request.snake-case-role-tool.json",
+            "streamGenerateContent?alt=sse",
+        ),
+    ] {
+        let body = fixture_json(fixture);
+        let r = native_post(&h, &format!("/v1beta/models/{FLASH}:{action}"), &body).await;
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 200, "{fixture}: {text}");
+        let name = action.split('?').next();
+        let sent = h
+            .mock
+            .requests()
+            .into_iter()
+            .rev()
+            .find(|r| r.action.as_deref() == name);
+        assert_eq!(
+            sent.map(|r| r.body),
+            Some(body),
+            "{fixture} reached Google unchanged"
+        );
+        match action {
+            "countTokens" => assert!(text.contains("\"totalTokens\"")),
+            "generateContent" => assert!(text.contains("\"candidates\""), "{fixture}: {text}"),
+            _ => assert!(text.starts_with("data: {"), "{fixture}: {text}"),
+        }
+    }
 }
 
 #[tokio::test]

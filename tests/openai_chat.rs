@@ -360,6 +360,76 @@ async fn safety_finish_returns_what_was_produced_as_content_filter() {
     assert_eq!(h.upstream_calls().len(), 1);
 }
 
+/// A recorded Gemini 3 answer that ran code: the code and both results (one a traceback)
+/// reach the client as fenced blocks before the model's text, and the tool-use prompt tokens
+/// count as prompt tokens, so the total is Google's.
+#[tokio::test]
+async fn a_recorded_code_execution_answer_reaches_the_client_whole() {
+    let h = start(&[]).await;
+    let recorded = fixture_json("gemini/generateContent.response.code-execution.json");
+    h.mock
+        .add_rule(Rule::new(Reply::json(recorded.clone())).action("generateContent"));
+    let (status, v) = json(h.chat(&hello(FLASH, false)).await).await;
+    assert_eq!(status, 200, "{v}");
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap();
+    let parts = recorded["candidates"][0]["content"]["parts"]
+        .as_array()
+        .unwrap();
+    let code = parts[0]["executableCode"]["code"].as_str().unwrap();
+    let ok = parts[1]["codeExecutionResult"]["output"].as_str().unwrap();
+    let failed = parts[2]["codeExecutionResult"]["output"].as_str().unwrap();
+    let answer = parts[3]["text"].as_str().unwrap();
+    let at = |needle: &str| {
+        content
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing from {content:?}"))
+    };
+    assert!(at(&format!("```python\n{code}\n```")) < at(&format!("```\n{ok}\n```")));
+    assert!(at(&format!("```\n{failed}\n```")) < at(answer));
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    let meta = &recorded["usageMetadata"];
+    assert_eq!(
+        v["usage"]["prompt_tokens"],
+        meta["promptTokenCount"].as_u64().unwrap()
+            + meta["toolUsePromptTokenCount"].as_u64().unwrap()
+    );
+    assert_eq!(
+        v["usage"]["completion_tokens"],
+        meta["candidatesTokenCount"]
+    );
+    assert_eq!(v["usage"]["total_tokens"], meta["totalTokenCount"]);
+}
+
+/// A recorded Gemini 2.5 answer with thinking (and fields we do not know, such as
+/// `usageMetadata.serviceTier`): thoughts count as completion and reasoning tokens, and the
+/// total is Google's.
+#[tokio::test]
+async fn a_recorded_thinking_answer_reports_googles_token_counts() {
+    let h = start(&[]).await;
+    let exchange = fixture_json("gemini/generateContent.exchange.block-none-threshold.json");
+    let recorded = &exchange["response"]["body"];
+    assert!(recorded["usageMetadata"]["serviceTier"].is_string());
+    h.mock
+        .add_rule(Rule::new(Reply::json(recorded.clone())).action("generateContent"));
+    let (status, v) = json(h.chat(&hello(FLASH, false)).await).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["choices"][0]["message"]["content"], exchange["text"]);
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    let meta = &recorded["usageMetadata"];
+    let usage = &v["usage"];
+    assert_eq!(usage["prompt_tokens"], meta["promptTokenCount"]);
+    assert_eq!(
+        usage["completion_tokens"],
+        meta["candidatesTokenCount"].as_u64().unwrap()
+            + meta["thoughtsTokenCount"].as_u64().unwrap()
+    );
+    assert_eq!(
+        usage["completion_tokens_details"]["reasoning_tokens"],
+        meta["thoughtsTokenCount"]
+    );
+    assert_eq!(usage["total_tokens"], meta["totalTokenCount"]);
+}
+
 #[tokio::test]
 async fn n_candidates_become_n_choices() {
     let h = start(&[]).await;

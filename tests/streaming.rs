@@ -151,9 +151,10 @@ async fn a_stream_that_keeps_breaking_ends_with_an_inband_error() {
 #[tokio::test]
 async fn a_blocked_prompt_stream_is_a_400_before_any_byte() {
     let h = start(&[REAL]).await;
-    let event = json!({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9}});
+    // Google's whole answer to a blocked prompt: one event, no candidates.
+    let events = fixture_jsonl("gemini/streamGenerateContent.chunks.prompt-blocked.jsonl");
     h.mock
-        .add_rule(Rule::new(Reply::sse([event])).action("streamGenerateContent"));
+        .add_rule(Rule::new(Reply::sse(events)).action("streamGenerateContent"));
     let (status, v) = json(h.chat(&hello(FLASH, true)).await).await;
     assert_eq!(status, 400);
     assert_eq!(openai_error(&v)["code"], "content_filter");
@@ -173,6 +174,63 @@ async fn an_empty_finished_stream_is_retried() {
     assert_eq!(frames.last().unwrap(), "[DONE]");
     assert!(content_of(&frames).contains("Hello there"));
     assert_eq!(h.upstream_calls().len(), 2);
+}
+
+/// Streams Google sent (one event with CRLF framing; a reply after a function response and a
+/// 120-event answer full of `\u003c` escapes, both LF-framed) reach an OpenAI client whole:
+/// the same text, `stop`, and the usage of the last event.
+#[tokio::test]
+async fn recorded_sse_streams_reach_openai_clients_whole() {
+    let h = start(&[REAL]).await;
+    for fixture in [
+        "gemini/streamGenerateContent.sse.single-event.crlf.txt",
+        "gemini/streamGenerateContent.sse.after-function-response.lf.txt",
+        "gemini/streamGenerateContent.sse.long-text-escapes.lf.txt",
+    ] {
+        let recorded = fixture_text(fixture);
+        let events: Vec<Value> = recorded
+            .replace("\r\n", "\n")
+            .split("\n\n")
+            .filter_map(|e| e.trim().strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        assert!(!events.is_empty(), "{fixture}");
+        let text: String = events
+            .iter()
+            .flat_map(|e| e["candidates"][0]["content"]["parts"].as_array().unwrap())
+            .filter_map(|p| p["text"].as_str())
+            .collect();
+        let meta = &events.last().unwrap()["usageMetadata"];
+        let count = |field: &str| meta[field].as_u64().unwrap_or(0);
+
+        h.mock.reset();
+        h.mock.add_rule(
+            Rule::new(Reply::raw(200, "text/event-stream", recorded))
+                .action("streamGenerateContent"),
+        );
+        let body = json!({"model": FLASH, "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": fixture}]});
+        let frames = sse(h.chat(&body).await).await;
+        assert_eq!(frames.last().unwrap(), "[DONE]", "{fixture}");
+        assert_eq!(content_of(&frames), text, "{fixture}");
+        let finishes: Vec<&Value> = frames
+            .iter()
+            .filter_map(|f| f["choices"][0].get("finish_reason"))
+            .filter(|r| !r.is_null())
+            .collect();
+        assert_eq!(finishes, [&json!("stop")], "{fixture}");
+        let usage = &frames[frames.len() - 2]["usage"];
+        assert_eq!(
+            usage["prompt_tokens"],
+            count("promptTokenCount"),
+            "{fixture}"
+        );
+        assert_eq!(
+            usage["completion_tokens"],
+            count("candidatesTokenCount") + count("thoughtsTokenCount"),
+            "{fixture}"
+        );
+    }
 }
 
 #[tokio::test]

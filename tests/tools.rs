@@ -143,6 +143,33 @@ async fn an_unknown_call_history_on_gemini3_uses_the_documented_placeholder() {
     );
 }
 
+/// A recorded function call in the older shape (per-candidate `safetyRatings`,
+/// `promptFeedback`, no `usageMetadata`) becomes one OpenAI tool call with the same arguments.
+#[tokio::test]
+async fn a_recorded_function_call_with_safety_ratings_becomes_a_tool_call() {
+    let h = start(&[]).await;
+    let recorded =
+        fixture_json("gemini/generateContent.response.function-call-safety-ratings.json");
+    let call = &recorded["candidates"][0]["content"]["parts"][0]["functionCall"];
+    h.mock
+        .add_rule(Rule::new(Reply::json(recorded.clone())).action("generateContent"));
+    let body = json!({"model": FLASH, "messages": [{"role": "user", "content": "Which theaters show Barbie?"}],
+        "tools": [{"type": "function", "function": {"name": "find_theaters", "parameters": {"type": "object",
+            "properties": {"movie": {"type": "string"}, "location": {"type": "string"}}}}}]});
+    let (status, v) = json(h.chat(&body).await).await;
+    assert_eq!(status, 200, "{v}");
+    let choice = &v["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    let calls = choice["message"]["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{v}");
+    assert_eq!(calls[0]["type"], "function");
+    assert_eq!(calls[0]["function"]["name"], call["name"]);
+    let args: Value =
+        serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args, call["args"]);
+    assert_eq!(v["usage"]["total_tokens"], 0, "no usageMetadata, no tokens");
+}
+
 #[tokio::test]
 async fn streamed_tool_calls_carry_index_id_and_name() {
     let h = start(&[REAL]).await;

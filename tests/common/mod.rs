@@ -107,6 +107,26 @@ impl Harness {
     }
 }
 
+/// A file under `tests/fixtures/` (e.g. `"gemini/countTokens.request.json"`) as text.
+pub fn fixture_text(path: &str) -> String {
+    let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+}
+
+/// A JSON file under `tests/fixtures/`.
+pub fn fixture_json(path: &str) -> Value {
+    serde_json::from_str(&fixture_text(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A `.jsonl` file under `tests/fixtures/`: one JSON value a line.
+pub fn fixture_jsonl(path: &str) -> Vec<Value> {
+    fixture_text(path)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{path}: {e}: {l}")))
+        .collect()
+}
+
 pub fn hello(model: &str, stream: bool) -> Value {
     serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Hello there"}]})
 }
