@@ -339,13 +339,8 @@ async fn the_daily_key_limit_is_soft() {
 #[tokio::test]
 async fn a_key_concurrency_cap_queues_requests() {
     let h = start(&[("KEY_MAX_CONCURRENCY", "1"), ("GEMINI_API_KEYS", KEYS[0])]).await;
-    h.mock.add_rule(
-        Rule::new(Reply::Delay {
-            ms: 400,
-            then: Box::new(Reply::text("one at a time")),
-        })
-        .action("generateContent"),
-    );
+    h.mock
+        .add_rule(Rule::new(Reply::text("one at a time").after_ms(400)).action("generateContent"));
     let started = Instant::now();
     let (first, second) = (ask("first"), ask("second"));
     let (a, b) = tokio::join!(h.chat(&first), h.chat(&second));
@@ -370,16 +365,11 @@ async fn a_running_stream_counts_toward_the_key_concurrency_cap() {
     ])
     .await;
     h.mock.add_rule(
-        Rule::new(Reply::Text {
-            text: "one two three four five six seven eight".into(),
-            chunks: Some(8),
-            chunk_delay_ms: Some(100),
-            finish_reason: None,
-            thought: None,
-            cut_after: None,
-            stall_after: None,
-            candidates: None,
-        })
+        Rule::new(
+            Reply::text("one two three four five six seven eight")
+                .chunks(8)
+                .chunk_delay_ms(100),
+        )
         .action("streamGenerateContent"),
     );
     let mut body = ask("a long stream");
@@ -421,6 +411,14 @@ async fn a_running_stream_counts_toward_the_key_concurrency_cap() {
     );
 }
 
+/// Waits until Google has seen `n` generate calls: the request sent last holds the only key.
+async fn holder_reached_google(h: &Harness, n: usize) {
+    eventually("the first request to hold the key", || async {
+        h.upstream_calls().len() >= n
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_request_waiting_for_a_busy_key_ends_at_its_deadline() {
     let h = start(&[
@@ -430,17 +428,14 @@ async fn a_request_waiting_for_a_busy_key_ends_at_its_deadline() {
     ])
     .await;
     h.mock.add_rule(
-        Rule::new(Reply::Delay {
-            ms: 500,
-            then: Box::new(Reply::text("slow")),
-        })
-        .action("generateContent")
-        .times(1),
+        Rule::new(Reply::text("slow").after_ms(500))
+            .action("generateContent")
+            .times(1),
     );
     let (first, second) = (ask("holds the key"), ask("waits"));
     let holder = h.chat(&first);
     let waiter = async {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        holder_reached_google(&h, 1).await;
         h.chat(&second).await
     };
     let (a, b) = tokio::join!(holder, waiter);
@@ -450,17 +445,12 @@ async fn a_request_waiting_for_a_busy_key_ends_at_its_deadline() {
     assert_eq!(h.upstream_calls().len(), 2);
 
     // Now a holder that outlives the waiter's deadline: the waiter gets a 504, not a hang.
-    h.mock.add_rule(
-        Rule::new(Reply::Delay {
-            ms: 3000,
-            then: Box::new(Reply::text("very slow")),
-        })
-        .action("generateContent"),
-    );
+    h.mock
+        .add_rule(Rule::new(Reply::text("very slow").after_ms(3000)).action("generateContent"));
     let (first, second) = (ask("holds the key again"), ask("gives up"));
     let holder = h.chat(&first);
     let waiter = async {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        holder_reached_google(&h, 3).await;
         let r = h.chat(&second).await;
         let status = r.status();
         let body: serde_json::Value = r.json().await.unwrap_or_default();
@@ -485,16 +475,20 @@ async fn the_start_up_check_retires_invalid_keys_only() {
             .action("list"),
     );
     let h = start_with_mock(mock, &[]).await;
-    // The check runs in the background; wait until it has asked about the invalid key.
-    for _ in 0..200 {
-        if h.mock.requests().iter().any(|r| {
-            r.api_key.as_deref() == Some(KEYS[0]) && r.query.as_deref() == Some("pageSize=1")
-        }) {
-            break;
+    // The check runs in the background; wait until it has retired the invalid key.
+    eventually("the start-up check to retire the invalid key", || async {
+        let (_, v) = json(h.get("/api/keys").await).await;
+        let states: Vec<Value> = v["keys"]
+            .as_array()
+            .map(|keys| keys.iter().map(|k| k["state"].clone()).collect())
+            .unwrap_or_default();
+        if states.iter().filter(|s| *s == "invalid").count() == 1 {
+            Ok(())
+        } else {
+            Err(states)
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    })
+    .await;
     for i in 0..6 {
         assert_eq!(h.chat(&ask(&format!("k{i}"))).await.status(), 200);
     }
@@ -516,15 +510,10 @@ async fn the_start_up_check_retires_invalid_keys_only() {
 #[tokio::test]
 async fn short_cooldowns_are_waited_out_instead_of_refused() {
     let h = start(&[]).await;
-    let quota = json!({"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED",
-        "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.5s"}]}});
     h.mock.add_rule(
-        Rule::new(Reply::Error {
-            status: 429,
-            body: quota,
-        })
-        .action("generateContent")
-        .times(3),
+        Rule::new(Reply::quota_retry("0.5s"))
+            .action("generateContent")
+            .times(3),
     );
     let started = Instant::now();
     let (status, v) = json(h.chat(&ask("patience")).await).await;
@@ -542,11 +531,11 @@ async fn short_cooldowns_are_waited_out_instead_of_refused() {
 async fn a_relay_key_echoed_by_the_upstream_never_reaches_the_client() {
     let relay = "relay-sk-7f3c9a2e4b1d8f60";
     let mock = MockGemini::start().await.unwrap();
-    mock.add_rule(Rule::new(Reply::Error {
-        status: 400,
-        body: json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
-            "message": format!("Request with key {relay} contains an invalid argument.")}}),
-    }));
+    mock.add_rule(Rule::new(Reply::google_error(
+        400,
+        "INVALID_ARGUMENT",
+        format!("Request with key {relay} contains an invalid argument."),
+    )));
     let h = start_with_mock(
         mock,
         &[("GEMINI_API_KEYS", relay), ("SKIP_CHECK_API_KEY", "true")],

@@ -60,7 +60,7 @@ fn env_file_and_cli_flags_are_read() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args([
             "--env-file",
             file.to_str().unwrap(),
@@ -73,24 +73,20 @@ fn env_file_and_cli_flags_are_read() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let child = KillOnDrop(child);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ok = rt.block_on(async {
         let http = client();
-        for _ in 0..200 {
-            if let Ok(r) = http
-                .get(format!("http://127.0.0.1:{port}/v1/models"))
+        eventually("the server to listen on the CLI port", || async {
+            http.get(format!("http://127.0.0.1:{port}/v1/models"))
                 .bearer_auth("from-file")
                 .send()
                 .await
-            {
-                return r.status().as_u16();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        0
+                .map(|r| r.status().as_u16())
+        })
+        .await
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     // No key is configured: the model list cannot load, 503 (decisions §6); a wrong password
     // or port would be 401 or no answer.
     assert_eq!(ok, 503, "the CLI port and the .env password were used");
@@ -542,22 +538,16 @@ fn start_up_names_an_unreachable_upstream_and_counts_no_unchecked_key_as_active(
         ("GEMINI_API_KEYS", &KEYS.join(",")),
         ("GEMINI_BASE_URL", "http://127.0.0.1:9"),
     ]);
-    let mut done = false;
-    for _ in 0..300 {
-        if p.out
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("key check done"))
-        {
-            done = true;
-            break;
+    eventually_blocking("the start-up key check's summary", || {
+        let lines = p.lines();
+        if lines.iter().any(|l| l.contains("key check done")) {
+            Ok(())
+        } else {
+            Err(lines)
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
     let (_, lines) = p.stop();
     let all = lines.join("\n");
-    assert!(done, "{all}");
     let summary = lines.iter().find(|l| l.contains("key check done")).unwrap();
     assert!(
         summary.contains("passed=0") && summary.contains("unchecked=3"),

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use serde_json::Value;
 
@@ -35,20 +33,17 @@ async fn unknown_paths_never_add_metrics_series() {
         assert_eq!(r.status(), 404);
         let _ = r.bytes().await;
     }
-    // The request log (and its metrics) is written when the body ends: give it a moment.
-    let mut routes = Vec::new();
-    for _ in 0..50 {
+    // The request log (and its metrics) is written when the body ends: wait for it.
+    let routes = eventually("unknown paths counted under one label", || async {
         let text = h.get("/metrics").await.text().await.unwrap();
-        routes = route_labels(&text);
+        let routes = route_labels(&text);
         if routes.iter().any(|r| r == "unmatched") {
-            break;
+            Ok(routes)
+        } else {
+            Err(routes)
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        routes.iter().any(|r| r == "unmatched"),
-        "unknown paths are counted under one label: {routes:?}"
-    );
+    })
+    .await;
     assert!(
         !routes.iter().any(|r| r.contains("probe-")),
         "a raw path became a label: {routes:?}"
@@ -83,25 +78,22 @@ async fn a_huge_model_name_is_never_stored_or_shown() {
         let _ = r.bytes().await;
     }
     // The request log entry appears when the response body has ended.
-    let mut logs: Value = Value::Null;
-    for _ in 0..50 {
+    let logs = eventually("unknown names logged under `other`", || async {
         let text = get_text(&h, "/api/logs").await;
         assert!(text.len() < 256 * 1024, "/api/logs is {} bytes", text.len());
         assert!(!text.contains(&run), "the name reached /api/logs");
-        logs = serde_json::from_str(&text).unwrap();
+        let logs: Value = serde_json::from_str(&text).unwrap();
         if logs["logs"]
             .as_array()
             .is_some_and(|l| l.iter().any(|e| e["model"] == "other"))
         {
-            break;
+            Ok(logs)
+        } else {
+            Err(logs)
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     let entries = logs["logs"].as_array().cloned().unwrap_or_default();
-    assert!(
-        entries.iter().any(|e| e["model"] == "other"),
-        "unknown names are logged under `other`: {logs}"
-    );
     assert!(
         !entries.iter().any(|e| e["model"]
             .as_str()

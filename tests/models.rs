@@ -163,14 +163,13 @@ async fn a_failed_list_fetch_is_not_repeated_by_every_request() {
             })
             .count()
     };
-    // The start-up fetch may still be running: let it finish.
-    for _ in 0..100 {
-        if list_fetches() > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The start-up fetch runs in the background. Once it has begun, a request waits for it
+    // (one fetch at a time) and finds it failed.
+    eventually("the start-up fetch to begin", || async {
+        list_fetches() > 0
+    })
+    .await;
+    assert_eq!(h.get("/v1/models").await.status(), 503);
     let before = list_fetches();
     for _ in 0..5 {
         // No list could be loaded: 503 with the reason (decisions §6), not an empty list.

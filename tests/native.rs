@@ -168,17 +168,7 @@ async fn sse_streams_are_forwarded_event_by_event() {
 async fn native_streaming_adds_no_buffering() {
     let h = start(&[REAL]).await;
     h.mock.add_rule(
-        Rule::new(Reply::Text {
-            text: "one two".into(),
-            chunks: Some(2),
-            chunk_delay_ms: None,
-            finish_reason: None,
-            thought: None,
-            cut_after: None,
-            stall_after: Some(1),
-            candidates: None,
-        })
-        .action("streamGenerateContent"),
+        Rule::new(Reply::text("one two").chunks(2).stall_after(1)).action("streamGenerateContent"),
     );
     let r = native_post(
         &h,
@@ -199,16 +189,74 @@ async fn native_streaming_adds_no_buffering() {
 #[tokio::test]
 async fn json_array_streams_pass_through() {
     let h = start(&[REAL]).await;
-    let r = native_post(
-        &h,
-        &format!("/v1beta/models/{FLASH}:streamGenerateContent"),
-        &google_request(),
-    )
-    .await;
+    let path = format!("/v1beta/models/{FLASH}:streamGenerateContent");
+    let r = native_post(&h, &path, &google_request()).await;
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     let v: Value = serde_json::from_str(&text).expect("a JSON array");
     assert_eq!(v.as_array().map(Vec::len), Some(3));
+
+    // A body Google sent without `alt=sse` (`[{` … `}\n]`) arrives byte for byte.
+    let recorded = fixture_text("gemini/streamGenerateContent.json-array.single-element.txt");
+    h.mock.add_rule(
+        Rule::new(Reply::raw(
+            200,
+            "application/json; charset=UTF-8",
+            recorded.clone(),
+        ))
+        .action("streamGenerateContent"),
+    );
+    let r = native_post(&h, &path, &google_request()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), recorded);
+    let last = h.upstream_calls().pop().unwrap();
+    assert_eq!(last.query, None, "no alt=sse asked of Google");
+}
+
+/// Requests that Google accepted (recorded from its SDKs and a proxy's test data: snake_case
+/// fields and `role: "tool"`, `parametersJsonSchema` with a forced call, a thinking budget,
+/// a token count) reach Google byte-equal and are answered.
+#[tokio::test]
+async fn recorded_requests_google_accepted_pass_through_unchanged() {
+    let h = start(&[REAL]).await;
+    for (fixture, action) in [
+        ("gemini/countTokens.request.json", "countTokens"),
+        (
+            "gemini/generateContent.request.parametersJsonSchema-any-mode.json",
+            "generateContent",
+        ),
+        (
+            "gemini/generateContent.request.thinking-budget-max-tokens.json",
+            "generateContent",
+        ),
+        (
+            "gemini/streamGenerateContent.request.snake-case-role-tool.json",
+            "streamGenerateContent?alt=sse",
+        ),
+    ] {
+        let body = fixture_json(fixture);
+        let r = native_post(&h, &format!("/v1beta/models/{FLASH}:{action}"), &body).await;
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 200, "{fixture}: {text}");
+        let name = action.split('?').next();
+        let sent = h
+            .mock
+            .requests()
+            .into_iter()
+            .rev()
+            .find(|r| r.action.as_deref() == name);
+        assert_eq!(
+            sent.map(|r| r.body),
+            Some(body),
+            "{fixture} reached Google unchanged"
+        );
+        match action {
+            "countTokens" => assert!(text.contains("\"totalTokens\"")),
+            "generateContent" => assert!(text.contains("\"candidates\""), "{fixture}: {text}"),
+            _ => assert!(text.starts_with("data: {"), "{fixture}: {text}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -480,10 +528,8 @@ async fn native_stream_errors_before_the_first_byte_are_json() {
     }
     // After the first keep-alive went out, an error is an in-band event of the stream.
     let h = start(&[("FAKE_STREAMING_INTERVAL", "0.2")]).await;
-    h.mock.add_rule(Rule::new(Reply::Delay {
-        ms: 600,
-        then: Box::new(Reply::preset("api_key_invalid")),
-    }));
+    h.mock
+        .add_rule(Rule::new(Reply::preset("api_key_invalid").after_ms(600)));
     let r = native_post(&h, &stream_path, &google_request()).await;
     assert_eq!(r.status(), 200);
     let ct = r.headers()["content-type"].to_str().unwrap().to_owned();

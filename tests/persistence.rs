@@ -294,6 +294,20 @@ async fn storage_off_keeps_nothing() {
 /// Overwrites the root pages of the tables the request path writes to (usage and the
 /// request log) with garbage: the file opens, start-up reads what it needs, and the first
 /// write of statistics meets "database disk image is malformed".
+/// Calls counted in the store's per-minute usage rows, read through a separate read-only
+/// connection (None while the file or its tables do not exist yet).
+fn committed_calls(db: &Path) -> Option<i64> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()?;
+    conn.query_row(
+        "SELECT COALESCE(SUM(calls), 0) FROM usage WHERE bucket = 'minute'",
+        [],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
 fn corrupt_usage_tables(db: &Path) {
     use std::io::{Seek, SeekFrom, Write};
     let (page_size, roots) = {
@@ -350,15 +364,16 @@ async fn a_corrupted_store_never_reports_ready() {
         200,
         "requests are still served"
     );
-    let mut last = ready().await;
-    for _ in 0..100 {
-        if last.0 != 200 {
-            break;
+    // The writer finds the damage when it next commits.
+    let (status, body) = eventually("/ready to report the damaged store", || async {
+        let (status, body) = ready().await;
+        if status == 200 {
+            Err(body)
+        } else {
+            Ok((status, body))
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        last = ready().await;
-    }
-    let (status, body) = last;
+    })
+    .await;
     assert_eq!(status, 503, "{body}");
     let reason = body["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("malformed"), "the reason is given: {body}");
@@ -392,7 +407,7 @@ fn an_explicit_storage_dir_that_cannot_be_written_stops_start_up() {
 }
 
 /// A SIGKILL during a stream of writes loses nothing committed (decisions §7): settings and
-/// keys answered 200 are on disk; usage older than a second is on disk.
+/// keys answered 200 are on disk; usage the writer has committed (within a second) is on disk.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sigkill_loses_nothing_committed() {
     let dir = tempfile::tempdir().unwrap();
@@ -440,8 +455,20 @@ async fn a_sigkill_loses_nothing_committed() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    // Usage is committed within a second; keep writing while the process dies.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Usage is committed within a second: wait until the five calls are in the file, then
+    // keep writing while the process dies.
+    let db = storage.join("hajimi.db");
+    eventually("the five calls committed to the store", || async {
+        committed_calls(&db).filter(|n| *n >= 5)
+    })
+    .await;
+    let generated = || {
+        mock.requests()
+            .iter()
+            .filter(|r| r.action.as_deref() == Some("generateContent"))
+            .count()
+    };
+    let before_noise = generated();
     let noise = {
         let http = http.clone();
         let url = p.url.clone();
@@ -457,7 +484,10 @@ async fn a_sigkill_loses_nothing_committed() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually("the noise to reach Google", || async {
+        generated() > before_noise
+    })
+    .await;
     p.kill9();
     let _ = noise.await;
 
@@ -494,17 +524,8 @@ async fn a_sigkill_loses_nothing_committed() {
 async fn sigterm_lets_a_running_stream_finish() {
     let mock = MockGemini::start().await.unwrap();
     mock.add_rule(
-        Rule::new(Reply::Text {
-            text: "a b c d e f".into(),
-            chunks: Some(6),
-            chunk_delay_ms: Some(300),
-            finish_reason: None,
-            thought: None,
-            cut_after: None,
-            stall_after: None,
-            candidates: None,
-        })
-        .action("streamGenerateContent"),
+        Rule::new(Reply::text("a b c d e f").chunks(6).chunk_delay_ms(300))
+            .action("streamGenerateContent"),
     );
     let p = spawn(&[
         ("PASSWORD", PASSWORD),
@@ -525,13 +546,19 @@ async fn sigterm_lets_a_running_stream_finish() {
     let first = body.next().await.unwrap().unwrap();
     assert!(!first.is_empty());
     p.signal("TERM");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let refused = http
-        .get(format!("{}/health", p.url))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await;
-    assert!(refused.is_err(), "no new connections after SIGTERM");
+    eventually("no new connections after SIGTERM", || async {
+        let fresh = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        match fresh.get(format!("{}/health", p.url)).send().await {
+            Err(refused) => Ok(refused),
+            Ok(answered) => Err(answered.status()),
+        }
+    })
+    .await;
     let mut rest = Vec::new();
     while let Some(chunk) = body.next().await {
         rest.extend_from_slice(&chunk.unwrap());

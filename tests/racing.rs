@@ -136,13 +136,8 @@ async fn the_cache_key_covers_parameters_and_images_but_not_streaming() {
 #[tokio::test]
 async fn identical_requests_in_flight_share_one_answer() {
     let h = start(&[]).await;
-    h.mock.add_rule(
-        Rule::new(Reply::Delay {
-            ms: 500,
-            then: Box::new(Reply::text("shared answer")),
-        })
-        .action("generateContent"),
-    );
+    h.mock
+        .add_rule(Rule::new(Reply::text("shared answer").after_ms(500)).action("generateContent"));
     let body = ask("same question");
     let (a, b) = tokio::join!(h.chat(&body), h.chat(&body));
     let ((sa, va), (sb, vb)) = (json(a).await, json(b).await);
@@ -159,13 +154,8 @@ async fn identical_requests_in_flight_share_one_answer() {
 #[tokio::test]
 async fn public_mode_turns_in_flight_sharing_off() {
     let h = start(&[("PUBLIC_MODE", "true")]).await;
-    h.mock.add_rule(
-        Rule::new(Reply::Delay {
-            ms: 300,
-            then: Box::new(Reply::text("x")),
-        })
-        .action("generateContent"),
-    );
+    h.mock
+        .add_rule(Rule::new(Reply::text("x").after_ms(300)).action("generateContent"));
     let body = ask("public");
     let (a, b) = tokio::join!(h.chat(&body), h.chat(&body));
     assert_eq!(

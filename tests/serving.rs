@@ -42,19 +42,6 @@ async fn read_until_closed(stream: &mut TcpStream) -> Option<Vec<u8>> {
     Some(seen)
 }
 
-fn text_stream(text: &str, chunks: usize, delay_ms: u64) -> Reply {
-    Reply::Text {
-        text: text.into(),
-        chunks: Some(chunks),
-        chunk_delay_ms: Some(delay_ms),
-        finish_reason: None,
-        thought: None,
-        cut_after: None,
-        stall_after: None,
-        candidates: None,
-    }
-}
-
 /// Must not be possible (issue 8 item 5): a socket that connects and sends nothing holds a
 /// file descriptor forever.
 #[tokio::test]
@@ -132,15 +119,15 @@ async fn answers_longer_than_the_timeouts_are_never_cut() {
         ])
         .await;
         h.mock.add_rule(
-            Rule::new(text_stream("one two three four five six", 6, 150))
-                .action("streamGenerateContent"),
+            Rule::new(
+                Reply::text("one two three four five six")
+                    .chunks(6)
+                    .chunk_delay_ms(150),
+            )
+            .action("streamGenerateContent"),
         );
         h.mock.add_rule(
-            Rule::new(Reply::Delay {
-                ms: 800,
-                then: Box::new(Reply::text("slow but whole")),
-            })
-            .action("generateContent"),
+            Rule::new(Reply::text("slow but whole").after_ms(800)).action("generateContent"),
         );
         let h2 = reqwest::Client::builder()
             .no_proxy()
@@ -209,7 +196,7 @@ async fn health_answers_while_hundreds_of_bare_sockets_are_open() {
         .env("PASSWORD", PASSWORD)
         .env("SKIP_CHECK_API_KEY", "true")
         .env("HEADER_READ_TIMEOUT", "1s");
-    let p = spawn_cmd(cmd);
+    let p = spawn_command(cmd);
     let addr = p.url.trim_start_matches("http://").to_owned();
     let mut bare = Vec::new();
     for _ in 0..320 {
@@ -228,41 +215,6 @@ async fn health_answers_while_hundreds_of_bare_sockets_are_open() {
         lines.iter().any(|l| l.contains("open-file limit")),
         "the open-file limit is logged at start: {lines:#?}"
     );
-}
-
-/// Starts the binary from a prepared command and waits for its address.
-fn spawn_cmd(mut cmd: std::process::Command) -> Proc {
-    use std::io::{BufRead, BufReader};
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let out = std::sync::Arc::clone(&out);
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if let Some(pos) = line.find("listening on http://") {
-                    let url: String = line[pos + 13..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
-                        .collect();
-                    let _ = tx.send(url);
-                }
-                out.lock().unwrap().push(line);
-            }
-        });
-    }
-    let url = rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("no address reported: {:?}", out.lock().unwrap()));
-    Proc { child, out, url }
 }
 
 /// A server whose connection cap also applies to loopback peers (the test's own address).
@@ -319,15 +271,11 @@ async fn one_address_never_holds_more_connections_than_the_cap() {
     assert_eq!(health_once(&server).await, None, "no room for a fourth");
     // A freed slot is usable again.
     drop(held.pop());
-    let mut answered = None;
-    for _ in 0..100 {
-        answered = health_once(&server).await;
-        if answered.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(answered, Some(200));
+    let answered = eventually("the freed slot to take a connection", || async {
+        health_once(&server).await
+    })
+    .await;
+    assert_eq!(answered, 200);
 }
 
 #[tokio::test]

@@ -114,16 +114,9 @@ async fn a_system_message_inside_a_tool_exchange_keeps_the_results_next_to_their
 
 fn thinking_reply() -> Reply {
     // Google sending thoughts although none were asked for: they must not reach the client.
-    Reply::Text {
-        text: "Let us go north.".into(),
-        chunks: Some(3),
-        chunk_delay_ms: None,
-        finish_reason: None,
-        thought: Some("The player wants to leave; the forest is dark.".into()),
-        cut_after: None,
-        stall_after: None,
-        candidates: None,
-    }
+    Reply::text("Let us go north.")
+        .chunks(3)
+        .thought("The player wants to leave; the forest is dark.")
 }
 
 fn reasoning_of(frames: &[Value]) -> String {

@@ -19,19 +19,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const REAL: (&str, &str) = ("FAKE_STREAMING", "false");
 
-fn text_reply(text: &str, chunks: usize) -> Reply {
-    Reply::Text {
-        text: text.into(),
-        chunks: Some(chunks),
-        chunk_delay_ms: None,
-        finish_reason: None,
-        thought: None,
-        cut_after: None,
-        stall_after: None,
-        candidates: None,
-    }
-}
-
 fn content_of(frames: &[Value]) -> String {
     frames
         .iter()
@@ -43,7 +30,7 @@ fn content_of(frames: &[Value]) -> String {
 async fn a_text_stream_has_the_openai_sequence() {
     let h = start(&[REAL]).await;
     h.mock.add_rule(
-        Rule::new(text_reply("The sky is blue today.", 4)).action("streamGenerateContent"),
+        Rule::new(Reply::text("The sky is blue today.").chunks(4)).action("streamGenerateContent"),
     );
     let r = h.chat(&hello(FLASH, true)).await;
     assert_eq!(r.status(), 200);
@@ -118,13 +105,9 @@ async fn failures_before_the_first_byte_are_retried_on_another_key() {
             .times(1),
     );
     h.mock.add_rule(
-        Rule::new(Reply::Sse {
-            events: vec![],
-            delay_ms: None,
-            end: None,
-        })
-        .action("streamGenerateContent")
-        .times(1),
+        Rule::new(Reply::sse([]))
+            .action("streamGenerateContent")
+            .times(1),
     );
     let frames = sse(h.chat(&hello(FLASH, true)).await).await;
     assert_eq!(frames.last().unwrap(), "[DONE]");
@@ -139,16 +122,11 @@ async fn a_stream_that_keeps_breaking_ends_with_an_inband_error() {
     // Every attempt is cut: the rescues spend the retry budget, then the client is told.
     let h = start(&[REAL, ("MAX_RETRY_NUM", "3")]).await;
     h.mock.add_rule(
-        Rule::new(Reply::Text {
-            text: "one two three four five".into(),
-            chunks: Some(5),
-            chunk_delay_ms: None,
-            finish_reason: None,
-            thought: None,
-            cut_after: Some(2),
-            stall_after: None,
-            candidates: None,
-        })
+        Rule::new(
+            Reply::text("one two three four five")
+                .chunks(5)
+                .cut_after(2),
+        )
         .action("streamGenerateContent"),
     );
     let r = h.chat(&hello(FLASH, true)).await;
@@ -173,15 +151,10 @@ async fn a_stream_that_keeps_breaking_ends_with_an_inband_error() {
 #[tokio::test]
 async fn a_blocked_prompt_stream_is_a_400_before_any_byte() {
     let h = start(&[REAL]).await;
-    let event = json!({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9}});
-    h.mock.add_rule(
-        Rule::new(Reply::Sse {
-            events: vec![event],
-            delay_ms: None,
-            end: None,
-        })
-        .action("streamGenerateContent"),
-    );
+    // Google's whole answer to a blocked prompt: one event, no candidates.
+    let events = fixture_jsonl("gemini/streamGenerateContent.chunks.prompt-blocked.jsonl");
+    h.mock
+        .add_rule(Rule::new(Reply::sse(events)).action("streamGenerateContent"));
     let (status, v) = json(h.chat(&hello(FLASH, true)).await).await;
     assert_eq!(status, 400);
     assert_eq!(openai_error(&v)["code"], "content_filter");
@@ -193,13 +166,9 @@ async fn an_empty_finished_stream_is_retried() {
     let h = start(&[REAL]).await;
     let empty = json!({"candidates": [{"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": "STOP", "index": 0}]});
     h.mock.add_rule(
-        Rule::new(Reply::Sse {
-            events: vec![empty],
-            delay_ms: None,
-            end: None,
-        })
-        .action("streamGenerateContent")
-        .times(1),
+        Rule::new(Reply::sse([empty]))
+            .action("streamGenerateContent")
+            .times(1),
     );
     let frames = sse(h.chat(&hello(FLASH, true)).await).await;
     assert_eq!(frames.last().unwrap(), "[DONE]");
@@ -207,21 +176,69 @@ async fn an_empty_finished_stream_is_retried() {
     assert_eq!(h.upstream_calls().len(), 2);
 }
 
+/// Streams Google sent (one event with CRLF framing; a reply after a function response and a
+/// 120-event answer full of `\u003c` escapes, both LF-framed) reach an OpenAI client whole:
+/// the same text, `stop`, and the usage of the last event.
+#[tokio::test]
+async fn recorded_sse_streams_reach_openai_clients_whole() {
+    let h = start(&[REAL]).await;
+    for fixture in [
+        "gemini/streamGenerateContent.sse.single-event.crlf.txt",
+        "gemini/streamGenerateContent.sse.after-function-response.lf.txt",
+        "gemini/streamGenerateContent.sse.long-text-escapes.lf.txt",
+    ] {
+        let recorded = fixture_text(fixture);
+        let events: Vec<Value> = recorded
+            .replace("\r\n", "\n")
+            .split("\n\n")
+            .filter_map(|e| e.trim().strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        assert!(!events.is_empty(), "{fixture}");
+        let text: String = events
+            .iter()
+            .flat_map(|e| e["candidates"][0]["content"]["parts"].as_array().unwrap())
+            .filter_map(|p| p["text"].as_str())
+            .collect();
+        let meta = &events.last().unwrap()["usageMetadata"];
+        let count = |field: &str| meta[field].as_u64().unwrap_or(0);
+
+        h.mock.reset();
+        h.mock.add_rule(
+            Rule::new(Reply::raw(200, "text/event-stream", recorded))
+                .action("streamGenerateContent"),
+        );
+        let body = json!({"model": FLASH, "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": fixture}]});
+        let frames = sse(h.chat(&body).await).await;
+        assert_eq!(frames.last().unwrap(), "[DONE]", "{fixture}");
+        assert_eq!(content_of(&frames), text, "{fixture}");
+        let finishes: Vec<&Value> = frames
+            .iter()
+            .filter_map(|f| f["choices"][0].get("finish_reason"))
+            .filter(|r| !r.is_null())
+            .collect();
+        assert_eq!(finishes, [&json!("stop")], "{fixture}");
+        let usage = &frames[frames.len() - 2]["usage"];
+        assert_eq!(
+            usage["prompt_tokens"],
+            count("promptTokenCount"),
+            "{fixture}"
+        );
+        assert_eq!(
+            usage["completion_tokens"],
+            count("candidatesTokenCount") + count("thoughtsTokenCount"),
+            "{fixture}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn thoughts_stream_as_reasoning_content() {
     let h = start(&[REAL]).await;
     h.mock.add_rule(
-        Rule::new(Reply::Text {
-            text: "Answer.".into(),
-            chunks: Some(2),
-            chunk_delay_ms: None,
-            finish_reason: None,
-            thought: Some("Let me think.".into()),
-            cut_after: None,
-            stall_after: None,
-            candidates: None,
-        })
-        .action("streamGenerateContent"),
+        Rule::new(Reply::text("Answer.").chunks(2).thought("Let me think."))
+            .action("streamGenerateContent"),
     );
     let frames = sse(h.chat(&hello(FLASH, true)).await).await;
     let reasoning: String = frames
@@ -238,17 +255,8 @@ async fn chunks_are_forwarded_before_the_upstream_finishes() {
     // The upstream sends one event and then never another byte: only a proxy that forwards
     // events as they arrive lets the client see it.
     h.mock.add_rule(
-        Rule::new(Reply::Text {
-            text: "first second".into(),
-            chunks: Some(2),
-            chunk_delay_ms: None,
-            finish_reason: None,
-            thought: None,
-            cut_after: None,
-            stall_after: Some(1),
-            candidates: None,
-        })
-        .action("streamGenerateContent"),
+        Rule::new(Reply::text("first second").chunks(2).stall_after(1))
+            .action("streamGenerateContent"),
     );
     let r = h.chat(&hello(FLASH, true)).await;
     assert_eq!(r.status(), 200);
@@ -270,7 +278,7 @@ async fn large_events_pass_through() {
     let h = start(&[REAL]).await;
     let big = "x".repeat(300 * 1024);
     h.mock
-        .add_rule(Rule::new(text_reply(&big, 1)).action("streamGenerateContent"));
+        .add_rule(Rule::new(Reply::text(&big).chunks(1)).action("streamGenerateContent"));
     let frames = sse(h.chat(&hello(FLASH, true)).await).await;
     assert_eq!(content_of(&frames).len(), big.len());
     assert_eq!(frames.last().unwrap(), "[DONE]");
@@ -365,18 +373,9 @@ async fn a_stream_cut_midway_is_rescued_into_one_complete_answer() {
     let full: String = words.concat();
     // The mock splits the text into 10 chunks; the first stream stops after 5 of them.
     h.mock.add_rule(
-        Rule::new(Reply::Text {
-            text: full.clone(),
-            chunks: Some(10),
-            chunk_delay_ms: None,
-            finish_reason: None,
-            thought: None,
-            cut_after: Some(5),
-            stall_after: None,
-            candidates: None,
-        })
-        .action("streamGenerateContent")
-        .times(1),
+        Rule::new(Reply::text(full.clone()).chunks(10).cut_after(5))
+            .action("streamGenerateContent")
+            .times(1),
     );
     let r = h.chat(&hello(FLASH, true)).await;
     assert_eq!(r.status(), 200);

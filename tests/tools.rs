@@ -19,17 +19,6 @@ fn weather_tool() -> Value {
                        "required": ["city", "unit"]}}})
 }
 
-fn call_reply(name: &str, args: Value) -> Reply {
-    Reply::FunctionCall {
-        calls: vec![CallSpec {
-            name: name.into(),
-            args: Some(args),
-        }],
-        text: None,
-        signature: None,
-    }
-}
-
 #[tokio::test]
 async fn a_strict_schema_with_additional_properties_reaches_the_model() {
     let h = start(&[]).await;
@@ -53,14 +42,11 @@ async fn a_strict_schema_with_additional_properties_reaches_the_model() {
 #[tokio::test]
 async fn models_that_refuse_json_schema_get_the_sanitised_subset() {
     let h = start(&[]).await;
-    let refusal = json!({"error": {"code": 400, "message": "Invalid JSON payload received. Unknown name \"parametersJsonSchema\" at 'tools[0].function_declarations[0]': Cannot find field.", "status": "INVALID_ARGUMENT"}});
+    let refusal = "Invalid JSON payload received. Unknown name \"parametersJsonSchema\" at 'tools[0].function_declarations[0]': Cannot find field.";
     h.mock.add_rule(
-        Rule::new(Reply::Error {
-            status: 400,
-            body: refusal,
-        })
-        .action("generateContent")
-        .times(1),
+        Rule::new(Reply::google_error(400, "INVALID_ARGUMENT", refusal))
+            .action("generateContent")
+            .times(1),
     );
     let body = json!({"model": FLASH, "messages": [{"role": "user", "content": "Weather?"}], "tools": [weather_tool()]});
     let (status, v) = json(h.chat(&body).await).await;
@@ -82,12 +68,15 @@ async fn models_that_refuse_json_schema_get_the_sanitised_subset() {
 async fn a_gemini3_tool_loop_works_when_the_client_drops_signatures() {
     let h = start(&[]).await;
     h.mock.add_rule(
-        Rule::new(call_reply("get_weather", json!({"city": "Paris"})))
-            .model(GEMINI3)
-            .times(1),
+        Rule::new(Reply::function_call(
+            "get_weather",
+            json!({"city": "Paris"}),
+        ))
+        .model(GEMINI3)
+        .times(1),
     );
     h.mock.add_rule(
-        Rule::new(call_reply("get_weather", json!({"city": "Rome"})))
+        Rule::new(Reply::function_call("get_weather", json!({"city": "Rome"})))
             .model(GEMINI3)
             .times(1),
     );
@@ -154,24 +143,41 @@ async fn an_unknown_call_history_on_gemini3_uses_the_documented_placeholder() {
     );
 }
 
+/// A recorded function call in the older shape (per-candidate `safetyRatings`,
+/// `promptFeedback`, no `usageMetadata`) becomes one OpenAI tool call with the same arguments.
+#[tokio::test]
+async fn a_recorded_function_call_with_safety_ratings_becomes_a_tool_call() {
+    let h = start(&[]).await;
+    let recorded =
+        fixture_json("gemini/generateContent.response.function-call-safety-ratings.json");
+    let call = &recorded["candidates"][0]["content"]["parts"][0]["functionCall"];
+    h.mock
+        .add_rule(Rule::new(Reply::json(recorded.clone())).action("generateContent"));
+    let body = json!({"model": FLASH, "messages": [{"role": "user", "content": "Which theaters show Barbie?"}],
+        "tools": [{"type": "function", "function": {"name": "find_theaters", "parameters": {"type": "object",
+            "properties": {"movie": {"type": "string"}, "location": {"type": "string"}}}}}]});
+    let (status, v) = json(h.chat(&body).await).await;
+    assert_eq!(status, 200, "{v}");
+    let choice = &v["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    let calls = choice["message"]["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{v}");
+    assert_eq!(calls[0]["type"], "function");
+    assert_eq!(calls[0]["function"]["name"], call["name"]);
+    let args: Value =
+        serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args, call["args"]);
+    assert_eq!(v["usage"]["total_tokens"], 0, "no usageMetadata, no tokens");
+}
+
 #[tokio::test]
 async fn streamed_tool_calls_carry_index_id_and_name() {
     let h = start(&[REAL]).await;
     h.mock.add_rule(
-        Rule::new(Reply::FunctionCall {
-            calls: vec![
-                CallSpec {
-                    name: "get_weather".into(),
-                    args: Some(json!({"city": "Paris"})),
-                },
-                CallSpec {
-                    name: "get_weather".into(),
-                    args: Some(json!({"city": "Rome"})),
-                },
-            ],
-            text: None,
-            signature: None,
-        })
+        Rule::new(Reply::function_calls([
+            CallSpec::new("get_weather", json!({"city": "Paris"})),
+            CallSpec::new("get_weather", json!({"city": "Rome"})),
+        ]))
         .action("streamGenerateContent"),
     );
     let body = json!({"model": FLASH, "stream": true, "messages": [{"role": "user", "content": "Both cities"}], "tools": [weather_tool()]});

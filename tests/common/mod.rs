@@ -8,6 +8,9 @@ use hajimi::config::{CliOverrides, Config};
 use mock_gemini::MockGemini;
 use serde_json::Value;
 
+mod poll;
+pub use poll::*;
+
 pub const PASSWORD: &str = "test-password";
 pub const KEYS: [&str; 3] = [
     "AIzaSyTESTKEY00000000000000000000000001",
@@ -104,6 +107,26 @@ impl Harness {
     }
 }
 
+/// A file under `tests/fixtures/` (e.g. `"gemini/countTokens.request.json"`) as text.
+pub fn fixture_text(path: &str) -> String {
+    let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+}
+
+/// A JSON file under `tests/fixtures/`.
+pub fn fixture_json(path: &str) -> Value {
+    serde_json::from_str(&fixture_text(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A `.jsonl` file under `tests/fixtures/`: one JSON value a line.
+pub fn fixture_jsonl(path: &str) -> Vec<Value> {
+    fixture_text(path)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{path}: {e}: {l}")))
+        .collect()
+}
+
 pub fn hello(model: &str, stream: bool) -> Value {
     serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Hello there"}]})
 }
@@ -154,6 +177,8 @@ pub struct Proc {
     pub child: std::process::Child,
     pub out: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub url: String,
+    /// The threads reading stdout and stderr; they end when the process has exited.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hajimi");
@@ -161,7 +186,6 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_hajimi");
 /// Starts the binary in `dir` (its working directory) with a clean environment plus `env`,
 /// and waits for its "listening on" line.
 pub fn spawn_in(dir: &std::path::Path, env: &[(&str, &str)]) -> Proc {
-    use std::io::{BufRead, BufReader};
     let mut cmd = std::process::Command::new(BIN);
     cmd.current_dir(dir)
         .env_clear()
@@ -172,6 +196,12 @@ pub fn spawn_in(dir: &std::path::Path, env: &[(&str, &str)]) -> Proc {
     for (k, v) in env {
         cmd.env(k, v);
     }
+    spawn_command(cmd)
+}
+
+/// Starts the binary from a prepared command and waits for its "listening on" line.
+pub fn spawn_command(mut cmd: std::process::Command) -> Proc {
+    use std::io::{BufRead, BufReader};
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -179,13 +209,14 @@ pub fn spawn_in(dir: &std::path::Path, env: &[(&str, &str)]) -> Proc {
         .unwrap();
     let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let (tx, rx) = std::sync::mpsc::channel();
+    let mut readers = Vec::new();
     for stream in [
         Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
         Box::new(child.stderr.take().unwrap()),
     ] {
         let out = std::sync::Arc::clone(&out);
         let tx = tx.clone();
-        std::thread::spawn(move || {
+        readers.push(std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
                 if let Some(pos) = line.find("listening on http://") {
                     let url: String = line[pos + 13..]
@@ -196,12 +227,37 @@ pub fn spawn_in(dir: &std::path::Path, env: &[(&str, &str)]) -> Proc {
                 }
                 out.lock().unwrap().push(line);
             }
-        });
+        }));
     }
     let url = rx
-        .recv_timeout(Duration::from_secs(20))
+        .recv_timeout(PATIENCE)
         .unwrap_or_else(|_| panic!("no address reported: {:?}", out.lock().unwrap()));
-    Proc { child, out, url }
+    Proc {
+        child,
+        out,
+        url,
+        readers,
+    }
+}
+
+/// A child process killed when the test ends, whether it passed or failed.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    /// A test that fails before `stop` leaves no server behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// Starts the binary in a fresh temporary directory.
@@ -225,9 +281,17 @@ impl Proc {
     pub fn stop(mut self) -> (Option<i32>, Vec<String>) {
         self.signal("TERM");
         let status = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
+        // The readers end at the end of the output, once everything is collected.
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
+        }
         let lines = self.out.lock().unwrap().clone();
         (status.code(), lines)
+    }
+
+    /// The lines printed so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.out.lock().unwrap().clone()
     }
 
     /// SIGKILL: no chance to flush anything.

@@ -32,6 +32,9 @@
 //! use mock_gemini::{MockGemini, Reply, Rule};
 //! let mock = MockGemini::start().await?;
 //! mock.add_rule(Rule::new(Reply::preset("quota_429")).key("key-a").times(1));
+//! // Builders for the rest: a slow stream in 4 events with a thought, cut after 2.
+//! let reply = Reply::text("one two three four").chunks(4).thought("Hmm.").cut_after(2);
+//! mock.add_rule(Rule::new(reply.after_ms(500)).action("streamGenerateContent"));
 //! let base = mock.url(); // "http://127.0.0.1:PORT"
 //! # let _ = base; Ok(()) }
 //! ```

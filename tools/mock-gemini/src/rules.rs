@@ -86,6 +86,32 @@ pub struct CallSpec {
     pub args: Option<Value>,
 }
 
+/// A reply option used on a reply it does not apply to: a mistake in the test that built it.
+#[expect(
+    clippy::panic,
+    reason = "builders are called by tests; a misused one must fail the test that misused it"
+)]
+fn misused(builder: &str, reply: &Reply) -> ! {
+    panic!("Reply::{builder} does not apply to {reply:?}")
+}
+
+impl CallSpec {
+    /// A call with these arguments.
+    pub fn new(name: impl Into<String>, args: Value) -> CallSpec {
+        CallSpec {
+            name: name.into(),
+            args: Some(args),
+        }
+    }
+    /// A call without an `args` field (Google omits it for a function without parameters).
+    pub fn without_args(name: impl Into<String>) -> CallSpec {
+        CallSpec {
+            name: name.into(),
+            args: None,
+        }
+    }
+}
+
 impl Rule {
     /// A rule matching every request, unlimited times.
     pub fn new(reply: Reply) -> Rule {
@@ -146,11 +172,12 @@ impl Reply {
     }
     /// `Reply::FunctionCall` with one call, no text and the default signature behaviour.
     pub fn function_call(name: impl Into<String>, args: Value) -> Reply {
+        Reply::function_calls([CallSpec::new(name, args)])
+    }
+    /// `Reply::FunctionCall` with these calls, no text and the default signature behaviour.
+    pub fn function_calls(calls: impl IntoIterator<Item = CallSpec>) -> Reply {
         Reply::FunctionCall {
-            calls: vec![CallSpec {
-                name: name.into(),
-                args: Some(args),
-            }],
+            calls: calls.into_iter().collect(),
             text: None,
             signature: None,
         }
@@ -162,6 +189,135 @@ impl Reply {
         Reply::Redirect {
             status,
             location: location.into(),
+        }
+    }
+    /// `Reply::Error`: this HTTP status with this JSON body.
+    pub fn error(status: u16, body: Value) -> Reply {
+        Reply::Error { status, body }
+    }
+    /// Google's error envelope without details, `{"error": {"code", "message", "status"}}`,
+    /// sent with `code` as the HTTP status (e.g. `400, "INVALID_ARGUMENT", "…"`).
+    pub fn google_error(code: u16, status: &str, message: impl Into<String>) -> Reply {
+        let body = serde_json::json!({"error": {"code": code, "message": message.into(), "status": status}});
+        Reply::Error { status: code, body }
+    }
+    /// A 429 `RESOURCE_EXHAUSTED` whose `RetryInfo` asks to wait `retry_delay` (Google's
+    /// duration format, e.g. `"0.5s"`), with no `QuotaFailure`: a short, per-minute quota.
+    pub fn quota_retry(retry_delay: &str) -> Reply {
+        let body = serde_json::json!({"error": {"code": 429, "message": crate::wire::QUOTA_MSG,
+            "status": "RESOURCE_EXHAUSTED", "details": [{
+                "@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}]}});
+        Reply::Error { status: 429, body }
+    }
+    /// `Reply::Json`: exactly this body with status 200.
+    pub fn json(body: Value) -> Reply {
+        Reply::Json { status: None, body }
+    }
+    /// `Reply::Sse`: exactly these events, without delay, then the connection closes.
+    pub fn sse(events: impl IntoIterator<Item = Value>) -> Reply {
+        Reply::Sse {
+            events: events.into_iter().collect(),
+            delay_ms: None,
+            end: None,
+        }
+    }
+    /// `Reply::Raw`: these bytes with this status and content type.
+    pub fn raw(status: u16, content_type: impl Into<String>, body: impl Into<String>) -> Reply {
+        Reply::Raw {
+            status,
+            content_type: content_type.into(),
+            body: body.into(),
+        }
+    }
+
+    /// Waits `ms` milliseconds, then answers with this reply (`Reply::Delay`).
+    pub fn after_ms(self, ms: u64) -> Reply {
+        Reply::Delay {
+            ms,
+            then: Box::new(self),
+        }
+    }
+    /// A text stream in `n` delta events.
+    pub fn chunks(self, n: usize) -> Reply {
+        self.on_text("chunks", |r| {
+            if let Reply::Text { chunks, .. } = r {
+                *chunks = Some(n);
+            }
+        })
+    }
+    /// `ms` milliseconds between the events of a text stream.
+    pub fn chunk_delay_ms(self, ms: u64) -> Reply {
+        self.on_text("chunk_delay_ms", |r| {
+            if let Reply::Text { chunk_delay_ms, .. } = r {
+                *chunk_delay_ms = Some(ms);
+            }
+        })
+    }
+    /// This `finishReason` instead of "STOP".
+    pub fn finish(self, reason: impl Into<String>) -> Reply {
+        let reason = reason.into();
+        self.on_text("finish", |r| {
+            if let Reply::Text { finish_reason, .. } = r {
+                *finish_reason = Some(reason);
+            }
+        })
+    }
+    /// A `"thought": true` part with this text before the answer.
+    pub fn thought(self, text: impl Into<String>) -> Reply {
+        let text = text.into();
+        self.on_text("thought", |r| {
+            if let Reply::Text { thought, .. } = r {
+                *thought = Some(text);
+            }
+        })
+    }
+    /// A stream that sends `n` events and closes without a finishReason.
+    pub fn cut_after(self, n: usize) -> Reply {
+        self.on_text("cut_after", |r| {
+            if let Reply::Text { cut_after, .. } = r {
+                *cut_after = Some(n);
+            }
+        })
+    }
+    /// A stream that sends `n` events and keeps the connection open.
+    pub fn stall_after(self, n: usize) -> Reply {
+        self.on_text("stall_after", |r| {
+            if let Reply::Text { stall_after, .. } = r {
+                *stall_after = Some(n);
+            }
+        })
+    }
+    /// `n` candidates, whatever the request's candidateCount.
+    pub fn candidates(self, n: usize) -> Reply {
+        self.on_text("candidates", |r| {
+            if let Reply::Text { candidates, .. } = r {
+                *candidates = Some(n);
+            }
+        })
+    }
+    /// Whether the first functionCall part carries a thoughtSignature (default: for
+    /// `gemini-3*` models only).
+    pub fn signature(self, sign: bool) -> Reply {
+        match self {
+            Reply::FunctionCall { calls, text, .. } => Reply::FunctionCall {
+                calls,
+                text,
+                signature: Some(sign),
+            },
+            Reply::Delay { ms, then } => then.signature(sign).after_ms(ms),
+            other => misused("signature", &other),
+        }
+    }
+
+    /// Applies a text option to this `Reply::Text` (or the one a `Reply::Delay` sends).
+    fn on_text(self, builder: &str, set: impl FnOnce(&mut Reply)) -> Reply {
+        match self {
+            mut text @ Reply::Text { .. } => {
+                set(&mut text);
+                text
+            }
+            Reply::Delay { ms, then } => then.on_text(builder, set).after_ms(ms),
+            other => misused(builder, &other),
         }
     }
 
@@ -255,5 +411,74 @@ mod tests {
         assert!(serde_json::from_str::<Reply>(bad_call).is_err());
         let built = serde_json::to_value(Reply::function_call("f", Value::Null));
         assert!(built.is_ok_and(|v| v["kind"] == "function_call"));
+    }
+
+    /// The builders produce the same replies as the JSON form the control API accepts.
+    #[test]
+    fn builders_match_the_json_form() {
+        let same = |built: Reply, json: &str| {
+            let parsed: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+            let built = serde_json::to_value(&built).unwrap_or(Value::Null);
+            // Unset options serialize as null; the JSON form leaves them out.
+            let set = |v: Value| match v {
+                Value::Object(m) => m.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+                v => v,
+            };
+            assert_eq!(set(built), set(parsed), "{json}");
+        };
+        same(
+            Reply::text("a b")
+                .chunks(2)
+                .chunk_delay_ms(5)
+                .finish("MAX_TOKENS")
+                .thought("hmm")
+                .cut_after(1)
+                .stall_after(1)
+                .candidates(2),
+            r#"{"kind":"text","text":"a b","chunks":2,"chunk_delay_ms":5,"finish_reason":"MAX_TOKENS",
+                "thought":"hmm","cut_after":1,"stall_after":1,"candidates":2}"#,
+        );
+        same(
+            Reply::error(418, serde_json::json!({"x": 1})),
+            r#"{"kind":"error","status":418,"body":{"x":1}}"#,
+        );
+        same(
+            Reply::json(serde_json::json!({})),
+            r#"{"kind":"json","body":{}}"#,
+        );
+        same(
+            Reply::sse([serde_json::json!({"a": 1})]),
+            r#"{"kind":"sse","events":[{"a":1}]}"#,
+        );
+        same(
+            Reply::raw(200, "text/html", "<html>"),
+            r#"{"kind":"raw","status":200,"content_type":"text/html","body":"<html>"}"#,
+        );
+        same(
+            Reply::function_calls([
+                CallSpec::new("a", serde_json::json!({})),
+                CallSpec::without_args("b"),
+            ])
+            .signature(false),
+            r#"{"kind":"function_call","calls":[{"name":"a","args":{}},{"name":"b"}],"signature":false}"#,
+        );
+        // Options reach through a delay, whichever order they are given in.
+        let delayed = Reply::text("x").after_ms(5).chunks(3);
+        assert!(
+            matches!(&delayed, Reply::Delay { ms: 5, then } if matches!(**then, Reply::Text { chunks: Some(3), .. })),
+            "{delayed:?}"
+        );
+        let google = serde_json::to_value(Reply::google_error(400, "INVALID_ARGUMENT", "bad"));
+        assert!(google.is_ok_and(|v| v["status"] == 400
+            && v["body"] == serde_json::json!({"error": {"code": 400, "message": "bad", "status": "INVALID_ARGUMENT"}})));
+        let quota = serde_json::to_value(Reply::quota_retry("0.5s")).unwrap_or(Value::Null);
+        assert_eq!(quota["status"], 429);
+        assert_eq!(quota["body"]["error"]["details"][0]["retryDelay"], "0.5s");
+    }
+
+    #[test]
+    #[should_panic(expected = "Reply::chunks does not apply")]
+    fn a_text_option_on_another_reply_fails_the_test() {
+        let _ = Reply::preset("quota_429").chunks(2);
     }
 }

@@ -333,7 +333,7 @@ impl ApiError {
     }
 }
 
-const QUOTA_MSG: &str = "You exceeded your current quota, please check your plan and billing details. \
+pub(crate) const QUOTA_MSG: &str = "You exceeded your current quota, please check your plan and billing details. \
 For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.";
 
 pub const PRESETS: &[&str] = &[

@@ -6,6 +6,10 @@ use mock_gemini::{MockGemini, Options, PRESETS, Reply, Rule};
 use serde_json::{Value, json};
 use std::time::Duration;
 
+#[path = "../../../tests/common/poll.rs"]
+mod poll;
+use poll::eventually;
+
 const FLASH: &str = "gemini-2.5-flash";
 
 fn client() -> reqwest::Client {
@@ -242,22 +246,12 @@ async fn rules_times_and_keys() {
 
     // Model + action matching, custom text with chunks and candidates, Error kind.
     mock.add_rule(
-        Rule::new(Reply::Error {
-            status: 418,
-            body: json!({"error": {"code": 418}}),
-        })
-        .model("models/gemini-2.5-pro"),
+        Rule::new(Reply::error(418, json!({"error": {"code": 418}})))
+            .model("models/gemini-2.5-pro"),
     );
-    let mut text = Reply::text("one two three four");
-    if let Reply::Text {
-        chunks,
-        finish_reason,
-        ..
-    } = &mut text
-    {
-        *chunks = Some(4);
-        *finish_reason = Some("MAX_TOKENS".into());
-    }
+    let text = Reply::text("one two three four")
+        .chunks(4)
+        .finish("MAX_TOKENS");
     mock.add_rule(Rule::new(text).action("streamGenerateContent"));
     let a = call(
         &mock,
@@ -568,14 +562,7 @@ async fn request_validation_like_google() {
 #[tokio::test]
 async fn truncated_and_stalled_streams() {
     let mock = MockGemini::start().await.unwrap();
-    let mut cut = Reply::text("abcdefghij");
-    if let Reply::Text {
-        cut_after, chunks, ..
-    } = &mut cut
-    {
-        *cut_after = Some(2);
-        *chunks = Some(5);
-    }
+    let cut = Reply::text("abcdefghij").chunks(5).cut_after(2);
     mock.add_rule(Rule::new(cut).key("cut"));
     let path = format!("/v1beta/models/{FLASH}:streamGenerateContent?alt=sse");
     let a = call(&mock, Some("cut"), &path, Some(&hello("x"))).await;
@@ -607,13 +594,7 @@ async fn truncated_and_stalled_streams() {
     assert!(next.is_err(), "stalled stream must not send more");
 
     // Hang: no headers at all.
-    mock.add_rule(
-        Rule::new(Reply::Delay {
-            ms: 1,
-            then: Box::new(Reply::Hang),
-        })
-        .key("hang"),
-    );
+    mock.add_rule(Rule::new(Reply::Hang.after_ms(1)).key("hang"));
     let req = client()
         .post(format!("{}{path}", mock.url()))
         .header("x-goog-api-key", "hang")
@@ -864,8 +845,10 @@ async fn drop_stops_the_server() {
     let mock = MockGemini::start().await.unwrap();
     let addr = mock.addr();
     drop(mock);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    eventually("the dropped mock to stop listening", || async {
+        tokio::net::TcpStream::connect(addr).await.is_err()
+    })
+    .await;
 }
 
 #[tokio::test]

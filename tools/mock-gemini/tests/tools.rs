@@ -179,27 +179,9 @@ async fn function_call_reply_unary() {
     // Explicit signature settings override the model default.
     mock.reset();
     mock.add_rule(
-        Rule::new(Reply::FunctionCall {
-            calls: vec![CallSpec {
-                name: "f".into(),
-                args: None,
-            }],
-            text: None,
-            signature: Some(false),
-        })
-        .model(G3),
+        Rule::new(Reply::function_calls([CallSpec::without_args("f")]).signature(false)).model(G3),
     );
-    mock.add_rule(
-        Rule::new(Reply::FunctionCall {
-            calls: vec![CallSpec {
-                name: "f".into(),
-                args: Some(json!({})),
-            }],
-            text: None,
-            signature: Some(true),
-        })
-        .model(FLASH),
-    );
+    mock.add_rule(Rule::new(Reply::function_call("f", json!({})).signature(true)).model(FLASH));
     let v = accepts(&mock, G3, &with_contents(vec![user("x")])).await;
     assert_eq!(first_parts(&v)[0], json!({"functionCall": {"name": "f"}}));
     let v = accepts(&mock, FLASH, &with_contents(vec![user("x")])).await;
@@ -215,20 +197,10 @@ async fn function_call_reply_unary() {
 #[tokio::test]
 async fn function_call_reply_streams() {
     let mock = MockGemini::start().await.unwrap();
-    mock.add_rule(Rule::new(Reply::FunctionCall {
-        calls: vec![
-            CallSpec {
-                name: "a".into(),
-                args: Some(json!({"x": 1})),
-            },
-            CallSpec {
-                name: "b".into(),
-                args: Some(json!({"y": "<z>"})),
-            },
-        ],
-        text: None,
-        signature: None,
-    }));
+    mock.add_rule(Rule::new(Reply::function_calls([
+        CallSpec::new("a", json!({"x": 1})),
+        CallSpec::new("b", json!({"y": "<z>"})),
+    ])));
     let events = stream(&mock, G3_PRO, &with_contents(vec![user("x")])).await;
     assert_eq!(events.len(), 2);
     let first = &events[0]["candidates"][0];
