@@ -251,13 +251,12 @@ async fn fetch_all(
         if let Some(t) = &token {
             query.push(("pageToken", t.as_str()));
         }
-        let url = crate::upstream::endpoint::model_list(
-            &settings.gemini_base_url,
-            crate::upstream::endpoint::Version::V1beta,
-            &query,
-        )
-        .map_err(|_| Failure::Connection)?;
-        let response = upstream.get(&url, key, idle).await?;
+        let target = crate::upstream::Target::ai_studio(settings);
+        let url = target
+            .model_list(crate::upstream::endpoint::Version::V1beta, &query)
+            .map_err(|_| Failure::Connection)?;
+        let auth = target.authorize(key).await?;
+        let response = upstream.get(&url, &auth, idle).await?;
         let body = read_body(response, idle, 16 * 1024 * 1024).await?;
         let page: ModelPage = serde_json::from_slice(&body).map_err(|e| Failure::Garbage {
             detail: format!("unreadable model list: {e}"),

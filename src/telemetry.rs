@@ -56,6 +56,8 @@ pub struct Outcome {
     pub attempts: u32,
     pub stream: bool,
     pub cache_hit: bool,
+    /// The client protocol that served the request (`openai`, `gemini`, …).
+    pub dialect: Option<&'static str>,
     /// Time spent waiting on Google (all attempts), for the gateway-overhead metric.
     pub upstream_ms: f64,
 }

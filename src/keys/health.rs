@@ -23,14 +23,16 @@ pub const CHECK_CONCURRENCY: usize = 8;
 
 /// One check: the cheapest authenticated call, listing a single model.
 pub async fn check(upstream: &Upstream, settings: &Settings, key: &KeySlot) -> Result<(), Failure> {
-    let url = crate::upstream::endpoint::model_list(
-        &settings.gemini_base_url,
-        crate::upstream::endpoint::Version::V1beta,
-        &[("pageSize", "1")],
-    )
-    .map_err(|_| Failure::Connection)?;
+    let target = crate::upstream::Target::ai_studio(settings);
+    let url = target
+        .model_list(
+            crate::upstream::endpoint::Version::V1beta,
+            &[("pageSize", "1")],
+        )
+        .map_err(|_| Failure::Connection)?;
     let idle = settings.upstream_timeout.min(Duration::from_secs(20));
-    let response = upstream.get(&url, key.secret(), idle).await?;
+    let auth = target.authorize(key.secret()).await?;
+    let response = upstream.get(&url, &auth, idle).await?;
     crate::upstream::read_body(response, idle, 1024 * 1024)
         .await
         .map(|_| ())

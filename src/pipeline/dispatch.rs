@@ -37,6 +37,38 @@ pub const MAX_COOLDOWN_WAIT: Duration = Duration::from_secs(10);
 /// routes keep Google's 429 (see `GatewayError::InsufficientQuota`).
 pub const LONG_WAIT: Duration = Duration::from_secs(60);
 
+/// Whom one request's attempts go through: the credential pool, where attempts are counted,
+/// the settings, the upstream model (the cooldown scope), the request's log outcome, and
+/// where raced attempts run (they may outlive the request, for the cache).
+#[derive(Clone, Copy)]
+pub struct Dispatch<'a> {
+    pub pool: &'a KeyPool,
+    pub stats: &'a Arc<Stats>,
+    pub settings: &'a Settings,
+    pub model: &'a str,
+    pub outcome: &'a OutcomeHandle,
+    pub tasks: &'a tokio_util::task::TaskTracker,
+}
+
+impl<'a> Dispatch<'a> {
+    /// A request's dispatch through the server's key pool.
+    pub fn new(
+        state: &'a crate::state::AppState,
+        settings: &'a Settings,
+        model: &'a str,
+        outcome: &'a OutcomeHandle,
+    ) -> Self {
+        Self {
+            pool: &state.keys,
+            stats: &state.stats,
+            settings,
+            model,
+            outcome,
+            tasks: &state.tasks,
+        }
+    }
+}
+
 /// What one request may spend on upstream attempts: until when, and how many.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
@@ -415,38 +447,27 @@ pub fn request_error(f: &Failure, model: &str) -> GatewayError {
     }
 }
 
-/// A prompt the upstream refused to answer (decisions §4).
-pub fn prompt_blocked(reason: &str) -> GatewayError {
-    GatewayError::BadRequest {
-        message: format!(
-            "提示词被上游安全策略拦截（{reason}） / The prompt was blocked by the upstream safety filter ({reason})"
-        ),
-        param: Some("messages".to_owned()),
-        code: Some("content_filter"),
-    }
-}
-
 /// Runs attempts one key at a time until one succeeds. `attempt` makes one upstream attempt
 /// with a key; `fix` may correct the request after a known, fixable refusal and asks for an
 /// immediate retry by returning true. Request errors end the loop at once; other failures
 /// settle the key and move on. The winning key's lease is returned with the value.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the attempt loop's knobs, as for `race`; grouping them would only move the list"
-)]
 pub async fn run<T, Fut>(
-    pool: &KeyPool,
-    stats: &Arc<Stats>,
-    settings: &Settings,
+    ctx: &Dispatch<'_>,
     budget: Budget,
-    model: &str,
-    outcome: &OutcomeHandle,
     mut attempt: impl FnMut(Arc<KeySlot>) -> Fut,
     mut fix: impl FnMut(&Failure) -> bool,
 ) -> Result<(T, Lease), GatewayError>
 where
     Fut: Future<Output = Result<T, Failure>>,
 {
+    let Dispatch {
+        pool,
+        stats,
+        settings,
+        model,
+        outcome,
+        ..
+    } = *ctx;
     let mut attempts = Attempts::new(settings, budget, model);
     loop {
         if attempts.empty_exhausted() {
@@ -504,21 +525,21 @@ pub struct Leftovers<T> {
 /// runs as its own task and settles its key itself; the first success answers. The
 /// attempts still running are returned as [`Leftovers`] (or cancelled with
 /// `RACE_CANCEL_LOSERS`).
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the race driver's knobs; grouping them would only move the list"
-)]
 pub async fn race<T: Send + 'static>(
-    pool: &KeyPool,
-    stats: &Arc<Stats>,
-    settings: &Settings,
+    ctx: &Dispatch<'_>,
     budget: Budget,
-    model: &str,
-    outcome: &OutcomeHandle,
-    spawn: &(dyn Fn(BoxFuture<'static, ()>) -> tokio::task::AbortHandle + Sync),
     attempt: &(dyn Fn(Arc<KeySlot>) -> BoxFuture<'static, Result<T, Failure>> + Sync),
     mut fix: impl FnMut(&Failure) -> bool,
 ) -> Result<(T, Option<Leftovers<T>>), GatewayError> {
+    let Dispatch {
+        pool,
+        stats,
+        settings,
+        model,
+        outcome,
+        tasks,
+    } = *ctx;
+    let spawn = |fut: BoxFuture<'static, ()>| tasks.spawn(fut).abort_handle();
     let mut attempts = Attempts::new(settings, budget, model);
     let mut width = settings.concurrent_requests.max(1);
     let max_width = settings.max_concurrent_requests.max(1).max(width);

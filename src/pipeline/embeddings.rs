@@ -147,8 +147,9 @@ pub async fn embed(
     let model = upstream_model_name(model).to_owned();
     // A client's model name never carries `/`, `?`, `#` or `%` into an upstream URL.
     crate::upstream::endpoint::require_model_id(&model)?;
-    let url = crate::upstream::endpoint::batch_embed(&snap.gemini_base_url, &model)?;
-    crate::pipeline::chat::require_allowed_model(snap, &model)?;
+    let target = crate::upstream::Target::ai_studio(snap);
+    let url = target.batch_embed(&model)?;
+    crate::pipeline::generate::require_allowed_model(snap, &model)?;
     // One deadline for the whole request, however many batches it takes.
     let budget = dispatch::Budget::of(snap);
     let mut out = Vec::with_capacity(texts.len());
@@ -168,19 +169,16 @@ pub async fn embed(
             .collect();
         let body = bytes::Bytes::from(json!({ "requests": requests }).to_string());
         let (vectors, _) = dispatch::run(
-            &state.keys,
-            &state.stats,
-            snap,
+            &dispatch::Dispatch::new(state, snap, &model, outcome),
             budget,
-            &model,
-            outcome,
             |key| {
                 let body = body.clone();
-                let url = &url;
+                let (url, target) = (&url, &target);
                 async move {
+                    let auth = target.authorize(key.secret()).await?;
                     let response = state
                         .upstream
-                        .post(url, key.secret(), body, snap.upstream_timeout)
+                        .post(url, &auth, body, snap.upstream_timeout)
                         .await?;
                     let bytes = read_body(
                         response,

@@ -1,11 +1,19 @@
 //! The request pipeline: the steps after a request is authenticated and parsed, in order —
-//! translate, obtain an answer (cache, in-flight sharing, attempts across keys, racing),
-//! deliver it (JSON, real or fake stream, keep-alives, in-band errors, mid-stream rescue).
+//! `generate` (the flow of a generation request of any dialect), `obtain` (cache, in-flight
+//! sharing, HAJIMI's raced attempts) over `dispatch` (attempts across credentials, the final
+//! error), then `deliver` (complete answers as JSON or fake streams, keep-alives) or `relay`
+//! (real streams, mid-stream rescue), all written through `sse`. `request_body` is the
+//! upstream body shared by a request's attempts; `native` passes through what has no dialect;
+//! `embeddings` and `models` serve their endpoints.
 
-pub mod chat;
-pub mod complete;
+pub mod deliver;
 pub mod dispatch;
 pub mod embeddings;
+pub mod generate;
 pub mod models;
 pub mod native;
+pub mod obtain;
+pub mod relay;
+pub mod request_body;
+pub mod sse;
 pub mod wait;

@@ -181,7 +181,7 @@ async fn post(
     if action != Action::CountTokens {
         call.admit(state)?;
     }
-    crate::pipeline::chat::require_allowed_model(&call.snap, &model)?;
+    crate::pipeline::generate::require_allowed_model(&call.snap, &model)?;
     let bytes = read_limited(call.body.0, &call.parts.headers, call.snap.max_body_size).await?;
     check_items(&bytes, Shape::Gemini, ItemLimits::of(&call.snap))?;
     let sse = wants_sse(call.parts.uri.query());

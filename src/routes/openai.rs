@@ -31,7 +31,8 @@ impl Bounded for EmbeddingsRequest {
 
 /// `POST /v1/chat/completions`.
 pub async fn chat(State(state): State<AppState>, call: ClientCall<ChatRequest>) -> Answer {
-    crate::pipeline::chat::complete(&state, &call.snap, call.body, &call.outcome)
+    let prepare = crate::translate::openai::dialect::prepare;
+    crate::pipeline::generate::serve(&state, &call.snap, call.body, prepare, &call.outcome)
         .await
         .map_err(fail)
 }

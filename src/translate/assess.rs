@@ -2,6 +2,7 @@
 //! answer is an answer, a blocked prompt or empty ([`assess`]); the first event of a stream
 //! commits to it, is blocked, ends empty or says nothing yet ([`first_event`]).
 
+use crate::error::GatewayError;
 use crate::wire::gemini::{Candidate, GenerateContentResponse};
 
 /// What a 200 answer amounts to (decisions §4).
@@ -116,6 +117,17 @@ pub fn is_filter_reason(reason: &str) -> bool {
             | "IMAGE_PROHIBITED_CONTENT"
             | "IMAGE_RECITATION"
     )
+}
+
+/// A prompt the upstream refused to answer (decisions §4).
+pub fn prompt_blocked(reason: &str) -> GatewayError {
+    GatewayError::BadRequest {
+        message: format!(
+            "提示词被上游安全策略拦截（{reason}） / The prompt was blocked by the upstream safety filter ({reason})"
+        ),
+        param: Some("messages".to_owned()),
+        code: Some("content_filter"),
+    }
 }
 
 #[cfg(test)]

@@ -29,12 +29,15 @@ pub struct Answer {
 /// What the upstream is sent: a typed request (a translating dialect; fix-ups and
 /// mid-stream rescue can change it) or the client's own bytes (the identity dialect).
 pub enum UpstreamBody {
-    Typed(GenerateContentRequest),
+    Typed(Box<GenerateContentRequest>),
     Raw(Bytes),
 }
 
 /// A client request in Gemini's terms, with what delivery needs to answer it.
 pub struct Prepared {
+    /// The model as the client named it (`models/` removed; `-search` kept): what the
+    /// model lists and the request log see.
+    pub requested: String,
     /// The upstream model (URL and cooldown scope), `models/` and variant suffixes removed.
     pub model: String,
     pub body: UpstreamBody,
@@ -46,6 +49,26 @@ pub struct Prepared {
     pub render: Box<dyn Render>,
 }
 
+/// What the server knows that a translation may use, handed to every dialect alike (the
+/// settings of this request and lookups into the server's memories).
+pub struct Context<'a> {
+    /// `ENABLE_THINKING`: ask thinking models for their thoughts.
+    pub enable_thinking: bool,
+    /// The model list's `thinking` flag for a model, when known.
+    pub model_thinks: &'a dyn Fn(&str) -> Option<bool>,
+    /// `Some(SEARCH_PROMPT)` when search mode is on (`-search` model names).
+    pub search_prompt: Option<&'a str>,
+    /// A remembered thought signature by (tool-call id, upstream model).
+    pub recall_signature: &'a dyn Fn(&str, &str) -> Option<String>,
+    /// HAJIMI's `RANDOM_STRING` filler length.
+    pub random_string: Option<usize>,
+    /// HAJIMI's opt-in in-band errors (`INBAND_ERRORS`).
+    pub inband_errors: bool,
+    /// Which messages a response-cache key covers; `None`: the cache is not used (a real
+    /// stream).
+    pub cache: Option<crate::translate::cache_key::KeyRule>,
+}
+
 /// Writes Gemini answers in a client's protocol. One per request; stateful for streams.
 pub trait Render: Send + 'static {
     /// The dialect's name in statistics and metrics (`openai`, `gemini`, …).
@@ -54,9 +77,19 @@ pub trait Render: Send + 'static {
     /// The shape of errors before any byte was sent.
     fn flavor(&self) -> Flavor;
 
-    /// Content type of a stream answer (complete answers are JSON).
-    fn stream_content_type(&self) -> &'static str {
-        "text/event-stream; charset=utf-8"
+    /// Content type of an answer (`stream`: a stream; else a complete JSON body).
+    fn content_type(&self, stream: bool) -> &'static str {
+        if stream {
+            "text/event-stream; charset=utf-8"
+        } else {
+            "application/json"
+        }
+    }
+
+    /// Whether Google's refusals of the request reach the client as Google sent them (the
+    /// identity dialect) instead of as errors in the client's protocol.
+    fn forwards_request_errors(&self) -> bool {
+        false
     }
 
     /// Refuses an answer that must become an error (a prompt the model would not answer).
@@ -68,8 +101,9 @@ pub trait Render: Send + 'static {
     /// Bytes that open a stream whose headers go out before the answer exists.
     fn open(&mut self, _out: &mut Vec<Bytes>) {}
 
-    /// One upstream event of a stream (`raw`: its `data` as Google sent it).
-    fn event(&mut self, raw: &Bytes, event: &GenerateContentResponse, out: &mut Vec<Bytes>);
+    /// One upstream event of a stream (`raw`: its `data` as Google sent it; `event`: parsed,
+    /// `None` only for a forwarded refusal, which only the identity dialect receives).
+    fn event(&mut self, raw: &Bytes, event: Option<&GenerateContentResponse>, out: &mut Vec<Bytes>);
 
     /// The end of a stream that completed.
     fn finish(&mut self, out: &mut Vec<Bytes>);

@@ -7,6 +7,7 @@
 //! Dialects, each `request → Gemini`, `answer → client`, `stream → client` (they never import
 //! one another):
 //! - [`openai`] — OpenAI Chat Completions
+//! - [`gemini`] — native Gemini, the identity dialect (bytes in, bytes out)
 //! - [`anthropic`] — Anthropic Messages
 //! - [`responses`] — OpenAI Responses
 //!
@@ -21,11 +22,16 @@
 //! - [`assess`] — what an answer or a stream's first event amounts to (answer, blocked, empty)
 //! - [`output`] — visible text of a part, grounding citations, usage sums
 //! - [`aliases`] — `MODEL_ALIASES`
+//! - [`dialect`] — the boundary every dialect implements: the prepared request and its `Render`
+//! - [`cache_key`] — response-cache keys hashed from borrowed request values
 
 pub mod aliases;
 pub mod anthropic;
 pub mod assess;
+pub mod cache_key;
+pub mod dialect;
 pub mod fixups;
+pub mod gemini;
 pub mod history;
 pub mod media;
 pub mod model_name;

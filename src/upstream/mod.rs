@@ -7,6 +7,7 @@ pub mod classify;
 pub mod endpoint;
 pub mod http;
 pub mod sse;
+pub mod target;
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -20,6 +21,7 @@ use crate::wire::gemini::GenerateContentResponse;
 use classify::Failure;
 pub use endpoint::UpstreamUrl;
 use sse::SseParser;
+pub use target::{Auth, Target};
 
 /// Upper bound of an upstream error body we read.
 const ERROR_BODY_LIMIT: usize = 1024 * 1024;
@@ -45,14 +47,11 @@ impl Upstream {
     pub async fn post(
         &self,
         url: &UpstreamUrl,
-        key: &str,
+        auth: &Auth,
         body: Bytes,
         idle: Duration,
     ) -> Result<reqwest::Response, Failure> {
-        let request = self
-            .client
-            .post(url.to_url())
-            .header("x-goog-api-key", key)
+        let request = authenticated(self.client.post(url.to_url()), auth)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         self.send(request, idle).await
@@ -64,14 +63,11 @@ impl Upstream {
         &self,
         method: reqwest::Method,
         url: &UpstreamUrl,
-        key: &str,
+        auth: &Auth,
         body: Option<Bytes>,
         idle: Duration,
     ) -> Result<reqwest::Response, Failure> {
-        let mut request = self
-            .client
-            .request(method, url.to_url())
-            .header("x-goog-api-key", key);
+        let mut request = authenticated(self.client.request(method, url.to_url()), auth);
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -87,14 +83,11 @@ impl Upstream {
     pub async fn get(
         &self,
         url: &UpstreamUrl,
-        key: &str,
+        auth: &Auth,
         idle: Duration,
     ) -> Result<reqwest::Response, Failure> {
-        self.send(
-            self.client.get(url.to_url()).header("x-goog-api-key", key),
-            idle,
-        )
-        .await
+        self.send(authenticated(self.client.get(url.to_url()), auth), idle)
+            .await
     }
 
     async fn send(
@@ -115,6 +108,14 @@ impl Upstream {
             .await
             .unwrap_or_default();
         Err(classify::classify(status, &body))
+    }
+}
+
+/// Adds a credential's authentication to a request (a key only ever in a header).
+fn authenticated(request: reqwest::RequestBuilder, auth: &Auth) -> reqwest::RequestBuilder {
+    match auth {
+        Auth::ApiKey(key) => request.header("x-goog-api-key", key.as_str()),
+        Auth::Bearer(token) => request.bearer_auth(token),
     }
 }
 

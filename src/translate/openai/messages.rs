@@ -255,6 +255,16 @@ fn user_part(p: &ContentPart, i: usize, j: usize) -> Result<Option<Part>, Gatewa
                     inline_data: Some(blob),
                     ..Part::default()
                 }))
+            } else if url.starts_with("http://") || url.starts_with("https://") {
+                // Fetched by the pipeline (SSRF-checked, within MAX_FETCHED_BYTES) once it
+                // knows the answer is not in the cache: a file part without a MIME type.
+                Ok(Some(Part {
+                    file_data: Some(crate::wire::gemini::FileData {
+                        mime_type: None,
+                        file_uri: url.to_owned(),
+                    }),
+                    ..Part::default()
+                }))
             } else {
                 Err(GatewayError::bad_param(
                     format!(

@@ -9,6 +9,7 @@
 //! - [`generation`] — `generationConfig` (sampling, `response_format`, thinking), cached content
 
 pub mod answer;
+pub mod dialect;
 pub mod generation;
 pub mod inline;
 pub mod messages;
