@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
-use crate::config::editable::{self, EDITABLE};
+use crate::config::table;
 use crate::config::{Settings, Source};
 use crate::keys::KeyState;
 use crate::store::Op;
@@ -238,11 +238,10 @@ pub async fn config(State(state): State<AppState>, request: Request) -> Response
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    let list: Vec<Value> = EDITABLE
-        .iter()
+    let list: Vec<Value> = table::editable()
         .map(|e| {
             let source = provenance.get(e.env).copied().unwrap_or(Source::Default);
-            json!({"key": e.key, "env": e.env, "value": (e.get)(&call.snap), "source": source, "secret": e.secret})
+            e.listing(&call.snap, source)
         })
         .collect();
     axum::Json(json!({"settings": list})).into_response()
@@ -271,7 +270,7 @@ pub async fn update_config(State(state): State<AppState>, request: Request) -> R
             .replace(['\n', '\r'], ",");
         return add_keys(&state, &text).await;
     }
-    let Some(entry) = editable::find(key) else {
+    let Some(entry) = table::find(key) else {
         return detail(
             StatusCode::BAD_REQUEST,
             format!("不支持的配置项：{key} / Unsupported setting: {key}"),
@@ -288,16 +287,14 @@ pub async fn update_config(State(state): State<AppState>, request: Request) -> R
     // Validate on a copy; the change is applied to the then-current settings below, so a
     // concurrent change (a key check recording an invalid key) is not overwritten.
     let mut next = (*state.live.current()).clone();
-    if let Err(e) = (entry.set)(&mut next, &value) {
+    if let Err(e) = entry.set(&mut next, &value) {
         return detail(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("参数类型错误：{e} / Invalid value: {e}"),
         );
     }
     if let Some(store) = &state.store {
-        let persisted = editable::persisted(key, &next)
-            .unwrap_or_else(|| value.clone())
-            .to_string();
+        let persisted = entry.persisted(&next).to_string();
         let op = Op::SaveSetting {
             name: key.to_owned(),
             value: persisted,
@@ -310,7 +307,7 @@ pub async fn update_config(State(state): State<AppState>, request: Request) -> R
             );
         }
     }
-    if let Err(e) = state.live.update(|s| (entry.set)(s, &value)) {
+    if let Err(e) = state.live.update(|s| entry.set(s, &value)) {
         return detail(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("参数类型错误：{e} / Invalid value: {e}"),
@@ -577,8 +574,8 @@ pub async fn clear_invalid_keys(State(state): State<AppState>, request: Request)
         Ok::<(), std::convert::Infallible>(())
     });
     if let (Some(store), Ok(next)) = (&state.store, next) {
-        let value = editable::persisted("invalid_api_keys", &next)
-            .unwrap_or(Value::Null)
+        let value = table::find("invalid_api_keys")
+            .map_or(Value::Null, |e| e.persisted(&next))
             .to_string();
         let _ = store
             .commit(vec![Op::SaveSetting {
