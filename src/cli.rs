@@ -4,8 +4,8 @@
 
 use std::process::ExitCode;
 
-use crate::config::editable::EDITABLE;
 use crate::config::parse::UNSET;
+use crate::config::table::{self, Entry, Group, Kind, TABLE};
 use crate::config::{Config, Source};
 use crate::keys::health::{Verdict, unreachable_hint};
 use crate::mask::mask;
@@ -25,16 +25,9 @@ pub fn with_saved(mut config: Config) -> Config {
 
 /// The value shown for a variable: the dashboard's value when it set one, else the value in
 /// effect recorded while loading (masked).
-fn shown_value(config: &Config, name: &str, source: Source) -> String {
-    if source == Source::Dashboard
-        && let Some(e) = EDITABLE.iter().find(|e| e.env == name)
-    {
-        let v = (e.get)(&config.settings);
-        return match (e.secret, v) {
-            (true, serde_json::Value::Bool(set)) => if set { "(set)" } else { UNSET }.to_owned(),
-            (_, serde_json::Value::String(s)) => crate::mask::mask_url_credentials(&s),
-            (_, other) => other.to_string(),
-        };
+fn shown_value(config: &Config, entry: &Entry, name: &str, source: Source) -> String {
+    if source == Source::Dashboard {
+        return entry.shown(&config.settings);
     }
     config
         .effective
@@ -43,23 +36,63 @@ fn shown_value(config: &Config, name: &str, source: Source) -> String {
         .unwrap_or_else(|| UNSET.to_owned())
 }
 
-/// Renders the effective configuration as a table: every setting, its value in effect
-/// (secrets masked, unset ones as `(unset)`) and where that value came from.
-pub fn config_table(config: &Config) -> String {
-    let mut rows: Vec<(String, String, &'static str)> = Vec::new();
-    for (name, source) in &config.provenance {
-        let value = shown_value(config, name, *source);
-        // `https_proxy` and friends: shown only when set (their upper-case twins always are).
-        if name.chars().any(|c| c.is_ascii_lowercase()) && value == UNSET {
-            continue;
-        }
-        rows.push((name.clone(), value, source.label()));
+/// The variables an entry shows as rows: its own, the numbered key variables that were read,
+/// and a lower-case proxy twin when it is set.
+fn row_names(config: &Config, entry: &Entry) -> Vec<String> {
+    if let Kind::Keys { numbered: true } = entry.kind {
+        let mut read: Vec<(u32, &String)> = config
+            .provenance
+            .keys()
+            .filter_map(|n| Some((n.strip_prefix("GEMINI_API_KEYS_")?.parse().ok()?, n)))
+            .collect();
+        read.sort();
+        return read.into_iter().map(|(_, n)| n.clone()).collect();
     }
-    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(8);
+    let mut names = vec![entry.env.to_owned()];
+    if let Some(alias) = entry.alias
+        && config.effective.get(alias).is_some_and(|v| v != UNSET)
+    {
+        names.push(alias.to_owned());
+    }
+    names
+}
+
+/// One row of `hajimi config`: variable, value shown, source.
+type Row = (String, String, &'static str);
+
+/// Renders the effective configuration as a table, by group in the settings table's order:
+/// every setting, its value in effect (secrets masked, unset ones as `(unset)`) and where that
+/// value came from.
+pub fn config_table(config: &Config) -> String {
+    let mut sections: Vec<(Group, Vec<Row>)> = Vec::new();
+    for group in Group::ALL {
+        let mut rows = Vec::new();
+        for entry in TABLE.iter().filter(|e| e.group == group) {
+            for name in row_names(config, entry) {
+                let source = config
+                    .provenance
+                    .get(&name)
+                    .copied()
+                    .unwrap_or(Source::Default);
+                let value = shown_value(config, entry, &name, source);
+                rows.push((name, value, source.label()));
+            }
+        }
+        sections.push((group, rows));
+    }
+    let width = sections
+        .iter()
+        .flat_map(|(_, rows)| rows.iter().map(|r| r.0.len()))
+        .max()
+        .unwrap_or(8);
     let mut out = format!("{:width$}  {:<12}  VALUE\n", "NAME", "SOURCE");
-    for (name, value, source) in rows {
-        let value: String = value.chars().take(160).collect();
-        out.push_str(&format!("{name:width$}  {source:<12}  {value}\n"));
+    for (group, rows) in sections {
+        let (en, zh) = group.title();
+        out.push_str(&format!("\n# {en} / {zh}\n"));
+        for (name, value, source) in rows {
+            let value: String = value.chars().take(160).collect();
+            out.push_str(&format!("{name:width$}  {source:<12}  {value}\n"));
+        }
     }
     let from_env = config
         .keys
@@ -79,6 +112,13 @@ pub fn config_table(config: &Config) -> String {
             .join(", ")
     ));
     out
+}
+
+/// `hajimi config --markdown`: README.md's configuration tables, from the settings table.
+#[expect(clippy::print_stdout, reason = "the command's output")]
+pub fn print_markdown() -> ExitCode {
+    print!("{}", table::markdown());
+    ExitCode::SUCCESS
 }
 
 #[expect(clippy::print_stdout, reason = "the command's output")]
@@ -202,6 +242,36 @@ mod tests {
         assert!(
             line("FAKE_STREAMING").contains("default") && line("FAKE_STREAMING").contains("true")
         );
+    }
+
+    #[test]
+    fn rows_follow_the_settings_table_by_group() {
+        let keys = [1, 2].map(|n| format!("AIzaSy{n:0>33}"));
+        let env = vec![
+            ("GEMINI_API_KEYS_1".to_owned(), keys[0].clone()),
+            ("GEMINI_API_KEYS_2".to_owned(), keys[1].clone()),
+            (
+                "https_proxy".to_owned(),
+                "http://u:pw-123@proxy:1".to_owned(),
+            ),
+        ];
+        let config =
+            Config::from_sources(Vec::new(), env, &CliOverrides::default()).expect("config");
+        let table = config_table(&config);
+        let at = |name: &str| {
+            table
+                .lines()
+                .position(|l| l.starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no {name} row:\n{table}"))
+        };
+        assert!(at("# Basic") < at("PASSWORD"));
+        assert!(at("PASSWORD") < at("GEMINI_API_KEYS_1"));
+        assert!(at("GEMINI_API_KEYS_1") < at("GEMINI_API_KEYS_2"));
+        assert!(at("GEMINI_API_KEYS_2") < at("MAX_RETRY_NUM"));
+        assert!(at("MAX_RETRY_NUM") < at("VERTEX_LOCATION"));
+        assert!(line_of(&table, "https_proxy").contains("http://u:****@proxy:1"));
+        assert!(line_of(&table, "HTTPS_PROXY").contains("(unset)"));
+        assert!(!table.contains("pw-123"), "{table}");
     }
 
     fn line_of(table: &str, name: &str) -> String {

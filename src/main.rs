@@ -37,7 +37,12 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Show the effective settings and where each came from (secrets masked).
-    Config,
+    Config {
+        /// Print README.md's configuration tables (every setting, its default and bounds)
+        /// instead.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Work with the upstream keys.
     Keys {
         #[command(subcommand)]
@@ -53,6 +58,9 @@ enum KeysAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Config { markdown: true }) = cli.command {
+        return hajimi::cli::print_markdown();
+    }
     let overrides = CliOverrides {
         host: cli.host,
         port: cli.port,
@@ -68,7 +76,7 @@ fn main() -> ExitCode {
     // One TLS provider for the process (the server and `keys check` both call Google).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
-        Some(Command::Config) => {
+        Some(Command::Config { .. }) => {
             return hajimi::cli::print_config(&hajimi::cli::with_saved(config));
         }
         Some(Command::Keys {

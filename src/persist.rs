@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::config::editable::{self, EDITABLE};
+use crate::config::table;
 use crate::config::{Config, Source};
 use crate::keys::{KeyPool, KeyState};
 use crate::store::{Loaded, Op, OpenError, Store};
@@ -45,7 +45,7 @@ pub fn open(config: &Config) -> Result<Opened, OpenError> {
 pub fn apply_saved(config: &mut Config, loaded: &Loaded) -> Vec<Op> {
     let mut cleanup = Vec::new();
     for (name, value, env_value) in &loaded.settings {
-        let Some(entry) = editable::find(name) else {
+        let Some(entry) = table::find(name) else {
             continue;
         };
         let current = config.env.get(entry.env).map(str::to_owned);
@@ -58,7 +58,7 @@ pub fn apply_saved(config: &mut Config, loaded: &Loaded) -> Vec<Op> {
             continue;
         }
         let parsed: Value = serde_json::from_str(value).unwrap_or(Value::Null);
-        match (entry.set)(&mut config.settings, &parsed) {
+        match entry.set(&mut config.settings, &parsed) {
             Ok(()) => {
                 config
                     .provenance
@@ -118,9 +118,9 @@ pub fn import_hajimi(config: &mut Config, dir: &Path, loaded: &Loaded) -> Vec<Op
     let mut ops = Vec::new();
     let mut imported = 0;
     let mut values: Vec<(&str, Value)> = Vec::new();
-    for entry in EDITABLE {
-        if let Some(v) = saved.get(entry.env) {
-            values.push((entry.key, v.clone()));
+    for entry in table::editable() {
+        if let (Some(v), Some(key)) = (saved.get(entry.env), entry.key) {
+            values.push((key, v.clone()));
         }
     }
     if let Some(Value::Object(search)) = saved.get("search") {
@@ -134,7 +134,7 @@ pub fn import_hajimi(config: &mut Config, dir: &Path, loaded: &Loaded) -> Vec<Op
         }
     }
     for (key, value) in values {
-        let Some(entry) = editable::find(key) else {
+        let Some(entry) = table::find(key) else {
             continue;
         };
         // HAJIMI persisted empty credentials as "" or "''": nothing to import then.
@@ -145,16 +145,14 @@ pub fn import_hajimi(config: &mut Config, dir: &Path, loaded: &Loaded) -> Vec<Op
         {
             continue;
         }
-        if (entry.set)(&mut config.settings, &value).is_ok() {
+        if entry.set(&mut config.settings, &value).is_ok() {
             imported += 1;
             config
                 .provenance
                 .insert(entry.env.to_owned(), Source::Dashboard);
             ops.push(Op::SaveSetting {
                 name: key.to_owned(),
-                value: editable::persisted(key, &config.settings)
-                    .unwrap_or(value)
-                    .to_string(),
+                value: entry.persisted(&config.settings).to_string(),
                 env_value: config.env.get(entry.env).map(str::to_owned),
             });
         }

@@ -73,10 +73,10 @@ impl AppState {
     ) -> anyhow::Result<Self> {
         let upstream = Upstream::new(&config.settings)?;
         let fetcher = Fetcher::new(config.settings.image_fetch_allow_loopback)?;
-        let zone = config.settings.stats_reset_timezone.clone();
+        let zone = config.settings.stats_reset_timezone.tz().clone();
         Ok(Self(Arc::new(Inner {
-            keys: KeyPool::with_reset_zone(config.keys, &zone),
-            stats: Arc::new(Stats::new(&zone, store.clone())),
+            keys: KeyPool::with_reset_zone(config.keys, zone.clone()),
+            stats: Arc::new(Stats::new(zone, store.clone())),
             store,
             env: config.env,
             key_vars: config.key_vars,

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::labels::{KnownModels, MAX_NAME, OTHER};
@@ -59,7 +60,8 @@ pub struct KeyDay {
 
 pub struct Stats {
     inner: Mutex<Inner>,
-    zone: String,
+    /// The zone whose midnight starts a new day (`STATS_RESET_TIMEZONE`).
+    zone: TimeZone,
     store: Option<Arc<Store>>,
     /// Which model names are counted as themselves (the rest as `other`).
     known: Arc<KnownModels>,
@@ -93,7 +95,8 @@ impl LogEntry {
 }
 
 /// Unix seconds of the last and the next midnight in `zone`.
-pub fn day_bounds(zone: &str, at: i64) -> (i64, i64) {
+pub fn day_bounds(zone: &TimeZone, at: i64) -> (i64, i64) {
+    // Only for an instant outside jiff's range (none that a clock gives).
     let fallback = (
         at - at.rem_euclid(86_400),
         at - at.rem_euclid(86_400) + 86_400,
@@ -101,9 +104,7 @@ pub fn day_bounds(zone: &str, at: i64) -> (i64, i64) {
     let Ok(ts) = jiff::Timestamp::from_second(at) else {
         return fallback;
     };
-    let Ok(zoned) = ts.in_tz(zone) else {
-        return fallback;
-    };
+    let zoned = ts.to_zoned_datetime(zone.clone());
     let Ok(start) = zoned.start_of_day() else {
         return fallback;
     };
@@ -124,8 +125,8 @@ pub struct Summary {
 }
 
 impl Stats {
-    pub fn new(zone: &str, store: Option<Arc<Store>>) -> Self {
-        let (day_start, next_day) = day_bounds(zone, now_unix());
+    pub fn new(zone: TimeZone, store: Option<Arc<Store>>) -> Self {
+        let (day_start, next_day) = day_bounds(&zone, now_unix());
         let inner = Inner {
             day_start,
             next_day,
@@ -133,7 +134,7 @@ impl Stats {
         };
         Self {
             inner: Mutex::new(inner),
-            zone: zone.to_owned(),
+            zone,
             store,
             known: Arc::clone(crate::labels::global()),
         }
@@ -161,7 +162,8 @@ impl Stats {
             inner.next_day = next;
             inner.per_key.clear();
             inner.per_model.clear();
-            tracing::info!(zone = %self.zone, "daily usage counters reset");
+            let zone = self.zone.iana_name().unwrap_or("UTC");
+            tracing::info!(zone, "daily usage counters reset");
         }
     }
 
@@ -375,22 +377,26 @@ impl Stats {
 mod tests {
     use super::*;
 
+    fn zone(name: &str) -> TimeZone {
+        TimeZone::get(name).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     #[test]
     fn days_start_at_local_midnight() {
         // 2026-11-26T12:00:00Z is 04:00 in Los Angeles (UTC-8): the day began at 08:00Z.
         let noon = jiff::Timestamp::from_second(1_795_694_400)
             .map(|t| t.as_second())
             .unwrap_or(0);
-        let (start, next) = day_bounds("America/Los_Angeles", noon);
+        let (start, next) = day_bounds(&zone("America/Los_Angeles"), noon);
         assert_eq!(next - start, 86_400);
         assert_eq!(start.rem_euclid(86_400), 8 * 3600);
-        let (start, _) = day_bounds("Asia/Shanghai", noon);
+        let (start, _) = day_bounds(&zone("Asia/Shanghai"), noon);
         assert_eq!(start.rem_euclid(86_400), 16 * 3600);
     }
 
     #[test]
     fn records_add_up_per_window_key_and_model() {
-        let stats = Stats::new("UTC", None).with_known(Arc::default());
+        let stats = Stats::new(TimeZone::UTC, None).with_known(Arc::default());
         let key = KeyId::of("AIzaSyTEST");
         let call = Counters {
             calls: 1,
@@ -417,7 +423,7 @@ mod tests {
     fn unknown_and_huge_model_names_are_counted_as_other() {
         let known: Arc<KnownModels> = Arc::default();
         known.set_listed(["gemini-2.5-flash".to_owned()]);
-        let stats = Stats::new("UTC", None).with_known(known);
+        let stats = Stats::new(TimeZone::UTC, None).with_known(known);
         let key = KeyId::of("AIzaSyTEST");
         let call = Counters {
             calls: 1,
@@ -451,7 +457,7 @@ mod tests {
 
     #[test]
     fn the_log_is_bounded() {
-        let stats = Stats::new("UTC", None);
+        let stats = Stats::new(TimeZone::UTC, None);
         for i in 0..(LOG_ENTRIES + 10) {
             stats.log(entry(i));
         }
@@ -466,7 +472,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (store, _, reader) = Store::open(dir.path()).expect("opens");
         let store = Arc::new(store);
-        let stats = Stats::new("UTC", Some(store.clone()));
+        let stats = Stats::new(TimeZone::UTC, Some(store.clone()));
         for i in 0..3 {
             stats.log(entry(i));
         }

@@ -441,6 +441,28 @@ fn config_shows_every_effective_value_and_its_source_and_creates_nothing() {
     );
 }
 
+/// `hajimi config --markdown` prints README.md's configuration tables (what lies between the
+/// generated-table markers), without reading the configuration: a broken variable is no
+/// obstacle.
+#[test]
+fn config_markdown_prints_the_readmes_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(
+        dir.path(),
+        &["config", "--markdown"],
+        &[("PORT", "not-a-port")],
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let begin = readme.find(hajimi::config::table::README_BEGIN).unwrap();
+    let end = readme.find(hajimi::config::table::README_END).unwrap();
+    let section = &readme[begin + hajimi::config::table::README_BEGIN.len()..end];
+    assert_eq!(section.trim(), text.trim());
+    assert!(text.contains("| `CACHE_EXPIRY_TIME` | `6h` | 0s–365d | `cache_expiry_time` |"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn config_shows_dashboard_values_from_the_store_without_touching_it() {
     let mock = MockGemini::start().await.unwrap();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::editable;
+use crate::config::table;
 use crate::error::GatewayError;
 use crate::keys::{KeySlot, KeyState};
 use crate::state::AppState;
@@ -136,8 +136,8 @@ pub async fn clear_invalid(state: &AppState) -> Result<usize, GatewayError> {
         Ok::<(), std::convert::Infallible>(())
     });
     if let (Some(store), Ok(next)) = (&state.store, next) {
-        let value = editable::persisted("invalid_api_keys", &next)
-            .unwrap_or(Value::Null)
+        let value = table::find("invalid_api_keys")
+            .map_or(Value::Null, |e| e.persisted(&next))
             .to_string();
         let _ = store
             .commit(vec![Op::SaveSetting {

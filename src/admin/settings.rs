@@ -7,7 +7,7 @@ use std::sync::PoisonError;
 use serde_json::{Value, json};
 
 use crate::config::Source;
-use crate::config::editable::{self, EDITABLE};
+use crate::config::table;
 use crate::error::GatewayError;
 use crate::state::AppState;
 use crate::store::Op;
@@ -19,7 +19,7 @@ pub struct Changed {
 
 /// Applies one dashboard change (`/api/update-config`): validated, committed, published.
 pub async fn update(state: &AppState, key: &str, value: &Value) -> Result<Changed, GatewayError> {
-    let Some(entry) = editable::find(key) else {
+    let Some(entry) = table::find(key) else {
         return Err(GatewayError::bad_request(format!(
             "不支持的配置项：{key} / Unsupported setting: {key}"
         )));
@@ -40,11 +40,9 @@ pub async fn update(state: &AppState, key: &str, value: &Value) -> Result<Change
     // Validate on a copy; the change is applied to the then-current settings below, so a
     // concurrent change (a key check recording an invalid key) is not overwritten.
     let mut next = (*state.live.current()).clone();
-    (entry.set)(&mut next, value).map_err(invalid)?;
+    entry.set(&mut next, value).map_err(invalid)?;
     if let Some(store) = &state.store {
-        let persisted = editable::persisted(key, &next)
-            .unwrap_or_else(|| value.clone())
-            .to_string();
+        let persisted = entry.persisted(&next).to_string();
         let op = Op::SaveSetting {
             name: key.to_owned(),
             value: persisted,
@@ -59,7 +57,7 @@ pub async fn update(state: &AppState, key: &str, value: &Value) -> Result<Change
     }
     state
         .live
-        .update(|s| (entry.set)(s, value))
+        .update(|s| entry.set(s, value))
         .map_err(invalid)?;
     state
         .provenance
@@ -80,11 +78,10 @@ pub fn listing(state: &AppState) -> Value {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    let list: Vec<Value> = EDITABLE
-        .iter()
+    let list: Vec<Value> = table::editable()
         .map(|e| {
             let source = provenance.get(e.env).copied().unwrap_or(Source::Default);
-            json!({"key": e.key, "env": e.env, "value": (e.get)(&snap), "source": source, "secret": e.secret})
+            e.listing(&snap, source)
         })
         .collect();
     json!({ "settings": list })

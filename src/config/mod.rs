@@ -1,11 +1,14 @@
 //! Configuration: HAJIMI's environment variables (unprefixed, HAJIMI's parsing) plus ours,
 //! layered default < `.env` < process environment < CLI flag (decisions §1), validated into
-//! one [`Settings`] value. Settings live in the per-request snapshot (`live.rs`); this module
-//! only builds them and never reads the environment anywhere else.
+//! one [`Settings`] value. Every setting is described once, in the settings table
+//! ([`table`]): its variable, dashboard key, kind, default, bounds, group and help; parsing,
+//! dashboard editing, `hajimi config` and the README's tables all come from it. Settings live
+//! in the per-request snapshot (`live.rs`); this module only builds them and never reads the
+//! environment anywhere else.
 
-pub mod editable;
 pub mod keys;
 pub mod parse;
+pub mod table;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
@@ -15,6 +18,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::mask::Secret;
+use crate::translate::aliases::ModelAliases;
 use crate::translate::history::RANDOM_STRING_LENGTH_MAX;
 use crate::translate::model_name::strip_model_prefix;
 use parse::Values;
@@ -23,13 +27,49 @@ pub use parse::{ConfigError, Source};
 /// HAJIMI's default search prompt.
 pub const DEFAULT_SEARCH_PROMPT: &str = "（使用搜索工具联网搜索，需要在content中结合搜索内容）";
 pub const DEFAULT_GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com";
-const DEFAULT_VERTEX_MODELS_CONFIG_URL: &str =
+pub const DEFAULT_VERTEX_MODELS_CONFIG_URL: &str =
     "https://raw.githubusercontent.com/gzzhongqi/vertex2openai/refs/heads/main/vertexModels.json";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LogFormat {
+    #[default]
     Text,
     Json,
+}
+
+/// An IANA time zone, parsed once at start-up (an unknown name stops start-up), so code that
+/// needs the zone gets it, never a name to look up again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Zone(jiff::tz::TimeZone);
+
+impl Zone {
+    /// The zone named `name` (IANA), if there is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        jiff::tz::TimeZone::get(name).ok().map(Self)
+    }
+
+    pub fn tz(&self) -> &jiff::tz::TimeZone {
+        &self.0
+    }
+
+    /// Its IANA name.
+    pub fn name(&self) -> &str {
+        self.0.iana_name().unwrap_or("UTC")
+    }
+}
+
+/// UTC: only the placeholder of a `Settings` before the table fills it.
+impl Default for Zone {
+    fn default() -> Self {
+        Self(jiff::tz::TimeZone::UTC)
+    }
+}
+
+/// Shown (and serialised for the dashboard) as its name.
+impl serde::Serialize for Zone {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
 }
 
 /// Peers whose `X-Forwarded-For`/`X-Real-IP` we believe.
@@ -61,7 +101,7 @@ pub struct ProxyEnv {
 }
 
 /// Where the store lives (decisions §1): explicit or the default directory.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct StorageDir {
     pub path: PathBuf,
     pub explicit: bool,
@@ -73,7 +113,9 @@ pub const INTERVAL_RANGE: (Duration, Duration) =
     (Duration::from_millis(10), Duration::from_secs(3600));
 
 /// Every setting, validated. Cloned into a new snapshot when the dashboard changes one.
-#[derive(Clone, Debug)]
+/// Built by [`Config::from_sources`] through the settings table; `Default` only gives the
+/// placeholder the table starts from (zeros, empty texts), not the settings' defaults.
+#[derive(Clone, Debug, Default)]
 pub struct Settings {
     // --- server (read at start-up) ---
     pub host: String,
@@ -102,7 +144,8 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     pub storage_dir: StorageDir,
     pub enable_storage: bool,
-    pub stats_reset_timezone: String,
+    /// The zone whose midnight resets the daily counters (`STATS_RESET_TIMEZONE`).
+    pub stats_reset_timezone: Zone,
     pub redis_url: Option<Secret>,
     pub metrics_password: Option<Secret>,
     // --- access ---
@@ -153,6 +196,8 @@ pub struct Settings {
     pub blocked_models: Vec<String>,
     pub whitelist_models: Vec<String>,
     pub extra_models: Vec<String>,
+    /// `MODEL_ALIASES`: client model names mapped to Gemini models (parsed; not wired yet).
+    pub model_aliases: ModelAliases,
     pub public_mode: bool,
     pub inband_errors: bool,
     pub skip_check_api_key: bool,
@@ -164,6 +209,8 @@ pub struct Settings {
     pub vertex_express_api_key: Vec<Secret>,
     pub vertex_project_id: Option<String>,
     pub vertex_location: String,
+    /// Where Vertex calls go: `VERTEX_BASE_URL`, else the default host of `vertex_location`.
+    pub vertex_base_url: String,
     pub vertex_models_config_url: String,
 }
 
@@ -274,8 +321,8 @@ fn read_env_file(path: &Path, required: bool) -> Result<Vec<(String, String)>, C
                 return Err(ConfigError {
                     name: path.display().to_string(),
                     value: e.to_string(),
-                    expected: "valid KEY=VALUE lines",
-                    expected_zh: "有效的 KEY=VALUE 行",
+                    expected: "valid KEY=VALUE lines".into(),
+                    expected_zh: "有效的 KEY=VALUE 行".into(),
                 });
             }
         }
@@ -284,237 +331,18 @@ fn read_env_file(path: &Path, required: bool) -> Result<Vec<(String, String)>, C
 }
 
 fn build(mut v: Values) -> Result<Config, ConfigError> {
-    let secs = Duration::from_secs;
-    let millis = Duration::from_millis;
-    let day = secs(86_400);
-
-    let host = v.string("HOST", "0.0.0.0");
-    if host.parse::<IpAddr>().is_err() && host != "localhost" {
-        return Err(Values::error(
-            "HOST",
-            &host,
-            "an IP address such as 0.0.0.0",
-            "IP 地址（如 0.0.0.0）",
-        ));
+    let mut settings = Settings {
+        connection_cap_exempts_loopback: true,
+        ..Settings::default()
+    };
+    for entry in table::TABLE {
+        entry.load(&mut v, &mut settings)?;
     }
-    let port = u16::try_from(v.int("PORT", 7860, 0, 65_535)?).unwrap_or(7860);
-
-    let password_raw = v.opt_string("PASSWORD");
-    let password_is_default = password_raw.is_none();
-    if password_is_default {
+    settings.password_is_default = !v.is_set("PASSWORD");
+    if settings.password_is_default {
         v.effective
             .insert("PASSWORD".into(), "123 (HAJIMI's public default)".into());
     }
-    let password = Secret::new(password_raw.unwrap_or_else(|| "123".to_owned()));
-    let web_password = v.opt_string("WEB_PASSWORD").map_or_else(
-        || {
-            v.effective
-                .insert("WEB_PASSWORD".into(), "(same as PASSWORD)".into());
-            password.clone()
-        },
-        Secret::new,
-    );
-
-    let trusted_proxies = parse_trusted(&mut v)?;
-    let log_format = match v.string("LOG_FORMAT", "text").to_ascii_lowercase().as_str() {
-        "text" | "pretty" | "plain" => LogFormat::Text,
-        "json" => LogFormat::Json,
-        other => {
-            return Err(Values::error(
-                "LOG_FORMAT",
-                other,
-                "text or json",
-                "text 或 json",
-            ));
-        }
-    };
-    let log_level = v.string("LOG_LEVEL", "info").to_ascii_lowercase();
-    if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
-        return Err(Values::error(
-            "LOG_LEVEL",
-            &log_level,
-            "error, warn, info, debug or trace (RUST_LOG takes filter directives)",
-            "error、warn、info、debug 或 trace 之一（过滤规则请用 RUST_LOG）",
-        ));
-    }
-
-    let stats_reset_timezone = v.string("STATS_RESET_TIMEZONE", "America/Los_Angeles");
-    if jiff::tz::TimeZone::get(&stats_reset_timezone).is_err() {
-        return Err(Values::error(
-            "STATS_RESET_TIMEZONE",
-            &stats_reset_timezone,
-            "an IANA time zone such as America/Los_Angeles",
-            "IANA 时区名（如 America/Los_Angeles）",
-        ));
-    }
-
-    let gemini_base_url = normalise_base_url(&v.string("GEMINI_BASE_URL", DEFAULT_GEMINI_BASE_URL));
-    v.show("GEMINI_BASE_URL", &gemini_base_url);
-    if !(gemini_base_url.starts_with("http://") || gemini_base_url.starts_with("https://")) {
-        return Err(Values::error(
-            "GEMINI_BASE_URL",
-            &gemini_base_url,
-            "an http(s) URL",
-            "http(s) 地址",
-        ));
-    }
-
-    let storage_dir = match v.opt_string("STORAGE_DIR") {
-        Some(dir) => StorageDir {
-            path: PathBuf::from(dir),
-            explicit: true,
-        },
-        None => {
-            let hajimi_volume = Path::new("/hajimi/settings");
-            let path = if hajimi_volume.is_dir() {
-                hajimi_volume.to_path_buf()
-            } else {
-                PathBuf::from("./data")
-            };
-            StorageDir {
-                path,
-                explicit: false,
-            }
-        }
-    };
-    v.show("STORAGE_DIR", &storage_dir.path.display().to_string());
-
-    let mut either = |upper: &str, lower: &str| v.opt_string(upper).or_else(|| v.opt_string(lower));
-    let proxies = ProxyEnv {
-        https: either("HTTPS_PROXY", "https_proxy"),
-        http: either("HTTP_PROXY", "http_proxy"),
-        all: either("ALL_PROXY", "all_proxy"),
-        no_proxy: either("NO_PROXY", "no_proxy"),
-    };
-
-    let search_mode = v.bool("SEARCH_MODE", false);
-    let search_prompt = v.string("SEARCH_PROMPT", DEFAULT_SEARCH_PROMPT);
-
-    let settings = Settings {
-        host,
-        port,
-        header_read_timeout: v.duration(
-            "HEADER_READ_TIMEOUT",
-            secs(30),
-            millis(100),
-            secs(3600),
-        )?,
-        keepalive_timeout: v.duration("KEEPALIVE_TIMEOUT", secs(30), millis(100), secs(3600))?,
-        max_connections_per_ip: v.uint("MAX_CONNECTIONS_PER_IP", 4096, 0)?,
-        connection_cap_exempts_loopback: true,
-        max_body_size: v.size("MAX_BODY_SIZE", 64 * 1024 * 1024, 1024)?,
-        max_messages: v.usize("MAX_MESSAGES", 20_000, 1)?,
-        max_content_parts: v.usize("MAX_CONTENT_PARTS", 50_000, 1)?,
-        max_fetched_bytes: v.size("MAX_FETCHED_BYTES", 20 * 1024 * 1024, 1024)?,
-        trusted_proxies,
-        log_format,
-        log_level,
-        dashboard_url: v
-            .opt_string("DASHBOARD_URL")
-            .map(|s| s.trim_matches('/').to_owned())
-            .filter(|s| !s.is_empty()),
-        allowed_origins: v.list("ALLOWED_ORIGINS"),
-        storage_dir,
-        enable_storage: v.bool("ENABLE_STORAGE", true),
-        stats_reset_timezone,
-        redis_url: v.opt_string("REDIS_URL").map(Secret::new),
-        metrics_password: v.opt_string("METRICS_PASSWORD").map(Secret::new),
-        password,
-        password_is_default,
-        web_password,
-        whitelist_user_agent: v
-            .list("WHITELIST_USER_AGENT")
-            .into_iter()
-            .map(|s| s.to_ascii_lowercase())
-            .collect(),
-        gemini_base_url,
-        upstream_connect_timeout: v.duration(
-            "UPSTREAM_CONNECT_TIMEOUT",
-            secs(10),
-            millis(100),
-            secs(300),
-        )?,
-        upstream_timeout: v.duration("UPSTREAM_TIMEOUT", secs(600), millis(100), day)?,
-        request_deadline: v.duration("REQUEST_DEADLINE", secs(900), millis(100), day)?,
-        proxies,
-        image_fetch_allow_loopback: v.bool("IMAGE_FETCH_ALLOW_LOOPBACK", false),
-        fake_streaming: v.bool("FAKE_STREAMING", true),
-        fake_streaming_interval: v.duration(
-            "FAKE_STREAMING_INTERVAL",
-            secs(1),
-            INTERVAL_RANGE.0,
-            INTERVAL_RANGE.1,
-        )?,
-        fake_streaming_chunk_size: v.usize("FAKE_STREAMING_CHUNK_SIZE", 10, 1)?,
-        fake_streaming_delay_per_chunk: v.duration(
-            "FAKE_STREAMING_DELAY_PER_CHUNK",
-            millis(100),
-            Duration::ZERO,
-            secs(60),
-        )?,
-        nonstream_keepalive_enabled: v.bool("NONSTREAM_KEEPALIVE_ENABLED", true),
-        nonstream_keepalive_interval: v.duration(
-            "NONSTREAM_KEEPALIVE_INTERVAL",
-            secs(5),
-            INTERVAL_RANGE.0,
-            INTERVAL_RANGE.1,
-        )?,
-        concurrent_requests: v.uint("CONCURRENT_REQUESTS", 1, 1)?,
-        increase_concurrent_on_failure: v.uint("INCREASE_CONCURRENT_ON_FAILURE", 0, 0)?,
-        max_concurrent_requests: v.uint("MAX_CONCURRENT_REQUESTS", 3, 1)?,
-        max_retry_num: v.uint("MAX_RETRY_NUM", 15, 1)?,
-        // HAJIMI accepts 0 and then refuses every request; 1 is the nearest sane value.
-        max_empty_responses: v.uint("MAX_EMPTY_RESPONSES", 5, 1)?,
-        race_cancel_losers: v.bool("RACE_CANCEL_LOSERS", false),
-        key_max_concurrency: v.uint("KEY_MAX_CONCURRENCY", 0, 0)?,
-        key_recheck_interval: v.duration("KEY_RECHECK_INTERVAL", secs(1800), secs(1), day * 7)?,
-        cache_expiry_time: v.duration(
-            "CACHE_EXPIRY_TIME",
-            secs(21_600),
-            Duration::ZERO,
-            secs(365 * 86_400),
-        )?,
-        max_cache_entries: v.usize("MAX_CACHE_ENTRIES", 500, 0)?,
-        calculate_cache_entries: v.usize("CALCULATE_CACHE_ENTRIES", 6, 0)?,
-        precise_cache: v.bool("PRECISE_CACHE", false),
-        search_mode,
-        search_prompt,
-        random_string: v.bool("RANDOM_STRING", true),
-        random_string_length: usize::try_from(v.int(
-            "RANDOM_STRING_LENGTH",
-            5,
-            1,
-            RANDOM_STRING_LENGTH_MAX as i64,
-        )?)
-        .unwrap_or(5),
-        enable_thinking: v.bool("ENABLE_THINKING", true),
-        // 0: no limit (decisions §6).
-        max_requests_per_minute: v.uint("MAX_REQUESTS_PER_MINUTE", 30, 0)?,
-        max_requests_per_day_per_ip: v.uint("MAX_REQUESTS_PER_DAY_PER_IP", 600, 0)?,
-        api_key_daily_limit: v.uint("API_KEY_DAILY_LIMIT", 100, 0)?,
-        blocked_models: model_names(v.list("BLOCKED_MODELS")),
-        whitelist_models: model_names(v.list("WHITELIST_MODELS")),
-        extra_models: model_names(v.list("EXTRA_MODELS")),
-        public_mode: v.bool("PUBLIC_MODE", false),
-        inband_errors: v.bool("INBAND_ERRORS", false),
-        skip_check_api_key: v.bool("SKIP_CHECK_API_KEY", false),
-        invalid_api_keys: v.list("INVALID_API_KEYS"),
-        enable_vertex: v.bool("ENABLE_VERTEX", false),
-        enable_vertex_express: v.bool("ENABLE_VERTEX_EXPRESS", false),
-        google_credentials_json: v
-            .opt_string("GOOGLE_CREDENTIALS_JSON")
-            .filter(|s| s != "''" && s != "\"\"")
-            .map(Secret::new),
-        vertex_express_api_key: v
-            .list("VERTEX_EXPRESS_API_KEY")
-            .into_iter()
-            .map(Secret::new)
-            .collect(),
-        vertex_project_id: v.opt_string("VERTEX_PROJECT_ID"),
-        vertex_location: v.string("VERTEX_LOCATION", "us-central1"),
-        vertex_models_config_url: v
-            .string("VERTEX_MODELS_CONFIG_URL", DEFAULT_VERTEX_MODELS_CONFIG_URL),
-    };
 
     let (keys, key_vars) = collect_keys(&mut v);
     if let Some(e) = v.take_error() {
@@ -602,32 +430,6 @@ fn collect_keys(v: &mut Values) -> (Vec<String>, Vec<(String, String)>) {
         take(v, &name, &mut all, &mut seen);
     }
     (all, vars)
-}
-
-fn parse_trusted(v: &mut Values) -> Result<TrustedProxies, ConfigError> {
-    let entries = v.list("TRUSTED_PROXIES");
-    if entries.is_empty() {
-        return Ok(TrustedProxies::None);
-    }
-    if entries.iter().any(|e| e == "*") {
-        return Ok(TrustedProxies::Any);
-    }
-    let mut nets = Vec::new();
-    for entry in entries {
-        let net = entry
-            .parse::<IpNet>()
-            .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-            .map_err(|_| {
-                Values::error(
-                    "TRUSTED_PROXIES",
-                    &entry,
-                    "CIDRs such as 10.0.0.0/8, or *",
-                    "CIDR 列表（如 10.0.0.0/8）或 *",
-                )
-            })?;
-        nets.push(net);
-    }
-    Ok(TrustedProxies::Nets(nets))
 }
 
 /// Strips a trailing `/` and a trailing version path (`/v1beta`, `/v1`, `/v1alpha`).

@@ -5,6 +5,7 @@
 //! nearest valid one with a warning. Every read also records the value in effect, masked,
 //! for `hajimi config`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ impl Source {
 }
 
 /// An unparsable value: the process prints [`ConfigError`]'s one line and exits with code 2.
+/// `value` is as `hajimi config` would show it (a secret is masked).
 #[derive(Debug, thiserror::Error)]
 #[error(
     "无效的配置 {name}={value:?}：应为{expected_zh} / invalid {name}={value:?}: expected {expected}"
@@ -39,8 +41,36 @@ impl Source {
 pub struct ConfigError {
     pub name: String,
     pub value: String,
-    pub expected: &'static str,
-    pub expected_zh: &'static str,
+    pub expected: Cow<'static, str>,
+    pub expected_zh: Cow<'static, str>,
+}
+
+/// The form a value should have had, in English and Chinese: what a setting's parser returns
+/// when it refuses a value (the environment turns it into a [`ConfigError`], the dashboard
+/// into its 422 message).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected {
+    pub en: Cow<'static, str>,
+    pub zh: Cow<'static, str>,
+}
+
+impl Expected {
+    pub const fn new(en: &'static str, zh: &'static str) -> Self {
+        Self {
+            en: Cow::Borrowed(en),
+            zh: Cow::Borrowed(zh),
+        }
+    }
+
+    /// The error for variable `name` holding `raw` (masked as `hajimi config` shows it).
+    pub fn error(self, name: &str, raw: &str) -> ConfigError {
+        ConfigError {
+            name: name.to_owned(),
+            value: shown(name, raw),
+            expected: self.en,
+            expected_zh: self.zh,
+        }
+    }
 }
 
 /// The merged raw values plus the bookkeeping of one load: provenance, the effective value
@@ -99,25 +129,6 @@ impl Values {
         self.error.take()
     }
 
-    pub fn string(&mut self, name: &str, default: &str) -> String {
-        let value = self
-            .get(name)
-            .map_or_else(|| default.to_owned(), |(v, _)| v);
-        self.show(name, &value);
-        value
-    }
-
-    pub fn opt_string(&mut self, name: &str) -> Option<String> {
-        let value = self.get(name).map(|(v, _)| v);
-        match &value {
-            Some(v) => self.show(name, v),
-            None => {
-                self.effective.insert(name.to_owned(), UNSET.to_owned());
-            }
-        }
-        value
-    }
-
     /// A boolean (decisions §1's words). Anything else is remembered as the load's error
     /// ([`Values::take_error`]) and the default is returned meanwhile.
     pub fn bool(&mut self, name: &str, default: bool) -> bool {
@@ -126,12 +137,13 @@ impl Values {
             Some((raw, _)) => match parse_bool(&raw) {
                 Some(b) => b,
                 None => {
-                    self.error.get_or_insert(ConfigError {
-                        name: name.to_owned(),
-                        value: raw,
-                        expected: "true/false (also 1/0, yes/no, on/off)",
-                        expected_zh: "true/false（或 1/0、yes/no、on/off）",
-                    });
+                    self.error.get_or_insert(
+                        Expected::new(
+                            "true/false (also 1/0, yes/no, on/off)",
+                            "true/false（或 1/0、yes/no、on/off）",
+                        )
+                        .error(name, &raw),
+                    );
                     default
                 }
             },
@@ -152,32 +164,11 @@ impl Values {
             self.show(name, &default.to_string());
             return Ok(default);
         };
-        let value = parse_int(&raw).ok_or_else(|| ConfigError {
-            name: name.to_owned(),
-            value: raw.clone(),
-            expected: "an integer",
-            expected_zh: "整数",
-        })?;
+        let value =
+            parse_int(&raw).ok_or_else(|| Expected::new("an integer", "整数").error(name, &raw))?;
         let value = self.clamp(name, value, min, max);
         self.show(name, &value.to_string());
         Ok(value)
-    }
-
-    pub fn uint(&mut self, name: &str, default: u32, min: u32) -> Result<u32, ConfigError> {
-        let v = self.int(
-            name,
-            i64::from(default),
-            i64::from(min),
-            i64::from(u32::MAX),
-        )?;
-        Ok(u32::try_from(v).unwrap_or(default))
-    }
-
-    pub fn usize(&mut self, name: &str, default: usize, min: usize) -> Result<usize, ConfigError> {
-        let default_i = i64::try_from(default).unwrap_or(i64::MAX);
-        let min_i = i64::try_from(min).unwrap_or(0);
-        let v = self.int(name, default_i, min_i, i64::MAX)?;
-        Ok(usize::try_from(v).unwrap_or(default))
     }
 
     /// A duration given in seconds (`1.5`) or with a unit (`500ms`, `2m`), clamped.
@@ -192,11 +183,12 @@ impl Values {
             self.show(name, &seconds(default));
             return Ok(default);
         };
-        let value = parse_duration(&raw).ok_or_else(|| ConfigError {
-            name: name.to_owned(),
-            value: raw.clone(),
-            expected: "a number of seconds such as 1.5, or a duration such as 500ms",
-            expected_zh: "秒数（如 1.5）或带单位的时长（如 500ms）",
+        let value = parse_duration(&raw).ok_or_else(|| {
+            Expected::new(
+                "a number of seconds such as 1.5, or a duration such as 500ms",
+                "秒数（如 1.5）或带单位的时长（如 500ms）",
+            )
+            .error(name, &raw)
         })?;
         let value = if value < min || value > max {
             let fixed = value.clamp(min, max);
@@ -209,21 +201,29 @@ impl Values {
         Ok(value)
     }
 
-    /// A byte size (`67108864`, `64MiB`, `10MB`), at least `min`.
-    pub fn size(&mut self, name: &str, default: usize, min: usize) -> Result<usize, ConfigError> {
+    /// A byte size (`67108864`, `64MiB`, `10MB`), clamped to `[min, max]`.
+    pub fn size(
+        &mut self,
+        name: &str,
+        default: usize,
+        min: usize,
+        max: usize,
+    ) -> Result<usize, ConfigError> {
         let Some((raw, _)) = self.get(name) else {
             self.show(name, &bytes(default));
             return Ok(default);
         };
-        let value = parse_size(&raw).ok_or_else(|| ConfigError {
-            name: name.to_owned(),
-            value: raw.clone(),
-            expected: "a size in bytes such as 67108864 or 64MiB",
-            expected_zh: "字节数（如 67108864 或 64MiB）",
+        let value = parse_size(&raw).ok_or_else(|| {
+            Expected::new(
+                "a size in bytes such as 67108864 or 64MiB",
+                "字节数（如 67108864 或 64MiB）",
+            )
+            .error(name, &raw)
         })?;
-        let value = if value < min {
-            self.warn_range(name, &raw, &min.to_string());
-            min
+        let value = if value < min || value > max {
+            let fixed = value.clamp(min, max);
+            self.warn_range(name, &raw, &fixed.to_string());
+            fixed
         } else {
             value
         };
@@ -254,8 +254,8 @@ impl Values {
         ConfigError {
             name: name.to_owned(),
             value: value.to_owned(),
-            expected,
-            expected_zh,
+            expected: expected.into(),
+            expected_zh: expected_zh.into(),
         }
     }
 
@@ -279,30 +279,14 @@ impl Values {
 /// How an unset optional value is shown.
 pub const UNSET: &str = "(unset)";
 
-/// Variables holding a password: shown with at most their last two characters.
-const PASSWORDS: &[&str] = &["PASSWORD", "WEB_PASSWORD", "METRICS_PASSWORD"];
-/// Variables holding upstream keys: each key masked (decisions §7).
-const KEY_LISTS: &[&str] = &["VERTEX_EXPRESS_API_KEY", "INVALID_API_KEYS"];
-
-/// A value as `hajimi config` shows it: passwords as `…` and their last two characters,
-/// keys masked, credentials JSON as `(set)`, and any `user:password@` in a URL (proxies,
-/// `REDIS_URL`) with the password replaced by `****`.
+/// A value as `hajimi config` shows it, masked the way the settings table says for `name`
+/// ([`super::table::Mask`]): passwords as `…` and their last two characters, keys masked,
+/// credentials JSON as `(set)`, and any `user:password@` in a URL (proxies, `REDIS_URL`)
+/// with the password replaced by `****`.
 pub fn shown(name: &str, value: &str) -> String {
-    use crate::mask::{mask, mask_password, mask_url_credentials};
-    if PASSWORDS.contains(&name) {
-        mask_password(value)
-    } else if name == "GOOGLE_CREDENTIALS_JSON" {
-        "(set)".to_owned()
-    } else if KEY_LISTS.contains(&name) || name.starts_with("GEMINI_API_KEYS") {
-        value
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|k| !k.is_empty())
-            .map(mask)
-            .collect::<Vec<_>>()
-            .join(", ")
-    } else {
-        mask_url_credentials(value)
-    }
+    super::table::find_env(name)
+        .map_or(super::table::Mask::Plain, |e| e.mask)
+        .apply(value)
 }
 
 /// A duration as seconds (`600s`, `0.5s`).
@@ -310,7 +294,8 @@ pub fn seconds(d: Duration) -> String {
     format!("{}s", d.as_secs_f64())
 }
 
-fn bytes(n: usize) -> String {
+/// A byte size as `hajimi config` shows it: `67108864 (64 MiB)`.
+pub fn bytes(n: usize) -> String {
     const MIB: usize = 1024 * 1024;
     if n >= MIB && n.is_multiple_of(MIB) {
         format!("{n} ({} MiB)", n / MIB)
@@ -428,22 +413,22 @@ mod tests {
     #[test]
     fn effective_values_are_recorded_for_every_read() {
         let mut v = values(&[("A", "7"), ("P", "hunter22-long")]);
-        assert_eq!(v.uint("A", 1, 0).ok(), Some(7));
-        assert_eq!(v.uint("B", 3, 0).ok(), Some(3));
-        assert_eq!(v.opt_string("C"), None);
+        assert_eq!(v.int("A", 1, 0, 10).ok(), Some(7));
+        assert_eq!(v.int("B", 3, 0, 10).ok(), Some(3));
+        assert!(v.list("C").is_empty());
         let _ = v.duration("D", Duration::from_secs(600), Duration::ZERO, Duration::MAX);
         assert_eq!(v.effective.get("A").map(String::as_str), Some("7"));
         assert_eq!(v.effective.get("B").map(String::as_str), Some("3"));
-        assert_eq!(v.effective.get("C").map(String::as_str), Some("(unset)"));
+        assert_eq!(v.effective.get("C").map(String::as_str), Some("(empty)"));
         assert_eq!(v.effective.get("D").map(String::as_str), Some("600s"));
     }
 
     #[test]
     fn empty_means_unset_and_quotes_are_stripped() {
         let mut v = values(&[("A", ""), ("B", "\"quoted\""), ("C", "  spaced ")]);
-        assert_eq!(v.opt_string("A"), None);
-        assert_eq!(v.string("B", "x"), "quoted");
-        assert_eq!(v.string("C", "x"), "spaced");
+        assert_eq!(v.get("A"), None);
+        assert_eq!(v.get("B").map(|(x, _)| x).as_deref(), Some("quoted"));
+        assert_eq!(v.get("C").map(|(x, _)| x).as_deref(), Some("spaced"));
         assert_eq!(v.provenance.get("A"), Some(&Source::Default));
         assert_eq!(v.provenance.get("B"), Some(&Source::Env));
     }
@@ -463,7 +448,7 @@ mod tests {
     #[test]
     fn out_of_range_clamps_with_a_warning() {
         let mut v = values(&[("CONCURRENT_REQUESTS", "-1")]);
-        assert_eq!(v.uint("CONCURRENT_REQUESTS", 1, 1).ok(), Some(1));
+        assert_eq!(v.int("CONCURRENT_REQUESTS", 1, 1, 10).ok(), Some(1));
         assert_eq!(v.warnings.len(), 1);
         assert!(v.warnings[0].contains("CONCURRENT_REQUESTS=-1"));
     }

@@ -219,10 +219,16 @@ impl KeySlot {
     }
 }
 
+/// Google's daily quota resets at midnight in this zone.
+fn pacific() -> jiff::tz::TimeZone {
+    // The zone database is compiled in (`tzdb-bundle-always`): the lookup cannot fail.
+    jiff::tz::TimeZone::get("America/Los_Angeles").unwrap_or(jiff::tz::TimeZone::UTC)
+}
+
 /// Time until the next midnight in America/Los_Angeles (Google's daily quota reset).
 pub fn until_pacific_midnight() -> Duration {
     let now = jiff::Timestamp::now().as_second();
-    let next = crate::stats::day_bounds("America/Los_Angeles", now).1;
+    let next = crate::stats::day_bounds(&pacific(), now).1;
     Duration::from_secs(u64::try_from(next - now).unwrap_or(86_400))
 }
 
@@ -283,15 +289,16 @@ pub struct KeyPool {
     released: Arc<tokio::sync::Notify>,
     /// Unix second of the next daily reset of `calls_today`, and the zone that defines it.
     next_reset: AtomicU64,
-    reset_zone: String,
+    reset_zone: jiff::tz::TimeZone,
 }
 
 impl KeyPool {
     pub fn new(keys: Vec<String>) -> Self {
-        Self::with_reset_zone(keys, "America/Los_Angeles")
+        Self::with_reset_zone(keys, pacific())
     }
 
-    pub fn with_reset_zone(keys: Vec<String>, zone: &str) -> Self {
+    /// A pool whose daily call counts reset at midnight in `zone` (`STATS_RESET_TIMEZONE`).
+    pub fn with_reset_zone(keys: Vec<String>, zone: jiff::tz::TimeZone) -> Self {
         let slots: Vec<Arc<KeySlot>> = keys
             .into_iter()
             .map(|k| Arc::new(KeySlot::new(k)))
@@ -300,8 +307,8 @@ impl KeyPool {
             slots: ArcSwap::from_pointee(slots),
             stack: Mutex::new(Vec::new()),
             released: Arc::new(tokio::sync::Notify::new()),
-            next_reset: AtomicU64::new(next_midnight_unix(zone)),
-            reset_zone: zone.to_owned(),
+            next_reset: AtomicU64::new(next_midnight_unix(&zone)),
+            reset_zone: zone,
         }
     }
 
@@ -503,7 +510,7 @@ impl KeyPool {
 }
 
 /// Unix second of the next midnight in a time zone.
-pub fn next_midnight_unix(zone: &str) -> u64 {
+pub fn next_midnight_unix(zone: &jiff::tz::TimeZone) -> u64 {
     let next = crate::stats::day_bounds(zone, jiff::Timestamp::now().as_second()).1;
     u64::try_from(next).unwrap_or(0)
 }

@@ -62,9 +62,35 @@ impl ModelAliases {
     }
 }
 
+/// The entries as the variable writes them (`alias=model, …`; aliases lower-cased): what
+/// `hajimi config` and the dashboard show, and what [`ModelAliases::parse`] reads back.
+impl std::fmt::Display for ModelAliases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (alias, model)) in self.entries.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{alias}={model}")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_entries_are_shown_as_they_are_written_and_read_back() {
+        let a =
+            ModelAliases::parse("Claude-Sonnet-4-5 = gemini-2.5-pro\nclaude-*=gemini-2.5-flash");
+        let shown = a.as_ref().map(ToString::to_string).unwrap_or_default();
+        assert_eq!(
+            shown,
+            "claude-sonnet-4-5=gemini-2.5-pro, claude-*=gemini-2.5-flash"
+        );
+        assert_eq!(ModelAliases::parse(&shown).ok(), a.ok());
+    }
 
     #[test]
     fn exact_names_prefixes_and_a_catch_all() {
