@@ -6,6 +6,7 @@
 //! build the state, start the background jobs, serve, drain. The map of the modules and the
 //! order of their floors is in `docs/ARCHITECTURE.md`.
 
+pub mod access;
 pub mod admin;
 pub mod app;
 pub mod background;

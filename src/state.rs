@@ -9,12 +9,12 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::key_test::KeyTest;
-use crate::admin::session::Sessions;
+use crate::access::session::Sessions;
 use crate::cache::{Inflight, ResponseCache};
 use crate::config::{Config, RawEnv};
 use crate::fetch::Fetcher;
 use crate::keys::KeyPool;
+use crate::keys::health::KeyTest;
 use crate::limits::RateLimiter;
 use crate::live::Live;
 use crate::models::Catalog;

@@ -9,10 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hajimi::config::credentials::{load_dir, parse_credentials_json, parse_express_keys};
 use hajimi::config::{CliOverrides, Config};
 use hajimi::upstream::classify::Failure;
 use hajimi::upstream::endpoint::{VertexTarget, vertex_generate, vertex_stream_sse};
-use hajimi::vertex::credentials::{load_dir, parse_credentials_json, parse_express_keys};
 use hajimi::vertex::{AccessToken, Account, TokenCache, TokenError, TokenSource};
 use mock_gemini::MockGemini;
 use serde_json::{Value, json};

@@ -7,18 +7,8 @@ use futures_util::StreamExt;
 
 use crate::error::GatewayError;
 use crate::keys::KeyState;
+pub use crate::keys::health::KeyTest;
 use crate::state::AppState;
-
-/// Progress of the key test, HAJIMI's field names.
-#[derive(Default, Clone, serde::Serialize)]
-pub struct KeyTest {
-    pub is_running: bool,
-    pub completed: usize,
-    pub total: usize,
-    pub valid: usize,
-    pub invalid: usize,
-    pub is_completed: bool,
-}
 
 /// Starts a test of every key; refused while one is running.
 pub fn start(state: &AppState) -> Result<(), GatewayError> {

@@ -6,9 +6,11 @@
 //! in the per-request snapshot (`live.rs`); this module only builds them and never reads the
 //! environment anywhere else.
 
+pub mod credentials;
 pub mod keys;
 pub mod parse;
 pub mod table;
+pub mod vertex;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;

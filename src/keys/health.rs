@@ -168,6 +168,17 @@ pub fn unreachable_parts(settings: &Settings) -> (String, String) {
     )
 }
 
+/// Progress of the key test, HAJIMI's field names.
+#[derive(Default, Clone, serde::Serialize)]
+pub struct KeyTest {
+    pub is_running: bool,
+    pub completed: usize,
+    pub total: usize,
+    pub valid: usize,
+    pub invalid: usize,
+    pub is_completed: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 //! upstream body shared by a request's attempts; `native` passes through what has no dialect;
 //! `embeddings` and `models` serve their endpoints.
 
+pub mod attempts;
 pub mod deliver;
 pub mod dispatch;
 pub mod embeddings;

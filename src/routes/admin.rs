@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::admin::session::{COOKIE, Presented, SESSION_TTL};
+use crate::access::session::{COOKIE, Presented, SESSION_TTL};
 use crate::admin::{key_test, keys, settings, views};
 use crate::config::Settings;
 use crate::error::{Flavor, Flavored, GatewayError};

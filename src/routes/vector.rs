@@ -77,13 +77,17 @@ pub async fn query(State(state): State<AppState>, call: ClientCall<Query>) -> An
     .await
     .map_err(fail)?;
     let embedding = vectors.into_iter().next().unwrap_or_default();
-    Ok(Json(json!({
+    Ok(Json(query_answer(embedding)).into_response())
+}
+
+/// The plugin's query shape, carrying the embedding of the search text.
+fn query_answer(embedding: Vec<f32>) -> serde_json::Value {
+    json!({
         "hashes": [],
         "metadata": [],
         "items": [{"text": "", "score": 0, "metadata": {"embedding": embedding}}],
         "similarities": [0],
-    }))
-    .into_response())
+    })
 }
 
 pub async fn insert(State(state): State<AppState>, call: ClientCall<Insert>) -> Answer {

@@ -379,43 +379,14 @@ mod tests {
 // pushed as path segments (project and location come from the configuration and are
 // checked too), query parameters through the serialiser.
 
-/// Vertex AI's host for the `global` location (and the express surface).
-pub const VERTEX_GLOBAL_BASE: &str = "https://aiplatform.googleapis.com";
 /// The API version of Vertex generation calls.
 const VERTEX_VERSION: &str = "v1";
 /// The publisher-models list exists in `v1beta1` only.
 const VERTEX_LIST_VERSION: &str = "v1beta1";
 
-/// A Vertex location: `global` or a region such as `us-central1`, `europe-west4`
-/// (lowercase letters, digits and `-`, at most 64).
-pub fn valid_vertex_location(location: &str) -> bool {
-    let b = location.as_bytes();
-    b.first().is_some_and(u8::is_ascii_lowercase)
-        && b.len() <= 64
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-}
-
-/// A Google Cloud project id: 1 to 128 ASCII letters, digits, `-`, `.` and `:` (Google's
-/// ids are `[a-z][a-z0-9-]{4,28}[a-z0-9]`; old domain-scoped ones look like
-/// `example.com:project`), starting with a letter or digit.
-pub fn valid_project_id(project: &str) -> bool {
-    let b = project.as_bytes();
-    b.first().is_some_and(u8::is_ascii_alphanumeric)
-        && b.len() <= 128
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b':'))
-}
-
-/// The default `VERTEX_BASE_URL` for a location: [`VERTEX_GLOBAL_BASE`] for `global`,
-/// `https://{location}-aiplatform.googleapis.com` otherwise; `None` for a location that is
-/// not one.
-pub fn vertex_default_base(location: &str) -> Option<String> {
-    if location == "global" {
-        return Some(VERTEX_GLOBAL_BASE.to_owned());
-    }
-    valid_vertex_location(location).then(|| format!("https://{location}-aiplatform.googleapis.com"))
-}
+pub use crate::config::vertex::{
+    VERTEX_GLOBAL_BASE, valid_project_id, valid_vertex_location, vertex_default_base,
+};
 
 /// Whose Vertex surface a request goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

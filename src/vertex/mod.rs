@@ -11,11 +11,10 @@
 //!
 //! Vertex URLs are built in [`crate::upstream::endpoint`] (`vertex_*`), like every URL.
 
-pub mod credentials;
 pub mod models;
 pub mod token;
 
-pub use credentials::{Account, ExpressKey, Loaded, Origin, Problem, ProblemKind};
+pub use crate::config::credentials::{Account, ExpressKey, Loaded, Origin, Problem, ProblemKind};
 pub use token::{AccessToken, TokenCache, TokenError, TokenSource};
 
 /// Throwaway RSA keys for the tests, generated once per test process (never committed).

@@ -28,7 +28,7 @@ use jsonwebtoken::{Algorithm, Header};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::credentials::Account;
+use crate::config::credentials::Account;
 use crate::mask::{KeyId, Secret};
 use crate::upstream::classify::Failure;
 
@@ -493,7 +493,7 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vertex::credentials::parse_credentials_json;
+    use crate::config::credentials::parse_credentials_json;
     use crate::vertex::testkey;
     use serde_json::json;
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -916,7 +916,7 @@ pub static TABLE: &[Entry] = &[
             get: |s| Some(s.vertex_location.clone()),
             set: |s, v| {
                 let location = v.unwrap_or_default();
-                if !crate::upstream::endpoint::valid_vertex_location(&location) {
+                if !crate::config::vertex::valid_vertex_location(&location) {
                     return Err(Expected::new(
                         "global or a Google Cloud region such as us-central1",
                         "global 或 Google Cloud 区域（如 us-central1）",
@@ -941,7 +941,7 @@ pub static TABLE: &[Entry] = &[
                 set: |s, v| {
                     s.vertex_base_url = match v {
                         Some(url) => base_url(&url)?,
-                        None => crate::upstream::endpoint::vertex_default_base(&s.vertex_location)
+                        None => crate::config::vertex::vertex_default_base(&s.vertex_location)
                             .unwrap_or_default(),
                     };
                     Ok(())
@@ -1053,7 +1053,7 @@ fn set_credentials(s: &mut Settings, v: Option<String>) -> Result<(), Expected> 
         !(t.is_empty() || t == "''" || t == "\"\"")
     });
     if let Some(text) = &text {
-        let loaded = crate::vertex::credentials::parse_credentials_json(text);
+        let loaded = crate::config::credentials::parse_credentials_json(text);
         if loaded.accounts.is_empty() {
             let problems: Vec<String> = loaded.problems.iter().map(|p| p.message()).collect();
             return Err(Expected {

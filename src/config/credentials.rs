@@ -107,7 +107,7 @@ impl Account {
     }
 
     /// The parsed RSA key, for signing assertions (`token.rs`).
-    pub(super) fn encoding_key(&self) -> &EncodingKey {
+    pub(crate) fn encoding_key(&self) -> &EncodingKey {
         &self.key
     }
 

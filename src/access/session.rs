@@ -193,7 +193,7 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
-    use crate::admin::throttle::{FIRST_DELAY, MAX_DELAY};
+    use crate::access::throttle::{FIRST_DELAY, MAX_DELAY};
 
     fn settings() -> Settings {
         let env = vec![("WEB_PASSWORD".to_owned(), "right".to_owned())];
