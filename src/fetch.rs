@@ -349,77 +349,9 @@ fn mime_from_path(path: &str) -> Option<&'static str> {
 /// How many remote images one request may carry.
 pub const MAX_REMOTE_IMAGES: usize = 16;
 
-/// Whether a chat request names any http(s) `image_url` (fetched before translation).
-pub fn has_remote_images(chat: &crate::wire::openai::ChatRequest) -> bool {
-    remote_images(chat).next().is_some()
-}
-
-fn remote_images(
-    chat: &crate::wire::openai::ChatRequest,
-) -> impl Iterator<Item = (usize, usize, &str)> {
-    use crate::wire::openai::{ImageUrl, MessageContent};
-    chat.messages.iter().enumerate().flat_map(|(i, msg)| {
-        let parts = match &msg.content {
-            Some(MessageContent::Parts(parts)) => &parts[..],
-            _ => &[],
-        };
-        parts.iter().enumerate().filter_map(move |(j, part)| {
-            part.image_url
-                .as_ref()
-                .map(ImageUrl::url)
-                .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
-                .map(|url| (i, j, url))
-        })
-    })
-}
-
-/// Replaces every http(s) `image_url` of a chat request by the fetched data (as a data URL),
-/// fetching up to four at a time, at most `max_bytes` in all; the first failure ends the
-/// others' downloads.
-pub async fn inline_remote_images(
-    chat: &mut crate::wire::openai::ChatRequest,
-    fetcher: &Fetcher,
-    max_bytes: usize,
-) -> Result<(), GatewayError> {
-    use crate::wire::openai::{ImageUrl, MessageContent};
-    let wanted: Vec<(usize, usize, String)> = remote_images(chat)
-        .map(|(i, j, url)| (i, j, url.to_owned()))
-        .collect();
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    if wanted.len() > MAX_REMOTE_IMAGES {
-        return Err(GatewayError::bad_param(
-            format!(
-                "远程图片最多 {MAX_REMOTE_IMAGES} 张 / At most {MAX_REMOTE_IMAGES} remote images per request"
-            ),
-            "messages",
-        ));
-    }
-    let budget = FetchBudget::new(max_bytes);
-    let budget = &budget;
-    let fetched: Vec<(usize, usize, String)> = futures_util::stream::iter(wanted)
-        .map(|(i, j, url)| async move {
-            let data = fetcher.fetch(&url, budget).await?;
-            Ok::<_, GatewayError>((i, j, data))
-        })
-        .buffer_unordered(4)
-        .try_collect()
-        .await?;
-    for (i, j, data) in fetched {
-        if let Some(MessageContent::Parts(parts)) =
-            chat.messages.get_mut(i).and_then(|m| m.content.as_mut())
-            && let Some(part) = parts.get_mut(j)
-        {
-            part.image_url = Some(ImageUrl::Bare(data));
-        }
-    }
-    Ok(())
-}
-
 /// Where a translated request holds remote media to fetch: `fileData` parts whose URI is
-/// http(s) and that have no MIME type (how the Anthropic and Responses translations mark
-/// image and document URLs), as `(content index, part index, url)`.
+/// http(s) and that have no MIME type (how every dialect's translation marks image and
+/// document URLs), as `(content index, part index, url)`.
 pub fn remote_file_data(
     request: &crate::wire::gemini::GenerateContentRequest,
 ) -> Vec<(usize, usize, String)> {

@@ -204,6 +204,45 @@ async fn collect_surplus(
     }
 }
 
+/// What one POST to the upstream returned.
+pub enum Posted {
+    /// A 2xx answer, its body still to read.
+    Ok(reqwest::Response),
+    /// Google refused the request: its answer, keys scrubbed, forwarded as it is.
+    Refused(Answer),
+}
+
+/// POSTs a request body with a credential. A non-2xx answer is read and classified: the
+/// request's own fault is a [`Posted::Refused`] answer when `forward` (the identity
+/// dialect), every other failure an error.
+pub async fn post(
+    upstream: &crate::upstream::Upstream,
+    target: &Target,
+    url: &UpstreamUrl,
+    key: &KeySlot,
+    body: Bytes,
+    idle: Duration,
+    forward: bool,
+) -> Result<Posted, Failure> {
+    let auth = target.authorize(key.secret()).await?;
+    let response = upstream
+        .send_any(reqwest::Method::POST, url, &auth, Some(body), idle)
+        .await?;
+    if response.status().is_success() {
+        return Ok(Posted::Ok(response));
+    }
+    let (status, raw, failure) = classify_response(response, idle).await;
+    if forward && failure.ends_request() {
+        let text = crate::mask::scrub_keys(&String::from_utf8_lossy(&raw));
+        return Ok(Posted::Refused(Answer {
+            status,
+            raw: Bytes::from(text),
+            parsed: None,
+        }));
+    }
+    Err(failure)
+}
+
 /// One `generateContent` attempt's means.
 struct Attempt<'a> {
     upstream: &'a crate::upstream::Upstream,
@@ -217,29 +256,20 @@ impl Attempt<'_> {
     /// A 2xx answer with nothing usable is an empty answer (retried); with `forward`,
     /// Google's refusals of the request are answers too.
     async fn generate(&self, key: &KeySlot, body: Bytes) -> Result<Answer, Failure> {
-        let auth = self.target.authorize(key.secret()).await?;
-        let response = self
-            .upstream
-            .send_any(
-                reqwest::Method::POST,
-                self.url,
-                &auth,
-                Some(body),
-                self.idle,
-            )
-            .await?;
-        if !response.status().is_success() {
-            let (status, raw, failure) = classify_response(response, self.idle).await;
-            if self.forward && failure.ends_request() {
-                let text = crate::mask::scrub_keys(&String::from_utf8_lossy(&raw));
-                return Ok(Answer {
-                    status,
-                    raw: Bytes::from(text),
-                    parsed: None,
-                });
-            }
-            return Err(failure);
-        }
+        let response = match post(
+            self.upstream,
+            self.target,
+            self.url,
+            key,
+            body,
+            self.idle,
+            self.forward,
+        )
+        .await?
+        {
+            Posted::Ok(response) => response,
+            Posted::Refused(answer) => return Ok(answer),
+        };
         let raw = read_body(response, self.idle, ANSWER_LIMIT).await?;
         let parsed: GenerateContentResponse =
             serde_json::from_slice(&raw).map_err(|e| Failure::Garbage {

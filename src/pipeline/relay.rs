@@ -18,7 +18,7 @@ use crate::error::GatewayError;
 use crate::keys::{KeySlot, Lease};
 use crate::pipeline::deliver::Memo;
 use crate::pipeline::dispatch;
-use crate::pipeline::obtain::record_tokens;
+use crate::pipeline::obtain::{Posted, post, record_tokens};
 use crate::pipeline::request_body::RequestBody;
 use crate::pipeline::sse;
 use crate::state::AppState;
@@ -26,7 +26,7 @@ use crate::telemetry::OutcomeHandle;
 use crate::translate::assess::{FirstEvent, first_event};
 use crate::translate::dialect::Render;
 use crate::upstream::classify::Failure;
-use crate::upstream::{GeminiEvents, Target, Upstream, UpstreamUrl, classify_response};
+use crate::upstream::{GeminiEvents, Target, Upstream, UpstreamUrl};
 use crate::wire::gemini::GenerateContentResponse;
 
 /// An upstream event, as Google sent it and parsed.
@@ -65,29 +65,19 @@ struct Opener<'a> {
 impl Opener<'_> {
     /// Opens an upstream stream and reads until content arrives.
     async fn open(&self, key: &KeySlot, body: Bytes) -> Result<Opened, Failure> {
-        let auth = self.target.authorize(key.secret()).await?;
-        let response = self
-            .upstream
-            .send_any(
-                reqwest::Method::POST,
-                self.url,
-                &auth,
-                Some(body),
-                self.idle,
-            )
-            .await?;
-        if !response.status().is_success() {
-            let (status, raw, failure) = classify_response(response, self.idle).await;
-            if self.forward && failure.ends_request() {
-                let text = crate::mask::scrub_keys(&String::from_utf8_lossy(&raw));
-                return Ok(Opened::Refused(Answer {
-                    status,
-                    raw: Bytes::from(text),
-                    parsed: None,
-                }));
-            }
-            return Err(failure);
-        }
+        let posted = post(
+            self.upstream,
+            self.target,
+            self.url,
+            key,
+            body,
+            self.idle,
+            self.forward,
+        );
+        let response = match posted.await? {
+            Posted::Ok(response) => response,
+            Posted::Refused(answer) => return Ok(Opened::Refused(answer)),
+        };
         let mut events = GeminiEvents::new(response, self.idle);
         let mut held = Vec::new();
         loop {
