@@ -21,7 +21,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::Settings;
 use crate::error::{Flavor, GatewayError};
-use crate::routes::{admin, gemini as native, openai, ops, vector};
+use crate::routes::{admin, gemini as native, openai, ops, responses, vector};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -32,6 +32,10 @@ pub fn router(state: AppState) -> Router {
         .route("/chat/completions", post(openai::chat))
         .route("/aistudio/chat/completions", post(openai::chat))
         .route("/vertex/chat/completions", post(openai::vertex_unavailable))
+        .route("/v1/responses", post(responses::create))
+        .route("/responses", post(responses::create))
+        .route("/v1/responses/{id}", get(responses::get))
+        .route("/responses/{id}", get(responses::get))
         .route("/v1/models", get(openai::v1_list_models))
         .route("/models", get(openai::list_models))
         .route("/aistudio/models", get(openai::list_models))

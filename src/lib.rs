@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fetch;
+pub mod kept;
 pub mod keys;
 pub mod labels;
 pub mod limits;
@@ -93,6 +94,10 @@ impl Server {
         if let Some(reader) = &reader {
             let ids: Vec<_> = state.keys.slots().iter().map(|k| k.id).collect();
             state.stats.restore(reader, &ids);
+            match store::kept_rows(reader) {
+                Ok(rows) => state.kept.restore(rows),
+                Err(e) => tracing::warn!(error = %e, "kept records could not be read"),
+            }
             for slot in state.keys.slots().iter() {
                 slot.set_calls_today(state.stats.key_today(slot.id).total.successes);
             }

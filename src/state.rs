@@ -13,6 +13,7 @@ use crate::access::session::Sessions;
 use crate::cache::{Inflight, ResponseCache};
 use crate::config::{Config, RawEnv};
 use crate::fetch::Fetcher;
+use crate::kept::Kept;
 use crate::keys::KeyPool;
 use crate::keys::health::KeyTest;
 use crate::limits::RateLimiter;
@@ -41,6 +42,8 @@ pub struct Inner {
     pub provenance: std::sync::Mutex<std::collections::BTreeMap<String, crate::config::Source>>,
     pub models: Catalog,
     pub signatures: Signatures,
+    /// What dialects keep after an answer (stored Responses), 24 h.
+    pub kept: Kept,
     pub upstream: Upstream,
     pub fetcher: Fetcher,
     pub cache: ResponseCache,
@@ -75,6 +78,7 @@ impl AppState {
         let fetcher = Fetcher::new(config.settings.image_fetch_allow_loopback)?;
         let zone = config.settings.stats_reset_timezone.tz().clone();
         Ok(Self(Arc::new(Inner {
+            kept: Kept::new(store.clone()),
             keys: KeyPool::with_reset_zone(config.keys, zone.clone()),
             stats: Arc::new(Stats::new(zone, store.clone())),
             store,

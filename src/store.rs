@@ -19,7 +19,8 @@ const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// Request-log rows kept.
 const LOG_ROWS: i64 = 10_000;
 
-const MIGRATIONS: [&str; 1] = [r#"
+const MIGRATIONS: [&str; 2] = [
+    r#"
 CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL, env_value TEXT, updated_at INTEGER NOT NULL);
 CREATE TABLE keys (secret TEXT PRIMARY KEY, removed INTEGER NOT NULL DEFAULT 0, env_fingerprint TEXT, updated_at INTEGER NOT NULL);
 CREATE TABLE key_state (key_id TEXT PRIMARY KEY, state TEXT NOT NULL, cooldowns TEXT NOT NULL, updated_at INTEGER NOT NULL);
@@ -31,7 +32,11 @@ CREATE TABLE usage (bucket TEXT NOT NULL, start INTEGER NOT NULL, key_id TEXT NO
     PRIMARY KEY (bucket, start, key_id, model));
 CREATE TABLE request_log (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, entry TEXT NOT NULL);
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-"#];
+"#,
+    r#"
+CREATE TABLE kept (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, data BLOB NOT NULL, expires_at INTEGER NOT NULL);
+"#,
+];
 
 /// Counters of one usage bucket (a key × model × minute, hour or day).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -119,6 +124,15 @@ pub enum Op {
         value: String,
     },
     ResetStats,
+    /// A record a dialect kept (`kept::Kept`), until `expires_at` (unix seconds); the newest
+    /// `max_rows` records within `max_bytes` stay.
+    Keep {
+        id: String,
+        data: Vec<u8>,
+        expires_at: i64,
+        max_rows: i64,
+        max_bytes: i64,
+    },
 }
 
 enum Cmd {
@@ -396,6 +410,17 @@ fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
     Ok(loaded)
 }
 
+/// Kept records that have not expired, oldest first: `(id, data, expires_at)` (read through
+/// the reader connection at start-up).
+pub fn kept_rows(conn: &Connection) -> rusqlite::Result<Vec<(String, Vec<u8>, i64)>> {
+    let mut s =
+        conn.prepare("SELECT id, data, expires_at FROM kept WHERE expires_at > ?1 ORDER BY seq")?;
+    let rows = s.query_map(params![now_unix()], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    rows.collect()
+}
+
 /// Usage rows of a bucket since `since` (reads through the reader connection at start-up).
 pub fn usage_since(
     conn: &Connection,
@@ -570,6 +595,27 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
         Op::ResetStats => {
             conn.execute("DELETE FROM usage", [])?;
         }
+        Op::Keep {
+            id,
+            data,
+            expires_at,
+            max_rows,
+            max_bytes,
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO kept(id, data, expires_at) VALUES(?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+            )?
+            .execute(params![id, data, expires_at])?;
+            // Bounded as it grows, like the memory it mirrors: the newest within the count
+            // and the bytes.
+            conn.prepare_cached(
+                "DELETE FROM kept WHERE seq IN (SELECT seq FROM (SELECT seq, ROW_NUMBER() OVER w AS n,
+                   SUM(length(data)) OVER w AS total FROM kept WINDOW w AS (ORDER BY seq DESC))
+                 WHERE n > ?1 OR total > ?2)",
+            )?
+            .execute(params![max_rows, max_bytes])?;
+        }
     }
     Ok(())
 }
@@ -584,9 +630,10 @@ fn commit(conn: &Connection, ops: &[Op]) -> rusqlite::Result<()> {
 }
 
 /// Retention (decisions §7): minutes 48 h, hours 90 days, days kept (the request log is
-/// bounded as it is written).
+/// bounded as it is written); kept records until they expire.
 fn prune(conn: &Connection) -> rusqlite::Result<()> {
     let now = now_unix();
+    conn.execute("DELETE FROM kept WHERE expires_at <= ?1", params![now])?;
     conn.execute(
         "DELETE FROM usage WHERE bucket = 'minute' AND start < ?1",
         params![now - 48 * 3600],

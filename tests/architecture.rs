@@ -25,6 +25,7 @@ const FLOORS: &[&[&str]] = &[
         "access",
         "cache",
         "fetch",
+        "kept",
         "keys",
         "limits",
         "metrics",

@@ -14,14 +14,17 @@ use tokio::time::Instant;
 
 use crate::cache::Answer;
 use crate::error::GatewayError;
+use crate::kept::Kept;
 use crate::pipeline::sse;
 use crate::signatures::Signatures;
 use crate::translate::dialect::Render;
 
-/// Where the thought signatures of an answer's tool calls are remembered.
+/// Where what an answer leaves behind is remembered: the thought signatures of its tool
+/// calls, and what its dialect keeps for later requests.
 #[derive(Clone)]
 pub struct Memo {
     pub store: Signatures,
+    pub kept: Kept,
     /// The upstream model the answer came from.
     pub model: String,
 }
@@ -30,6 +33,13 @@ impl Memo {
     pub fn keep(&self, pairs: Vec<(String, String)>) {
         for (id, signature) in pairs {
             self.store.remember(&id, &self.model, &signature);
+        }
+    }
+
+    /// Keeps what the dialect keeps once its answer is complete.
+    pub fn keep_answer(&self, render: &mut dyn Render) {
+        if let Some(keep) = render.keep() {
+            self.kept.keep(keep);
         }
     }
 }
@@ -100,6 +110,9 @@ impl Delivery {
             })
         };
         self.memo.keep(self.render.signatures());
+        if written.is_ok() {
+            self.memo.keep_answer(self.render.as_mut());
+        }
         match written {
             Ok(w) => Ok(w),
             Err(e) if !headers_out => Err(e),

@@ -28,6 +28,7 @@ pub fn context<'a>(
     snap: &'a Settings,
     model_thinks: &'a dyn Fn(&str) -> Option<bool>,
     recall: &'a dyn Fn(&str, &str) -> Option<String>,
+    recall_kept: &'a dyn Fn(&str) -> Option<bytes::Bytes>,
 ) -> Context<'a> {
     Context {
         enable_thinking: snap.enable_thinking,
@@ -40,6 +41,7 @@ pub fn context<'a>(
             last_n: snap.calculate_cache_entries,
             precise: snap.precise_cache,
         }),
+        recall_kept,
     }
 }
 
@@ -54,7 +56,8 @@ pub async fn serve<R>(
 ) -> Result<Response, GatewayError> {
     let thinks = |model: &str| state.models.thinks(model);
     let recall = |id: &str, model: &str| state.signatures.recall(id, model);
-    let prepared = prepare(request, &context(snap, &thinks, &recall))?;
+    let kept = |id: &str| state.kept.get(id);
+    let prepared = prepare(request, &context(snap, &thinks, &recall, &kept))?;
     generate(state, snap, prepared, Version::V1beta, outcome).await
 }
 
@@ -108,6 +111,7 @@ pub async fn generate(
     };
     let memo = Memo {
         store: state.signatures.clone(),
+        kept: state.kept.clone(),
         model: model.clone(),
     };
     let mut delivery = Delivery {

@@ -357,6 +357,8 @@ impl Relay {
                 None if self.render.is_finished() => {
                     self.finished = true;
                     self.render.finish(&mut out);
+                    self.memo.keep(self.render.signatures());
+                    self.memo.keep_answer(self.render.as_mut());
                     let usage = self.render.usage();
                     record_tokens(
                         &self.rescue.state.stats,

@@ -105,6 +105,9 @@ pub enum Shape {
     Chat,
     /// Gemini `generateContent`: `contents[]`, each with `parts[]`.
     Gemini,
+    /// OpenAI Responses: `input[]` items, each with `content[]` (a tool call or its output is
+    /// one item).
+    Responses,
     /// Anything else: only [`MAX_JSON_ITEMS`].
     Plain,
 }
@@ -114,6 +117,7 @@ impl Shape {
         match self {
             Self::Chat => "messages",
             Self::Gemini => "contents",
+            Self::Responses => "input",
             Self::Plain => "",
         }
     }
@@ -122,6 +126,7 @@ impl Shape {
         match self {
             Self::Chat => key == "content" || key == "tool_calls",
             Self::Gemini => key == "parts",
+            Self::Responses => key == "content",
             Self::Plain => false,
         }
     }

@@ -1,5 +1,5 @@
-//! Every axum handler, thin, one file per route family (`openai`, `gemini`, `admin`, `ops`,
-//! `vector`): a handler names what it extracts and calls one pipeline or service function.
+//! Every axum handler, thin, one file per route family (`openai`, `responses`, `gemini`,
+//! `admin`, `ops`, `vector`): a handler names what it extracts and calls one pipeline or service function.
 //! The request prologue is done once, by extractors: [`ClientCall`] (the family's
 //! password, the User-Agent whitelist, the per-address rate limits where they apply, the
 //! bounded body, typed JSON) and `admin::AdminCall` (the dashboard's password, session or
@@ -11,6 +11,7 @@ pub mod body;
 pub mod gemini;
 pub mod openai;
 pub mod ops;
+pub mod responses;
 pub mod vector;
 
 use std::marker::PhantomData;

@@ -67,6 +67,18 @@ pub struct Context<'a> {
     /// Which messages a response-cache key covers; `None`: the cache is not used (a real
     /// stream).
     pub cache: Option<crate::translate::cache_key::KeyRule>,
+    /// What a dialect kept after an earlier answer ([`Render::keep`]), by its id: `None`
+    /// when unknown or expired.
+    pub recall_kept: &'a dyn Fn(&str) -> Option<Bytes>,
+}
+
+/// Something a dialect keeps after an answer for later requests to continue from or read
+/// back (OpenAI Responses' stored responses): its id and its serialised form. The server
+/// keeps it for a day, bounded in count and bytes, and on disk when storage is on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keep {
+    pub id: String,
+    pub data: Bytes,
 }
 
 /// Writes Gemini answers in a client's protocol. One per request; stateful for streams.
@@ -125,6 +137,12 @@ pub trait Render: Send + 'static {
     /// signature memory.
     fn signatures(&mut self) -> Vec<(String, String)> {
         Vec::new()
+    }
+
+    /// What to keep once the answer is complete (a complete answer was written, or a stream
+    /// finished), asked once per answer.
+    fn keep(&mut self) -> Option<Keep> {
+        None
     }
 
     /// True once the stream's answer has finished (a stream that ends before is broken).

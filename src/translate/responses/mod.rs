@@ -19,6 +19,7 @@
 //!    `model_turn()` as above.
 
 pub mod answer;
+pub mod dialect;
 pub mod request;
 pub mod store;
 pub mod stream;
@@ -27,6 +28,6 @@ pub mod stream;
 mod tests;
 
 pub use answer::{Answer, ResponseMeta, response_id, to_response};
-pub use request::{AnswerContext, Options, Translated, to_gemini};
+pub use request::{AnswerContext, Translated, to_gemini};
 pub use store::{StoredConversation, StoredResponse};
 pub use stream::ResponseStream;

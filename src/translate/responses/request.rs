@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::store::StoredConversation;
 use crate::error::GatewayError;
+use crate::translate::dialect::Context;
 use crate::translate::history::{self, Turns};
 use crate::translate::media::parse_data_url;
 use crate::translate::model_name::{is_gemini3, search_base, upstream_model_name};
@@ -17,35 +18,6 @@ use crate::wire::gemini::{
 use crate::wire::responses::{
     CallOutput, CallOutputContent, ContentPart, CreateResponse, Input, InputItem, MessageContent,
 };
-
-/// Settings and lookups the translation needs besides the request.
-pub struct Options<'a> {
-    pub enable_thinking: bool,
-    /// The model list's `thinking` flag for the model, when known.
-    pub model_thinks: Option<bool>,
-    /// `Some(SEARCH_PROMPT)` when search mode is on (`-search` model names).
-    pub search_prompt: Option<&'a str>,
-    /// A remembered thought signature by call id, for the request's model.
-    pub recall_signature: &'a dyn Fn(&str) -> Option<String>,
-    /// HAJIMI's `RANDOM_STRING` filler length.
-    pub random_string: Option<usize>,
-    /// The stored conversation named by `previous_response_id` (the pipeline loads it and
-    /// answers an unknown or expired id with a 400 before translating).
-    pub previous: Option<&'a StoredConversation>,
-}
-
-impl Default for Options<'_> {
-    fn default() -> Self {
-        Self {
-            enable_thinking: false,
-            model_thinks: None,
-            search_prompt: None,
-            recall_signature: &|_| None,
-            random_string: None,
-            previous: None,
-        }
-    }
-}
 
 /// The Gemini request and what answering needs.
 #[derive(Debug)]
@@ -77,10 +49,16 @@ fn bad(message: String) -> GatewayError {
     GatewayError::bad_param(message, "input")
 }
 
-/// Translates a Responses request. Remote images and files (`image_url` / `file_url` over
-/// http(s)) become `fileData` parts without a MIME type, for
-/// `fetch::inline_remote_file_data` (outside `translate`).
-pub fn to_gemini(req: &CreateResponse, opts: &Options<'_>) -> Result<Translated, GatewayError> {
+/// Translates a Responses request with the server's context, continuing `previous` (the
+/// stored conversation named by `previous_response_id`, loaded by the caller). Remote images
+/// and files (`image_url` / `file_url` over http(s)) become `fileData` parts without a MIME
+/// type, for `fetch::inline_remote_file_data` (outside `translate`). The proxy's filler
+/// (`RANDOM_STRING`) is not inserted: the caller takes the cache key first.
+pub fn to_gemini(
+    req: &CreateResponse,
+    ctx: &Context<'_>,
+    previous: Option<&StoredConversation>,
+) -> Result<Translated, GatewayError> {
     let mut upstream_model = upstream_model_name(&req.model).to_owned();
     if upstream_model.is_empty() {
         return Err(GatewayError::bad_param(
@@ -88,7 +66,7 @@ pub fn to_gemini(req: &CreateResponse, opts: &Options<'_>) -> Result<Translated,
             "model",
         ));
     }
-    let search = match (opts.search_prompt, search_base(&upstream_model)) {
+    let search = match (ctx.search_prompt, search_base(&upstream_model)) {
         (Some(prompt), Some(base)) => {
             upstream_model = base.to_owned();
             Some(prompt.to_owned())
@@ -104,7 +82,7 @@ pub fn to_gemini(req: &CreateResponse, opts: &Options<'_>) -> Result<Translated,
         .map(Part::text)
         .into_iter()
         .collect();
-    let mut turns = match opts.previous {
+    let mut turns = match previous {
         Some(prev) => {
             let mut contents = prev.contents.clone();
             if !crate::translate::model_name::same_family(&prev.model, &upstream_model) {
@@ -138,7 +116,8 @@ pub fn to_gemini(req: &CreateResponse, opts: &Options<'_>) -> Result<Translated,
         })
     };
     let conversation = contents.clone();
-    history::complete_signatures(&mut contents, gemini3, opts.recall_signature);
+    let recall = |id: &str| (ctx.recall_signature)(id, &upstream_model);
+    history::complete_signatures(&mut contents, gemini3, &recall);
     history::strip_call_ids(&mut contents);
 
     let mut answer = AnswerContext {
@@ -155,15 +134,12 @@ pub fn to_gemini(req: &CreateResponse, opts: &Options<'_>) -> Result<Translated,
     if let Some(prompt) = search {
         history::add_search(&mut tools, &mut contents, prompt);
     }
-    if let Some(len) = opts.random_string {
-        history::insert_random_strings(&mut contents, len);
-    }
 
     let mut generation_config = generation_config(req)?;
     generation_config.thinking_config = thinking::thinking_config(
         &upstream_model,
-        opts.model_thinks,
-        opts.enable_thinking,
+        (ctx.model_thinks)(&upstream_model),
+        ctx.enable_thinking,
         &thinking::Requested {
             reasoning_effort: req.reasoning.as_ref().and_then(|r| r.effort.as_deref()),
             ..thinking::Requested::default()

@@ -16,8 +16,36 @@ fn request(body: Value) -> CreateResponse {
     serde_json::from_value(body).expect("responses request")
 }
 
+/// What a test varies of the server's context.
+#[derive(Default)]
+struct Options<'a> {
+    enable_thinking: bool,
+    recall_signature: Option<&'a dyn Fn(&str) -> Option<String>>,
+    previous: Option<&'a StoredConversation>,
+}
+
+fn translate_req(
+    req: &CreateResponse,
+    o: &Options<'_>,
+) -> Result<Translated, crate::error::GatewayError> {
+    let thinks = |_: &str| None;
+    let recall = |id: &str, _: &str| o.recall_signature.and_then(|f| f(id));
+    let kept = |_: &str| None;
+    let ctx = crate::translate::dialect::Context {
+        enable_thinking: o.enable_thinking,
+        model_thinks: &thinks,
+        search_prompt: None,
+        recall_signature: &recall,
+        random_string: None,
+        inband_errors: false,
+        cache: None,
+        recall_kept: &kept,
+    };
+    to_gemini(req, &ctx, o.previous)
+}
+
 fn translate_with(body: Value, opts: &Options<'_>) -> (Translated, Value) {
-    let t = to_gemini(&request(body), opts).expect("translates");
+    let t = translate_req(&request(body), opts).expect("translates");
     let v = serde_json::to_value(&t.request).expect("json");
     (t, v)
 }
@@ -203,7 +231,7 @@ fn missing_or_foreign_signatures_are_recalled_or_replaced() {
     );
     let recall = |id: &str| (id == "call_a").then(|| "UkVD".to_owned());
     let opts = Options {
-        recall_signature: &recall,
+        recall_signature: Some(&recall),
         ..Options::default()
     };
     let (_, g) = translate_with(tool_loop("gemini-3-flash-preview"), &opts);
@@ -213,14 +241,14 @@ fn missing_or_foreign_signatures_are_recalled_or_replaced() {
 #[test]
 fn unknown_call_ids_and_file_ids_are_400s() {
     let body = json!({"model": "m", "input": [{"type": "function_call_output", "call_id": "call_x", "output": "1"}]});
-    let err = to_gemini(&request(body), &Options::default()).expect_err("unknown call");
+    let err = translate_req(&request(body), &Options::default()).expect_err("unknown call");
     assert!(err.to_string().contains("call_x"));
     let body = json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file_1", "detail": "auto"}]}]});
-    assert!(to_gemini(&request(body), &Options::default()).is_err());
+    assert!(translate_req(&request(body), &Options::default()).is_err());
     let body =
         json!({"model": "gemini-2.5-flash", "reasoning": {"effort": "extreme"}, "input": "x"});
     assert!(
-        to_gemini(&request(body), &Options::default()).is_err(),
+        translate_req(&request(body), &Options::default()).is_err(),
         "same effort table as chat"
     );
 }
