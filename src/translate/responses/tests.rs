@@ -16,11 +16,13 @@ fn request(body: Value) -> CreateResponse {
     serde_json::from_value(body).expect("responses request")
 }
 
+type Recall<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// What a test varies of the server's context.
 #[derive(Default)]
 struct Options<'a> {
     enable_thinking: bool,
-    recall_signature: Option<&'a dyn Fn(&str) -> Option<String>>,
+    recall_signature: Option<Recall<'a>>,
     previous: Option<&'a StoredConversation>,
 }
 
