@@ -819,6 +819,48 @@ mod tests {
         store.close();
     }
 
+    #[tokio::test]
+    async fn kept_records_are_bounded_and_read_back_unexpired() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _, reader) = Store::open(dir.path()).expect("opens");
+        let keep = |id: &str, len: usize, expires_at: i64| Op::Keep {
+            id: id.into(),
+            data: vec![b'x'; len],
+            expires_at,
+            max_rows: 3,
+            max_bytes: 100,
+        };
+        let later = now_unix() + 60;
+        store
+            .commit(vec![
+                keep("a", 10, later),
+                keep("gone", 10, now_unix() - 1),
+                keep("b", 10, later),
+                keep("c", 10, later),
+                keep("d", 10, later),
+            ])
+            .await
+            .expect("committed");
+        let ids = |rows: Vec<(String, Vec<u8>, i64)>| -> Vec<String> {
+            rows.into_iter().map(|r| r.0).collect()
+        };
+        assert_eq!(
+            ids(kept_rows(&reader).expect("rows")),
+            ["b", "c", "d"],
+            "the newest three, oldest first"
+        );
+        store
+            .commit(vec![keep("e", 90, later)])
+            .await
+            .expect("committed");
+        assert_eq!(
+            ids(kept_rows(&reader).expect("rows")),
+            ["d", "e"],
+            "within the bytes"
+        );
+        store.close();
+    }
+
     #[cfg(unix)]
     #[test]
     fn the_database_is_private() {
