@@ -811,3 +811,135 @@ fn replayed_output_items_continue_the_tool_loop() {
         json!({"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"output": "18C"}}}]})
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The dialect: prepare + Render
+
+fn context_with<'a>(
+    kept: &'a dyn Fn(&str) -> Option<bytes::Bytes>,
+    recall: &'a dyn Fn(&str, &str) -> Option<String>,
+) -> crate::translate::dialect::Context<'a> {
+    crate::translate::dialect::Context {
+        enable_thinking: true,
+        model_thinks: &|_| None,
+        search_prompt: None,
+        recall_signature: recall,
+        random_string: None,
+        inband_errors: false,
+        cache: Some(crate::translate::cache_key::KeyRule {
+            last_n: 6,
+            precise: false,
+        }),
+        recall_kept: kept,
+    }
+}
+
+/// What Codex 0.171.0 sent through hajimi in the e2e agent test (its second request: the
+/// tool loop, `store: false`, the signature in the replayed reasoning item).
+#[test]
+fn codex_through_hajimi_is_prepared_with_its_carried_signature_and_nothing_kept() {
+    let body: Value = serde_json::from_str(&fixture_text(
+        "openai/responses.request.codex-0.171.0.through-hajimi.json",
+    ))
+    .expect("json");
+    let carried = body["input"]
+        .as_array()
+        .expect("input")
+        .iter()
+        .find(|i| i["type"] == "reasoning")
+        .and_then(|i| i["encrypted_content"].as_str())
+        .expect("a carried signature")
+        .to_owned();
+    let signature = crate::translate::history::uncarry(&carried, "gemini-3-pro-preview")
+        .expect("hajimi's own carry")
+        .to_owned();
+    let kept = |_: &str| None;
+    let recall = |_: &str, _: &str| None;
+    let ctx = context_with(&kept, &recall);
+    let mut prepared = dialect::prepare(request(body), &ctx).expect("prepares");
+    assert_eq!(prepared.model, "gemini-3-pro-preview");
+    assert!(prepared.stream);
+    assert!(prepared.cache_key.is_some());
+    let crate::translate::dialect::UpstreamBody::Typed(g) = &prepared.body else {
+        panic!("typed");
+    };
+    let g = serde_json::to_value(g.as_ref()).expect("json");
+    let call = &g["contents"][1]["parts"][0];
+    assert_eq!(call["functionCall"]["name"], "exec_command");
+    assert_eq!(call["thoughtSignature"], signature.as_str());
+    assert!(
+        g["contents"][2]["parts"][0]["functionResponse"]["response"]["output"]
+            .as_str()
+            .is_some_and(|o| o.contains("hello from the file"))
+    );
+
+    let render = &mut prepared.render;
+    assert_eq!(render.label(), "responses");
+    let mut out = Vec::new();
+    render.open(&mut out);
+    let answer = response(
+        json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "It says hello."}]}, "finishReason": "STOP"}]}),
+    );
+    render.event(&bytes::Bytes::new(), Some(&answer), &mut out);
+    render.finish(&mut out);
+    assert!(render.is_finished());
+    let text: String = out
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert!(text.starts_with("event: response.created\n"));
+    assert!(text.contains("event: response.completed\n"));
+    assert!(render.keep().is_none(), "store: false keeps nothing");
+}
+
+#[test]
+fn a_stored_answer_is_kept_and_continued_by_id() {
+    let kept = |_: &str| None;
+    let recall = |_: &str, _: &str| None;
+    let ctx = context_with(&kept, &recall);
+    let mut prepared = dialect::prepare(
+        request(json!({"model": "gemini-2.5-flash", "input": "My name is Ana."})),
+        &ctx,
+    )
+    .expect("prepares");
+    let answer = crate::translate::dialect::Answer {
+        status: 200,
+        raw: bytes::Bytes::new(),
+        parsed: Some(std::sync::Arc::new(response(
+            json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Hi Ana."}]}, "finishReason": "STOP"}]}),
+        ))),
+    };
+    let (_, body) = prepared.render.complete(&answer).expect("answers");
+    let shown: Value = serde_json::from_slice(&body).expect("json");
+    let keep = prepared.render.keep().expect("stored by default");
+    assert_eq!(keep.id, shown["id"].as_str().expect("id"));
+    let stored = dialect::stored(&keep.data).expect("reads back");
+    assert_eq!(serde_json::to_value(&stored.response).expect("json"), shown);
+    assert_eq!(stored.conversation.contents.len(), 2);
+
+    let data = keep.data.clone();
+    let id = keep.id.clone();
+    let kept = move |asked: &str| (asked == id).then(|| data.clone());
+    let ctx = context_with(&kept, &recall);
+    let next = dialect::prepare(
+        request(
+            json!({"model": "gemini-2.5-flash", "previous_response_id": keep.id, "input": "Name?"}),
+        ),
+        &ctx,
+    )
+    .expect("continues");
+    let crate::translate::dialect::UpstreamBody::Typed(g) = &next.body else {
+        panic!("typed");
+    };
+    assert_eq!(g.contents.len(), 3);
+    let err = dialect::prepare(
+        request(
+            json!({"model": "gemini-2.5-flash", "previous_response_id": "resp_gone", "input": "x"}),
+        ),
+        &ctx,
+    )
+    .err()
+    .expect("unknown id");
+    assert_eq!(err.status().as_u16(), 400);
+    assert!(err.to_string().contains("resp_gone"));
+}

@@ -1,0 +1,182 @@
+"""A real coding agent through the Responses dialect: OpenAI's Codex CLI (`codex exec`), with a
+provider whose base URL is hajimi and `wire_api = "responses"`, completes a task that needs one
+tool call. The mock is scripted to call Codex's shell tool (`exec_command`) on Gemini 3 (so the
+call carries a thought signature), then to answer with a final text.
+
+Codex is installed with npm into target/agents/ (pinned; reused when already there). When npm
+or its registry cannot be reached the test is skipped and says why; any other failure fails.
+
+Codex talks to hajimi through a small recording pass-through, so the test can check what Codex
+sent, and `HAJIMI_UPDATE_FIXTURES=1` writes its second request (the tool loop) to
+tests/fixtures/openai/, where the unit tests read it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, rule
+
+CODEX = "@openai/codex@0.171.0"
+PREFIX = REPO_ROOT / "target" / "agents" / "codex-0.171.0"
+BIN = PREFIX / "node_modules" / ".bin" / "codex"
+MODEL = "gemini-3-pro-preview"
+FIXTURE = REPO_ROOT / "tests" / "fixtures" / "openai" / "responses.request.codex-0.171.0.through-hajimi.json"
+FILE_TEXT = "hello from the file"
+ANSWER = "The file says: hello from the file"
+INSTALL_TIMEOUT_S = 600
+RUN_TIMEOUT_S = 180
+
+
+def _npm_reachable() -> str | None:
+    """Why npm cannot install anything here, or None."""
+    npm = shutil.which("npm")
+    if npm is None:
+        return "npm is not installed"
+    ping = subprocess.run([npm, "ping"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    if ping.returncode != 0:
+        return f"the npm registry is unreachable: {(ping.stderr or ping.stdout).strip()[-300:]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def codex() -> Path:
+    def works() -> bool:
+        if not BIN.exists():
+            return False
+        version = subprocess.run([str(BIN), "--version"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        return version.returncode == 0 and "0.171.0" in version.stdout
+
+    if works():
+        return BIN
+    if reason := _npm_reachable():
+        pytest.skip(f"Codex CLI not tested: {reason}")
+    PREFIX.mkdir(parents=True, exist_ok=True)
+    install = subprocess.run(
+        ["npm", "install", "--prefix", str(PREFIX), "--no-audit", "--no-fund", "--loglevel=error", CODEX],
+        capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, stdin=subprocess.DEVNULL,
+    )
+    assert install.returncode == 0, f"npm install {CODEX} failed:\n{install.stdout}\n{install.stderr}"
+    assert works(), f"{BIN} does not run after installing {CODEX}"
+    return BIN
+
+
+class _Recorder:
+    """An HTTP pass-through to hajimi that keeps each request (method, path, JSON body)."""
+
+    def __init__(self, target: str):
+        self.target = urllib.parse.urlsplit(target)
+        self.requests: list[dict] = []
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                try:
+                    parsed = json.loads(body) if body else None
+                except ValueError:
+                    parsed = body.decode(errors="replace")
+                recorder.requests.append({"method": self.command, "path": self.path, "body": parsed})
+                conn = http.client.HTTPConnection(recorder.target.hostname, recorder.target.port, timeout=RUN_TIMEOUT_S)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "content-length")}
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                upstream = conn.getresponse()
+                self.send_response(upstream.status)
+                for k, v in upstream.getheaders():
+                    if k.lower() not in ("connection", "transfer-encoding", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("connection", "close")
+                self.end_headers()
+                # Passed on as it arrives (streams stay streams).
+                while chunk := upstream.read1(65536):
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                conn.close()
+
+            do_GET = do_POST = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_codex_exec_completes_a_task_with_one_tool_call(codex, gateway):
+    gateway.add_rules(
+        rule({"kind": "function_call", "calls": [{"name": "exec_command", "args": {"cmd": "cat hello.txt"}}]}, times=1),
+        rule({"kind": "text", "text": ANSWER}),
+    )
+    recorder = _Recorder(gateway.url)
+    try:
+        with tempfile.TemporaryDirectory(prefix="hajimi-codex-") as tmp:
+            home, work = Path(tmp) / "home", Path(tmp) / "work"
+            home.mkdir()
+            work.mkdir()
+            (work / "hello.txt").write_text(FILE_TEXT + "\n")
+            (home / "config.toml").write_text(
+                f'model = "{MODEL}"\n'
+                'model_provider = "hajimi"\n'
+                "[model_providers.hajimi]\n"
+                'name = "hajimi"\n'
+                f'base_url = "{recorder.url}/v1"\n'
+                'env_key = "HAJIMI_API_KEY"\n'
+                'wire_api = "responses"\n'
+            )
+            env = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": str(home),
+                "CODEX_HOME": str(home),
+                "HAJIMI_API_KEY": gateway.password,
+                "LANG": "C.UTF-8",
+                "NO_PROXY": "127.0.0.1,localhost",
+            }
+            run = subprocess.run(
+                [str(codex), "exec", "--skip-git-repo-check", "--sandbox", "danger-full-access",
+                 "Read hello.txt and tell me what it says"],
+                cwd=work, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL,
+            )
+    finally:
+        recorder.close()
+
+    log = f"exit {run.returncode}\nstdout:\n{run.stdout}\nstderr:\n{run.stderr[-4000:]}"
+    assert run.returncode == 0, log
+    assert ANSWER in run.stdout, log
+    assert FILE_TEXT in run.stderr, f"Codex ran the tool: {log}"
+
+    sent = [r for r in recorder.requests if r["method"] == "POST" and r["path"].endswith("/responses")]
+    assert len(sent) == 2, [r["path"] for r in recorder.requests]
+    loop = sent[1]["body"]
+    assert loop["store"] is False and loop["stream"] is True
+    items = {item.get("type"): item for item in loop["input"]}
+    call, output = items["function_call"], items["function_call_output"]
+    assert call["name"] == "exec_command" and output["call_id"] == call["call_id"]
+    assert FILE_TEXT in output["output"]
+    assert items["reasoning"]["encrypted_content"].startswith("hjm1:"), "the signature rides in encrypted_content"
+
+    upstream = gateway.upstream_calls()
+    assert len(upstream) == 2
+    model_turn = next(c for c in upstream[1]["body"]["contents"] if c["role"] == "model")
+    signed = model_turn["parts"][0]
+    assert signed["functionCall"]["name"] == "exec_command"
+    assert signed["thoughtSignature"] not in (None, "skip_thought_signature_validator"), "Gemini 3 gets its signature back"
+
+    if os.environ.get("HAJIMI_UPDATE_FIXTURES"):
+        FIXTURE.write_text(json.dumps(loop, indent=1, ensure_ascii=False) + "\n")
