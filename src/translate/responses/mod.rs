@@ -3,20 +3,13 @@
 //! ([`ResponseStream`]), and the stored shape behind `previous_response_id`
 //! ([`store::StoredResponse`]). Errors use OpenAI's envelope (`Flavor::OpenAi`).
 //!
-//! How the pipeline drives it:
-//! 1. parse `CreateResponse`; resolve model aliases; load the stored conversation of
-//!    `previous_response_id` (unknown or expired → 400); `to_gemini` with the signature
-//!    memory as `recall_signature`; fetch remote media
-//!    (`fetch::inline_remote_file_data`, outside `translate`).
-//! 2. make a `ResponseMeta` (`answer::response_id()`, now).
-//! 3. complete answers: `crate::translate::assess::assess` as for chat (a prompt block is a
-//!    400), then `to_response`; remember `Answer::signatures`; when the request `stores()`,
-//!    keep `StoredResponse { response, conversation: StoredConversation::new(model,
-//!    translated.conversation, Some(answer.model_turn)) }` for 24 h.
-//! 4. streams: `ResponseStream::new(meta, translated.answer)`, `map_event` per upstream
-//!    event, `keepalive` while waiting, `finish` at the end, `fail` for an in-stream
-//!    failure; `drain_signatures` after each event; store `final_response()` and
-//!    `model_turn()` as above.
+//! [`dialect`] is the dialect the pipeline drives: `prepare` loads the stored conversation
+//! of `previous_response_id` through `Context::recall_kept` (unknown or expired → 400),
+//! translates with the shared `Context` (signature memory, thinking, search) and takes the
+//! cache key before the proxy's filler; its `Render` writes complete answers with
+//! [`to_response`] and streams with [`ResponseStream`] (keep-alives are SSE comments), offers
+//! the calls' signatures to the memory, and hands back the [`StoredResponse`] to keep 24 h
+//! (`Render::keep`) when the request stores (the default).
 
 pub mod answer;
 pub mod dialect;
