@@ -34,7 +34,7 @@ CREATE TABLE request_log (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT N
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#,
     r#"
-CREATE TABLE kept (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, data BLOB NOT NULL, expires_at INTEGER NOT NULL);
+CREATE TABLE kept (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, data BLOB NOT NULL, size INTEGER NOT NULL, expires_at INTEGER NOT NULL);
 "#,
 ];
 
@@ -603,15 +603,20 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
             max_bytes,
         } => {
             conn.prepare_cached(
-                "INSERT INTO kept(id, data, expires_at) VALUES(?1, ?2, ?3)
-                 ON CONFLICT(id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+                "INSERT INTO kept(id, data, size, expires_at) VALUES(?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET data = excluded.data, size = excluded.size, expires_at = excluded.expires_at",
             )?
-            .execute(params![id, data, expires_at])?;
+            .execute(params![
+                id,
+                data,
+                i64::try_from(data.len()).unwrap_or(i64::MAX),
+                expires_at
+            ])?;
             // Bounded as it grows, like the memory it mirrors: the newest within the count
             // and the bytes.
             conn.prepare_cached(
                 "DELETE FROM kept WHERE seq IN (SELECT seq FROM (SELECT seq, ROW_NUMBER() OVER w AS n,
-                   SUM(length(data)) OVER w AS total FROM kept WINDOW w AS (ORDER BY seq DESC))
+                   SUM(size) OVER w AS total FROM kept WINDOW w AS (ORDER BY seq DESC))
                  WHERE n > ?1 OR total > ?2)",
             )?
             .execute(params![max_rows, max_bytes])?;
