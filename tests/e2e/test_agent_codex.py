@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, rule
+from conftest import KEYS, PASSWORD, REPO_ROOT, Gateway, _binary, _Process, rule
 
 CODEX = "@openai/codex@0.171.0"
 PREFIX = REPO_ROOT / "target" / "agents" / "codex-0.171.0"
@@ -44,9 +44,16 @@ def _npm_reachable() -> str | None:
     npm = shutil.which("npm")
     if npm is None:
         return "npm is not installed"
-    ping = subprocess.run([npm, "ping"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    try:
+        ping = subprocess.run(
+            [npm, "ping", "--fetch-retries=1", "--fetch-timeout=15000"],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return "the npm registry did not answer `npm ping` within 60 s"
     if ping.returncode != 0:
-        return f"the npm registry is unreachable: {(ping.stderr or ping.stdout).strip()[-300:]}"
+        said = [line for line in (ping.stderr or ping.stdout).splitlines() if line.strip() not in ("", "npm error")]
+        return f"the npm registry is unreachable: {' / '.join(said[:2])[:300]}"
     return None
 
 
@@ -72,6 +79,29 @@ def codex() -> Path:
     return BIN
 
 
+@pytest.fixture
+def fake_streaming(gateway: Gateway):
+    """A second hajimi on the same mock with fake streaming (the default) and keep-alives every
+    0.3 s."""
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ} | {
+        "HOST": "127.0.0.1",
+        "PORT": "0",
+        "PASSWORD": PASSWORD,
+        "GEMINI_API_KEYS": ",".join(KEYS),
+        "GEMINI_BASE_URL": gateway.mock_url,
+        "ENABLE_STORAGE": "false",
+        "FAKE_STREAMING": "true",
+        "FAKE_STREAMING_INTERVAL": "0.3",
+        "RANDOM_STRING": "false",
+    }
+    with tempfile.TemporaryDirectory(prefix="hajimi-e2e-fake-") as cwd:
+        proc = _Process("hajimi-fake-streaming", [str(_binary("HAJIMI_BIN", "hajimi"))], env, cwd)
+        try:
+            yield Gateway(url=proc.wait_for_url(), mock_url=gateway.mock_url)
+        finally:
+            proc.stop()
+
+
 class _Recorder:
     """An HTTP pass-through to hajimi that keeps each request (method, path, JSON body)."""
 
@@ -91,7 +121,8 @@ class _Recorder:
                     parsed = json.loads(body) if body else None
                 except ValueError:
                     parsed = body.decode(errors="replace")
-                recorder.requests.append({"method": self.command, "path": self.path, "body": parsed})
+                entry = {"method": self.command, "path": self.path, "body": parsed, "answer": b""}
+                recorder.requests.append(entry)
                 conn = http.client.HTTPConnection(recorder.target.hostname, recorder.target.port, timeout=RUN_TIMEOUT_S)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "content-length")}
                 conn.request(self.command, self.path, body=body or None, headers=headers)
@@ -104,6 +135,8 @@ class _Recorder:
                 self.end_headers()
                 # Passed on as it arrives (streams stay streams).
                 while chunk := upstream.read1(65536):
+                    if len(entry["answer"]) < 1 << 20:
+                        entry["answer"] += chunk
                     self.wfile.write(chunk)
                     self.wfile.flush()
                 conn.close()
@@ -120,11 +153,30 @@ class _Recorder:
 
 
 def test_codex_exec_completes_a_task_with_one_tool_call(codex, gateway):
+    """Real streams (the e2e proxy's setting); what Codex sent is checked and recordable."""
+    loop = _run_codex(codex, gateway, gateway, answer={"kind": "text", "text": ANSWER})["loop"]
+    if os.environ.get("HAJIMI_UPDATE_FIXTURES"):
+        FIXTURE.write_text(json.dumps(loop, indent=1, ensure_ascii=False) + "\n")
+
+
+def test_codex_exec_waits_through_keepalives_with_fake_streaming(codex, gateway, fake_streaming):
+    """hajimi's default delivery: the final answer takes 1.5 s, sent as one fake stream after
+    `: keep-alive` comments, which Codex's SSE reader skips."""
+    slow = {"kind": "delay", "ms": 1500, "then": {"kind": "text", "text": ANSWER}}
+    answers = _run_codex(codex, fake_streaming, gateway, answer=slow)
+    assert b": keep-alive\n\n" in answers[1], answers[1][:500]
+    actions = [c["action"] for c in gateway.upstream_calls()]
+    assert actions == ["generateContent", "generateContent"], "fake streaming asks for complete answers"
+
+
+def _run_codex(codex: Path, proxy: Gateway, gateway: Gateway, answer: dict) -> dict:
+    """Runs the scripted task through `proxy`; returns Codex's second (tool-loop) request as
+    `loop` and the bytes of hajimi's two answers as `0` and `1`."""
     gateway.add_rules(
         rule({"kind": "function_call", "calls": [{"name": "exec_command", "args": {"cmd": "cat hello.txt"}}]}, times=1),
-        rule({"kind": "text", "text": ANSWER}),
+        rule(answer),
     )
-    recorder = _Recorder(gateway.url)
+    recorder = _Recorder(proxy.url)
     try:
         with tempfile.TemporaryDirectory(prefix="hajimi-codex-") as tmp:
             home, work = Path(tmp) / "home", Path(tmp) / "work"
@@ -144,7 +196,7 @@ def test_codex_exec_completes_a_task_with_one_tool_call(codex, gateway):
                 "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                 "HOME": str(home),
                 "CODEX_HOME": str(home),
-                "HAJIMI_API_KEY": gateway.password,
+                "HAJIMI_API_KEY": proxy.password,
                 "LANG": "C.UTF-8",
                 "NO_PROXY": "127.0.0.1,localhost",
             }
@@ -177,6 +229,4 @@ def test_codex_exec_completes_a_task_with_one_tool_call(codex, gateway):
     signed = model_turn["parts"][0]
     assert signed["functionCall"]["name"] == "exec_command"
     assert signed["thoughtSignature"] not in (None, "skip_thought_signature_validator"), "Gemini 3 gets its signature back"
-
-    if os.environ.get("HAJIMI_UPDATE_FIXTURES"):
-        FIXTURE.write_text(json.dumps(loop, indent=1, ensure_ascii=False) + "\n")
+    return {"loop": loop, 0: sent[0]["answer"], 1: sent[1]["answer"]}
