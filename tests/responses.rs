@@ -733,3 +733,54 @@ async fn errors_before_the_answer_keep_their_status_in_openais_envelope() {
     assert_eq!(status, 429, "{v}");
     openai_error(&v);
 }
+
+/// Everything behind the dialect is shared: a real stream cut midway is continued on another
+/// key and reaches the client as one completed response, in the Responses dialect.
+#[tokio::test]
+async fn a_cut_stream_is_rescued_into_one_completed_response() {
+    let h = start(&[REAL]).await;
+    let full = "one two three four five six seven eight nine ten.";
+    h.mock.add_rule(
+        Rule::new(Reply::text(full).chunks(10).cut_after(5))
+            .action("streamGenerateContent")
+            .times(1),
+    );
+    let r = h
+        .post(
+            "/v1/responses",
+            &json!({"model": FLASH, "input": "count", "stream": true}),
+        )
+        .await;
+    let ev = events(&r.text().await.unwrap());
+    assert_eq!(
+        h.upstream_calls().len(),
+        2,
+        "the cut stream and its continuation"
+    );
+    let n = names(&ev);
+    assert_eq!(
+        n.iter()
+            .filter(|n| **n == "response.output_item.added")
+            .count(),
+        1,
+        "{ev:?}"
+    );
+    assert_eq!(n.last(), Some(&"response.completed"), "{n:?}");
+    let deltas: String = ev
+        .iter()
+        .filter(|(n, _)| n == "response.output_text.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap())
+        .collect();
+    let done = output_text(&ev.last().unwrap().1["response"]);
+    assert_eq!(deltas, done, "the final response holds what was streamed");
+    assert!(
+        done.starts_with("one two") && done.len() > full.len() / 2,
+        "{done:?}"
+    );
+    for (i, (_, data)) in ev.iter().enumerate() {
+        assert_eq!(
+            data["sequence_number"], i,
+            "one numbering across the rescue"
+        );
+    }
+}

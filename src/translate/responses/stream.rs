@@ -33,6 +33,9 @@ pub struct ResponseStream {
     usage: Option<UsageMetadata>,
     carried: UsageMetadata,
     final_response: Option<Response>,
+    /// A continuation of a broken stream is being relayed: its thoughts are not shown (the
+    /// answer's message goes on in the same item).
+    continuing: bool,
 }
 
 impl ResponseStream {
@@ -46,6 +49,7 @@ impl ResponseStream {
             usage: None,
             carried: UsageMetadata::default(),
             final_response: None,
+            continuing: false,
         }
     }
 
@@ -110,8 +114,10 @@ impl ResponseStream {
         (!self.finished && self.items.calls() == 0).then(|| self.items.text())
     }
 
-    /// Starts a continuation: the broken stream's usage is carried into the final count.
+    /// Starts a continuation: the broken stream's usage is carried into the final count, and
+    /// the continuation's thoughts are left out so that its text goes on in the open message.
     pub fn begin_rescue(&mut self) {
+        self.continuing = true;
         if let Some(u) = self.usage.take() {
             crate::translate::output::add_usage(&mut self.carried, &u);
         }
@@ -153,6 +159,17 @@ impl ResponseStream {
         let candidate = event.candidates.as_deref().and_then(<[_]>::first);
         let mut events = Vec::new();
         let finish = match candidate {
+            Some(c) if self.continuing => {
+                let parts: Vec<_> = c
+                    .parts()
+                    .iter()
+                    .filter(|p| !p.is_thought() || p.function_call.is_some())
+                    .cloned()
+                    .collect();
+                self.items
+                    .push_parts(&parts, c.grounding_metadata.as_ref(), &mut events);
+                c.finish_reason.clone()
+            }
             Some(c) => {
                 self.items
                     .push_parts(c.parts(), c.grounding_metadata.as_ref(), &mut events);
