@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end tests: the official OpenAI Python SDK against the real hajimi binary, with
-# mock-gemini as the upstream (tests/e2e). Extra arguments go to pytest, e.g. `-k stream -v`.
+# End-to-end tests: the official OpenAI, Anthropic and Google Python SDKs and real coding
+# agents (Claude Code, Gemini CLI; installed with npm under tests/agents/ on first use)
+# against the real hajimi binary, with mock-gemini as the upstream (tests/e2e). Extra arguments go to pytest, e.g. `-k stream -v`.
 #
 # Uses a virtualenv at .venv in the repository root (made on first use; packages reinstalled
 # only when tests/e2e/requirements.txt changes) and the debug binaries (`cargo build`).
@@ -45,4 +46,5 @@ fi
 
 cargo build --bins -p hajimi -p mock-gemini
 
-exec "$venv/bin/python" -m pytest -q tests/e2e "$@"
+# -rs: a skipped test (an agent when npm is unreachable) is listed with its reason.
+exec "$venv/bin/python" -m pytest -q -rs tests/e2e "$@"

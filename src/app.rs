@@ -21,7 +21,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::Settings;
 use crate::error::{Flavor, GatewayError};
-use crate::routes::{admin, gemini as native, openai, ops, responses, vector};
+use crate::routes::{admin, anthropic, gemini as native, openai, ops, responses, vector};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -36,6 +36,10 @@ pub fn router(state: AppState) -> Router {
         .route("/responses", post(responses::create))
         .route("/v1/responses/{id}", get(responses::get))
         .route("/responses/{id}", get(responses::get))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
+        .route("/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1/models", get(openai::v1_list_models))
         .route("/models", get(openai::list_models))
         .route("/aistudio/models", get(openai::list_models))
@@ -172,6 +176,12 @@ pub fn flavor_of(path: &str) -> Flavor {
         Flavor::Gemini
     } else if path.starts_with("/api/") && !path.starts_with("/api/vector/") {
         Flavor::Detail
+    } else if path == "/v1/messages"
+        || path == "/messages"
+        || path.starts_with("/v1/messages/")
+        || path.starts_with("/messages/")
+    {
+        Flavor::Anthropic
     } else {
         Flavor::OpenAi
     }

@@ -1,8 +1,9 @@
-//! Prometheus metrics (`GET /metrics`): requests by route, model and status; request latency
+//! Prometheus metrics (`GET /metrics`): requests by route, dialect, model and status; request latency
 //! and gateway overhead histograms; upstream attempts and their latency; tokens; cache hits;
 //! key states; retries. Labels are bounded: a model Google's list does not know is `other`
 //! (`crate::labels`), routes are the router's patterns (`unmatched` for any path no route
-//! matched), statuses are numbers.
+//! matched), dialects are the fixed names of `translate::dialect::Render::label` (`-` for
+//! requests that have none), statuses are numbers.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -51,7 +52,7 @@ pub fn render() -> String {
 fn describe() {
     metrics::describe_counter!(
         "hajimi_requests_total",
-        "Requests by route, model and status"
+        "Requests by route, client dialect, model and status"
     );
     metrics::describe_histogram!(
         "hajimi_request_duration_seconds",
@@ -109,6 +110,8 @@ pub fn upstream_attempt(model: &str, result: &'static str, took: Duration) {
 /// One finished request, as the request log saw it.
 pub struct Finished<'a> {
     pub route: &'a str,
+    /// The client protocol (`openai`, `gemini`, `anthropic`, `responses`), if any.
+    pub dialect: Option<&'static str>,
     /// The model's bounded label ([`model_label`]), if the request named one.
     pub model: Option<&'a str>,
     pub status: u16,
@@ -123,7 +126,7 @@ pub struct Finished<'a> {
 pub fn request(r: &Finished<'_>) {
     let model = r.model.unwrap_or("-").to_owned();
     let route = r.route.to_owned();
-    counter!("hajimi_requests_total", "route" => route.clone(), "model" => model, "status" => r.status.to_string()).increment(1);
+    counter!("hajimi_requests_total", "route" => route.clone(), "dialect" => r.dialect.unwrap_or("-"), "model" => model, "status" => r.status.to_string()).increment(1);
     histogram!("hajimi_response_headers_seconds", "route" => route.clone())
         .record(r.headers.as_secs_f64());
     histogram!("hajimi_request_duration_seconds", "route" => route.clone())

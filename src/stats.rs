@@ -30,6 +30,10 @@ pub struct LogEntry {
     pub key: String,
     pub request_type: String,
     pub model: String,
+    /// The client protocol (`openai`, `gemini`, `anthropic`, `responses`; empty when the
+    /// request had none, and in entries saved before it was recorded).
+    #[serde(default)]
+    pub dialect: String,
     pub status_code: String,
     pub message: String,
     pub error_message: String,
@@ -45,11 +49,23 @@ struct Inner {
     next_day: i64,
     per_key: HashMap<KeyId, KeyDay>,
     per_model: BTreeMap<String, Counters>,
+    /// Today's requests per client dialect (a handful of fixed names).
+    per_dialect: BTreeMap<&'static str, DialectDay>,
     /// Increments not yet handed to the store: (minute start, key, model).
     pending: HashMap<(i64, KeyId, String), Counters>,
     log: VecDeque<LogEntry>,
     /// How many of the newest `log` entries the store has not been handed yet.
     unsaved_log: usize,
+}
+
+/// One client dialect's requests today.
+#[derive(Default, Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct DialectDay {
+    pub requests: u64,
+    /// Answered with an error status (4xx or 5xx).
+    pub failures: u64,
+    /// Prompt and completion tokens of their answers.
+    pub tokens: u64,
 }
 
 #[derive(Default, Clone)]
@@ -162,6 +178,7 @@ impl Stats {
             inner.next_day = next;
             inner.per_key.clear();
             inner.per_model.clear();
+            inner.per_dialect.clear();
             let zone = self.zone.iana_name().unwrap_or("UTC");
             tracing::info!(zone, "daily usage counters reset");
         }
@@ -302,6 +319,7 @@ impl Stats {
             inner.minutes.clear();
             inner.per_key.clear();
             inner.per_model.clear();
+            inner.per_dialect.clear();
             inner.pending.clear();
         }
         if let Some(store) = &self.store {
@@ -347,6 +365,22 @@ impl Stats {
 
     pub fn models_today(&self) -> BTreeMap<String, Counters> {
         self.lock().per_model.clone()
+    }
+
+    /// Counts one finished request of a client dialect (`ok`: not an error status).
+    pub fn count_dialect(&self, dialect: &'static str, ok: bool, tokens: u64) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        self.roll(inner, now_unix());
+        let day = inner.per_dialect.entry(dialect).or_default();
+        day.requests += 1;
+        day.failures += u64::from(!ok);
+        day.tokens += tokens;
+    }
+
+    /// Today's requests per client dialect (in memory: a restart starts them again).
+    pub fn dialects_today(&self) -> BTreeMap<&'static str, DialectDay> {
+        self.lock().per_dialect.clone()
     }
 
     pub fn day_start(&self) -> i64 {
@@ -448,6 +482,7 @@ mod tests {
             key: String::new(),
             request_type: String::new(),
             model: String::new(),
+            dialect: String::new(),
             status_code: String::new(),
             message: String::new(),
             error_message: String::new(),

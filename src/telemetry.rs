@@ -56,8 +56,10 @@ pub struct Outcome {
     pub attempts: u32,
     pub stream: bool,
     pub cache_hit: bool,
-    /// The client protocol that served the request (`openai`, `gemini`, …).
+    /// The client protocol that served the request (`openai`, `gemini`, `anthropic`, …).
     pub dialect: Option<&'static str>,
+    /// Tokens of the answer (prompt and completion), when Google reported them.
+    pub tokens: u64,
     /// Time spent waiting on Google (all attempts), for the gateway-overhead metric.
     pub upstream_ms: f64,
 }
@@ -187,6 +189,7 @@ impl LogLine {
             path = %self.path,
             query = %self.query.as_deref().unwrap_or("-"),
             model = %asked,
+            dialect = %outcome.dialect.unwrap_or("-"),
             key = %key.as_deref().unwrap_or("-"),
             attempts = outcome.attempts,
             stream = outcome.stream,
@@ -201,6 +204,7 @@ impl LogLine {
         let ms = |v: f64| std::time::Duration::from_secs_f64((v / 1000.0).max(0.0));
         crate::metrics::request(&crate::metrics::Finished {
             route: &self.route,
+            dialect: outcome.dialect,
             model: label.as_deref(),
             status: self.status,
             headers: ms(self.headers_ms),
@@ -209,6 +213,10 @@ impl LogLine {
             attempts: outcome.attempts,
             cache_hit: outcome.cache_hit,
         });
+        if let Some(dialect) = outcome.dialect {
+            self.stats
+                .count_dialect(dialect, self.status < 400, outcome.tokens);
+        }
         if outcome.model.is_some() {
             let at = jiff::ZonedDateTime::now()
                 .strftime("%Y-%m-%d %H:%M:%S")
@@ -248,6 +256,7 @@ impl LogLine {
                 key,
                 request_type: kind.to_owned(),
                 model: model.to_owned(),
+                dialect: outcome.dialect.unwrap_or_default().to_owned(),
                 status_code: self.status.to_string(),
                 message,
                 error_message: self.error.unwrap_or_default().to_owned(),

@@ -145,6 +145,7 @@ pub fn dashboard_data(state: &AppState) -> Value {
         // Beyond HAJIMI: what the new dashboard shows.
         "keys": slots.iter().map(|s| key_view(state, s, snap)).collect::<Vec<_>>(),
         "models_usage": models_usage,
+        "dialects_today": state.stats.dialects_today(),
         "tokens_24h": {"prompt": summary.day.prompt_tokens, "completion": summary.day.completion_tokens,
                         "thoughts": summary.day.thought_tokens, "cached": summary.day.cached_tokens},
         "storage": {"enabled": state.store.is_some(), "path": state.store.as_ref().map(|s| s.path().display().to_string())},
@@ -175,6 +176,7 @@ pub fn usage(state: &AppState) -> Value {
         "minute": summary.minute, "hour": summary.hour, "day": summary.day,
         "series": summary.series.iter().map(|(m, c)| json!({"start": m, "counters": c})).collect::<Vec<_>>(),
         "models_today": state.stats.models_today(),
+        "dialects_today": state.stats.dialects_today(),
         "day_start": state.stats.day_start(),
     })
 }

@@ -42,6 +42,7 @@ pub fn context<'a>(
             precise: snap.precise_cache,
         }),
         recall_kept,
+        aliases: &snap.model_aliases,
     }
 }
 

@@ -4,9 +4,11 @@
 //! error), then `deliver` (complete answers as JSON or fake streams, keep-alives) or `relay`
 //! (real streams, mid-stream rescue), all written through `sse`. `request_body` is the
 //! upstream body shared by a request's attempts; `native` passes through what has no dialect;
-//! `embeddings` and `models` serve their endpoints.
+//! `count` counts a dialect's request with Gemini's `countTokens`; `embeddings` and `models`
+//! serve their endpoints.
 
 pub mod attempts;
+pub mod count;
 pub mod deliver;
 pub mod dispatch;
 pub mod embeddings;

@@ -72,7 +72,7 @@ pub async fn obtain(
     if let Ok(answer) = &result {
         record_tokens(
             &state.stats,
-            outcome.get().key,
+            &outcome,
             &plan.model,
             answer
                 .parsed
@@ -138,10 +138,11 @@ async fn race(
     Ok(answer)
 }
 
-/// Counts an answer's tokens in the statistics and metrics.
+/// Counts an answer's tokens in the statistics, the metrics and the request's outcome (the
+/// credential that answered is the outcome's).
 pub fn record_tokens(
     stats: &crate::stats::Stats,
-    key: Option<crate::mask::KeyId>,
+    outcome: &OutcomeHandle,
     model: &str,
     usage: Option<&crate::wire::gemini::UsageMetadata>,
 ) {
@@ -153,6 +154,11 @@ pub fn record_tokens(
         cached_tokens: u.cached_content_token_count,
         ..crate::store::Counters::default()
     };
+    let mut key = None;
+    outcome.update(|o| {
+        o.tokens += c.prompt_tokens + c.completion_tokens;
+        key = o.key;
+    });
     stats.record(key, model, &c);
     crate::metrics::tokens(
         model,

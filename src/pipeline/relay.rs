@@ -362,7 +362,7 @@ impl Relay {
                     let usage = self.render.usage();
                     record_tokens(
                         &self.rescue.state.stats,
-                        self.rescue.outcome.get().key,
+                        &self.rescue.outcome,
                         &self.rescue.model,
                         usage.as_ref(),
                     );

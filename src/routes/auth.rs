@@ -1,6 +1,7 @@
 //! Who may call: the client password on API routes (from `x-goog-api-key`, `?key=` or
-//! `Authorization: Bearer`; any presented one that matches is accepted, compared in
-//! constant time) and the User-Agent whitelist (decisions §2).
+//! `Authorization: Bearer`, and on Anthropic routes `x-api-key` too; any presented one that
+//! matches is accepted, compared in constant time) and the User-Agent whitelist
+//! (decisions §2).
 
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
@@ -8,9 +9,17 @@ use axum::http::request::Parts;
 use crate::config::Settings;
 use crate::error::GatewayError;
 
-/// Checks the client password and the User-Agent whitelist of an API route.
-pub fn authenticate(settings: &Settings, parts: &Parts) -> Result<(), GatewayError> {
-    let presented = presented_credentials(&parts.headers, parts.uri.query());
+/// Checks the client password and the User-Agent whitelist of an API route (`x_api_key`:
+/// the route family also reads Anthropic's `x-api-key` header).
+pub fn authenticate(
+    settings: &Settings,
+    parts: &Parts,
+    x_api_key: bool,
+) -> Result<(), GatewayError> {
+    let mut presented = presented_credentials(&parts.headers, parts.uri.query());
+    if x_api_key && let Some(v) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        presented.push(v.trim().to_owned());
+    }
     if !presented
         .iter()
         .any(|p| settings.password.matches(p.as_bytes()))

@@ -70,6 +70,17 @@ fn target(model_action: &str) -> Result<(String, Action), GatewayError> {
     Ok((model.to_owned(), action))
 }
 
+/// The model a path's model stands for (`MODEL_ALIASES`), checked as the path's was.
+fn alias(snap: &crate::config::Settings, model: String) -> Result<String, GatewayError> {
+    let resolved = snap.model_aliases.resolve(&model);
+    if resolved == model {
+        return Ok(model);
+    }
+    let resolved = crate::translate::model_name::strip_model_prefix(resolved).to_owned();
+    endpoint::require_model_id(&resolved)?;
+    Ok(resolved)
+}
+
 /// The client's query parameters whose name is in `allowed`, names and values
 /// percent-decoded once (as authentication reads them: `%6Bey` is `key`).
 fn forwarded_query(query: Option<&str>, allowed: &[&str]) -> Vec<(String, String)> {
@@ -176,6 +187,7 @@ async fn post(
 ) -> Result<Response, GatewayError> {
     let version = check_version(ver)?;
     let (model, action) = target(model_action)?;
+    let model = alias(&call.snap, model)?;
     call.outcome.update(|o| o.model = Some(model.clone()));
     // Generation and embeddings count toward the per-IP limits (decisions §6).
     if action != Action::CountTokens {

@@ -1,4 +1,5 @@
 //! Every axum handler, thin, one file per route family (`openai`, `responses`, `gemini`,
+//! `anthropic`,
 //! `admin`, `ops`, `vector`): a handler names what it extracts and calls one pipeline or service function.
 //! The request prologue is done once, by extractors: [`ClientCall`] (the family's
 //! password, the User-Agent whitelist, the per-address rate limits where they apply, the
@@ -6,6 +7,7 @@
 //! body password). Their rejection is a [`GatewayError`] in the family's shape.
 
 pub mod admin;
+pub mod anthropic;
 pub mod auth;
 pub mod body;
 pub mod gemini;
@@ -30,6 +32,8 @@ use crate::telemetry::OutcomeHandle;
 /// A route family: how its errors look.
 pub trait Family: Send + Sync + 'static {
     const FLAVOR: Flavor;
+    /// The client password is also accepted as `x-api-key` (Anthropic's header).
+    const X_API_KEY: bool = false;
 }
 
 /// OpenAI-shaped routes (chat, models, embeddings, the vector adapters).
@@ -43,6 +47,14 @@ impl Family for OpenAiRoutes {
 
 impl Family for GeminiRoutes {
     const FLAVOR: Flavor = Flavor::Gemini;
+}
+
+/// Anthropic Messages routes (`/v1/messages`, `/messages`, `/v1/messages/count_tokens`).
+pub struct AnthropicRoutes;
+
+impl Family for AnthropicRoutes {
+    const FLAVOR: Flavor = Flavor::Anthropic;
+    const X_API_KEY: bool = true;
 }
 
 /// What a client route reads from its body.
@@ -131,7 +143,7 @@ impl<T: FromBody, F: Family> FromRequest<AppState> for ClientCall<T, F> {
         let snap = state.live.current();
         let (parts, body) = request.into_parts();
         let outcome = outcome_of(&parts);
-        auth::authenticate(&snap, &parts).map_err(Self::fail)?;
+        auth::authenticate(&snap, &parts, F::X_API_KEY).map_err(Self::fail)?;
         if T::ADMITTED {
             crate::limits::admit(&state.limiter, &snap, &parts).map_err(Self::fail)?;
         }

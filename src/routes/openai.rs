@@ -4,14 +4,14 @@
 //! the Vertex backend exists (decisions §1).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{Flavor, Flavored, GatewayError};
 use crate::pipeline::embeddings::EmbeddingsRequest;
 use crate::routes::body::Shape;
-use crate::routes::{Bounded, ClientCall, NoBody};
+use crate::routes::{AnthropicRoutes, Bounded, ClientCall, NoBody};
 use crate::state::AppState;
 use crate::wire::openai::ChatRequest;
 
@@ -54,8 +54,19 @@ fn wants_google_shape(h: &HeaderMap) -> bool {
     h.contains_key("x-goog-api-key") && !h.contains_key(axum::http::header::AUTHORIZATION)
 }
 
-/// `GET /v1/models`: OpenAI's list, or Google's for Google's SDKs.
-pub async fn v1_list_models(state: State<AppState>, call: ClientCall<NoBody>) -> Answer {
+/// Anthropic's SDKs and agents send `anthropic-version` on every request.
+fn wants_anthropic_shape(h: &HeaderMap) -> bool {
+    h.contains_key("anthropic-version")
+}
+
+/// `GET /v1/models`: OpenAI's list, Google's for Google's SDKs, Anthropic's for requests with
+/// `anthropic-version` (authenticated as Anthropic routes are: `x-api-key` too).
+pub async fn v1_list_models(state: State<AppState>, request: Request) -> Answer {
+    if wants_anthropic_shape(request.headers()) {
+        let call = ClientCall::<NoBody, AnthropicRoutes>::from_request(request, &state).await?;
+        return super::anthropic::list_models(&state, &call).await;
+    }
+    let call = ClientCall::<NoBody>::from_request(request, &state).await?;
     if wants_google_shape(&call.parts.headers) {
         let listed = super::gemini::list(&state, "v1", &call).await;
         return listed.map_err(|e| e.flavored(Flavor::Gemini));
@@ -63,12 +74,14 @@ pub async fn v1_list_models(state: State<AppState>, call: ClientCall<NoBody>) ->
     list_models(state, call).await
 }
 
-/// `GET /v1/models/{id}`: OpenAI's model, or Google's for Google's SDKs.
-pub async fn v1_get_model(
-    state: State<AppState>,
-    id: Path<String>,
-    call: ClientCall<NoBody>,
-) -> Answer {
+/// `GET /v1/models/{id}`: OpenAI's model, Google's for Google's SDKs, Anthropic's with
+/// `anthropic-version`.
+pub async fn v1_get_model(state: State<AppState>, id: Path<String>, request: Request) -> Answer {
+    if wants_anthropic_shape(request.headers()) {
+        let call = ClientCall::<NoBody, AnthropicRoutes>::from_request(request, &state).await?;
+        return super::anthropic::get_model(&state, &id, &call).await;
+    }
+    let call = ClientCall::<NoBody>::from_request(request, &state).await?;
     if wants_google_shape(&call.parts.headers) {
         let got = super::gemini::get(&state, "v1", &id, &call).await;
         return got.map_err(|e| e.flavored(Flavor::Gemini));

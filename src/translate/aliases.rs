@@ -41,6 +41,23 @@ impl ModelAliases {
         Ok(Self { entries })
     }
 
+    /// No alias at all, for a `'static` default.
+    pub fn none() -> &'static Self {
+        static NONE: ModelAliases = ModelAliases {
+            entries: Vec::new(),
+        };
+        &NONE
+    }
+
+    /// The aliases that name one model (no `*`), with their targets: what the model lists
+    /// show besides Google's models.
+    pub fn exact(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries
+            .iter()
+            .filter(|(alias, _)| !alias.ends_with('*'))
+            .map(|(alias, model)| (alias.as_str(), model.as_str()))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

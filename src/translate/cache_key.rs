@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use xxhash_rust::xxh64::Xxh64;
 
+use crate::wire::gemini::{Content, GenerateContentRequest, GenerationConfig};
 use crate::wire::openai::{ChatMessage, ChatRequest};
 
 /// Which messages a key takes into account.
@@ -165,6 +166,38 @@ pub fn native_key(model: &str, body: &[u8], last_n: usize, precise: bool) -> Opt
         w.0.update(&[0]);
     }
     Some(w.0.digest())
+}
+
+/// What a translated request's key covers, borrowed from it.
+#[derive(Serialize)]
+struct TranslatedKey<'a> {
+    system: Option<&'a Content>,
+    tools: Option<&'a Vec<serde_json::Value>>,
+    tool_config: Option<&'a serde_json::Value>,
+    generation_config: Option<&'a GenerationConfig>,
+    contents: &'a [Content],
+}
+
+/// The cache key of a request translated to Gemini (dialects whose wire types are parsed
+/// loosely, such as Anthropic Messages): the model, the system instruction, the tools, the
+/// generation config and the last `last_n` contents (all when `precise`), inline data in
+/// full. Taken before the proxy's own additions (`RANDOM_STRING` filler), which change
+/// nothing the client asked.
+pub fn translated_key(model: &str, req: &GenerateContentRequest, rule: KeyRule) -> u64 {
+    let tail = if rule.precise {
+        &req.contents[..]
+    } else {
+        &req.contents[req.contents.len().saturating_sub(rule.last_n)..]
+    };
+    let mut w = HashWriter::for_model(model);
+    w.json(&TranslatedKey {
+        system: req.system_instruction.as_ref(),
+        tools: req.tools.as_ref(),
+        tool_config: req.tool_config.as_ref(),
+        generation_config: req.generation_config.as_ref(),
+        contents: tail,
+    });
+    w.0.digest()
 }
 
 #[cfg(test)]

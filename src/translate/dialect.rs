@@ -13,8 +13,10 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use bytes::Bytes;
+use serde_json::json;
 
 use crate::error::{Flavor, GatewayError};
+use crate::translate::aliases::ModelAliases;
 use crate::wire::gemini::{GenerateContentRequest, GenerateContentResponse, UsageMetadata};
 
 /// One upstream answer: Google's bytes (forwarded as they are by the identity dialect) and,
@@ -49,8 +51,37 @@ pub struct Prepared {
     pub render: Box<dyn Render>,
 }
 
+/// A client request whose input Gemini's `countTokens` counts (Anthropic's
+/// `/v1/messages/count_tokens`): translated like a generation, never sent as one.
+pub struct Counting {
+    /// The dialect's label ([`Render::label`]), for statistics.
+    pub dialect: &'static str,
+    /// As in [`Prepared::requested`].
+    pub requested: String,
+    /// As in [`Prepared::model`].
+    pub model: String,
+    pub request: GenerateContentRequest,
+}
+
+impl Counting {
+    /// The body of Gemini's `countTokens`: the whole request under `generateContentRequest`,
+    /// so the system instruction and tools are counted too. Safety and generation settings
+    /// change nothing in the count and are left out.
+    pub fn body(&self) -> serde_json::Value {
+        let mut inner = serde_json::to_value(&self.request).unwrap_or_else(|_| json!({}));
+        if let Some(obj) = inner.as_object_mut() {
+            obj.remove("safetySettings");
+            obj.remove("generationConfig");
+            obj.insert("model".into(), json!(format!("models/{}", self.model)));
+        }
+        json!({ "generateContentRequest": inner })
+    }
+}
+
 /// What the server knows that a translation may use, handed to every dialect alike (the
-/// settings of this request and lookups into the server's memories).
+/// settings of this request and lookups into the server's memories). `Default` is a server
+/// with every option off and empty memories (what unit tests translate with).
+#[derive(Clone, Copy)]
 pub struct Context<'a> {
     /// `ENABLE_THINKING`: ask thinking models for their thoughts.
     pub enable_thinking: bool,
@@ -70,6 +101,33 @@ pub struct Context<'a> {
     /// What a dialect kept after an earlier answer ([`Render::keep`]), by its id: `None`
     /// when unknown or expired.
     pub recall_kept: &'a dyn Fn(&str) -> Option<Bytes>,
+    /// `MODEL_ALIASES`: client model names mapped to Gemini models.
+    pub aliases: &'a ModelAliases,
+}
+
+impl Context<'_> {
+    /// The Gemini model a client's model name stands for (`MODEL_ALIASES`; the name itself
+    /// when no alias matches). Every dialect translates the resolved name and answers with
+    /// the client's.
+    pub fn resolve_model<'m>(&'m self, asked: &'m str) -> &'m str {
+        self.aliases.resolve(asked)
+    }
+}
+
+impl Default for Context<'_> {
+    fn default() -> Self {
+        Self {
+            enable_thinking: false,
+            model_thinks: &|_| None,
+            search_prompt: None,
+            recall_signature: &|_, _| None,
+            random_string: None,
+            inband_errors: false,
+            cache: None,
+            aliases: ModelAliases::none(),
+            recall_kept: &|_| None,
+        }
+    }
 }
 
 /// Something a dialect keeps after an answer for later requests to continue from or read

@@ -248,6 +248,61 @@ impl Render for Native {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::translate::history::testing::fixture_text;
+
+    /// What Gemini CLI 0.61.0 sent (recorded by tests/e2e/test_agent_gemini_cli.py): forwarded
+    /// as sent, cached by its last contents, and in search mode changed in its tools only.
+    #[test]
+    fn a_gemini_cli_request_is_forwarded_as_sent() {
+        let text = fixture_text("gemini/streamGenerateContent.request.gemini-cli-0.61.0.json");
+        let rule = KeyRule {
+            last_n: 6,
+            precise: false,
+        };
+        let p = prepare(
+            FLASH,
+            Bytes::from(text.clone()),
+            Shape::Sse,
+            false,
+            Some(rule),
+        )
+        .expect("prepared");
+        assert!(p.stream && p.cache_key.is_some());
+        assert_eq!(p.render.label(), "gemini");
+        let UpstreamBody::Raw(sent) = &p.body else {
+            panic!("the identity dialect forwards bytes");
+        };
+        assert_eq!(sent.as_ref(), text.as_bytes());
+        let original: Value = serde_json::from_str(&text).expect("json");
+        assert!(original["systemInstruction"].is_object() && original["tools"].is_array());
+
+        let search = format!("{FLASH}-search");
+        let p = prepare(
+            &search,
+            Bytes::from(text.clone()),
+            Shape::Sse,
+            true,
+            Some(rule),
+        )
+        .expect("prepared");
+        assert_eq!(p.model, FLASH);
+        let UpstreamBody::Raw(sent) = &p.body else {
+            panic!("raw");
+        };
+        let mut sent: Value = serde_json::from_slice(sent).expect("json");
+        let mut original = original;
+        let tools = sent["tools"].as_array().cloned().unwrap_or_default();
+        assert_eq!(tools.last(), Some(&json!({"googleSearch": {}})));
+        assert_eq!(
+            tools[..tools.len() - 1],
+            original["tools"].as_array().cloned().unwrap_or_default()[..]
+        );
+        sent.as_object_mut().map(|o| o.remove("tools"));
+        original.as_object_mut().map(|o| o.remove("tools"));
+        assert_eq!(sent, original, "nothing else changes");
+    }
+
+    const FLASH: &str = "gemini-2.5-flash";
 
     #[test]
     fn search_tool_is_added_once() {

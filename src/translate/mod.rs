@@ -2,7 +2,8 @@
 //! I/O, no settings lookups beyond the options passed in, so every mapping is unit-tested
 //! against the recorded fixtures. This module imports nothing of ours but `wire`, `error`
 //! and `mask`; settings and memories (thought signatures, the model list) come in as values
-//! and closures through each dialect's `Options`.
+//! and closures through the shared `dialect::Context` (the Responses dialect still has its
+//! own `Options`).
 //!
 //! Dialects, each `request → Gemini`, `answer → client`, `stream → client` (they never import
 //! one another):
@@ -15,6 +16,7 @@
 //! - [`model_name`] — name prefixes, the `-search` suffix, Gemini versions, signature families
 //! - [`history`] — conversation building: turns, thought signatures, search prompt, random filler
 //! - [`media`] — `data:` URLs → inline data
+//! - [`inline`] — inline payloads moved around a translation instead of copied
 //! - [`schema`] — JSON Schema → Google's subset
 //! - [`thinking`] — reasoning controls → `thinkingConfig`
 //! - [`safety`] — the safety settings every request gets
@@ -33,6 +35,7 @@ pub mod dialect;
 pub mod fixups;
 pub mod gemini;
 pub mod history;
+pub mod inline;
 pub mod media;
 pub mod model_name;
 pub mod openai;

@@ -1,14 +1,14 @@
 //! The Anthropic Messages dialect (`POST /v1/messages`), pure: request → Gemini
 //! ([`request::to_gemini`]), complete answer → message ([`answer::to_message`]), stream
-//! ([`MessageStream`]), token counting ([`count_tokens_request`], [`count_tokens_answer`]).
+//! ([`MessageStream`]), token counting ([`dialect::prepare_count`], [`count_tokens_answer`]);
+//! [`dialect`] joins them for the pipeline.
 //! Errors render through `GatewayError::anthropic_body` (`Flavor::Anthropic`).
 //!
-//! How the pipeline drives it:
-//! 1. parse `MessagesRequest`; resolve model aliases; `to_gemini` with the signature memory
-//!    as `recall_signature`; fetch remote media (`fetch::inline_remote_file_data`, outside
-//!    `translate`).
+//! How the pipeline drives it (through [`dialect::prepare`] and [`dialect::Messages`]):
+//! 1. `MessagesRequest` parsed; the model alias resolved; `to_gemini` with the signature
+//!    memory as `recall_signature`; remote media fetched by the pipeline.
 //! 2. complete answers: `crate::translate::assess::assess` as for chat (a prompt block is a
-//!    400), then `to_message`; remember `Answer::signatures` under the upstream model.
+//!    400), then `to_message`; `Answer::signatures` remembered under the upstream model.
 //! 3. streams: `MessageStream::new`, `map_event` per upstream event (committing on the same
 //!    first-event rule as chat), `ping` for keep-alives, `finish` at the end, `error` for an
 //!    in-stream failure; `drain_signatures` after each event.
@@ -18,6 +18,7 @@
 //! keyed by tool_use id (always).
 
 pub mod answer;
+pub mod dialect;
 pub mod request;
 pub mod stream;
 
@@ -25,31 +26,16 @@ pub mod stream;
 mod tests;
 
 pub use answer::{Answer, AnswerOptions, to_message};
-pub use request::{Options, Translated, to_gemini};
+pub use request::{Translated, to_gemini};
 pub use stream::MessageStream;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::wire::anthropic::TokenCount;
-use crate::wire::gemini::GenerateContentRequest;
 
 /// A fresh `msg_…` id.
 pub fn message_id() -> String {
     crate::translate::random_alnum("msg_", 24)
-}
-
-/// The body of Gemini's `countTokens` for a translated request: the whole request under
-/// `generateContentRequest`, so the system instruction and tools are counted too.
-pub fn count_tokens_request(upstream_model: &str, request: &GenerateContentRequest) -> Value {
-    let mut inner = serde_json::to_value(request).unwrap_or_else(|_| json!({}));
-    if let Some(obj) = inner.as_object_mut() {
-        // Only what counts as input is kept: safety and generation settings change nothing
-        // in the count.
-        obj.remove("safetySettings");
-        obj.remove("generationConfig");
-        obj.insert("model".into(), json!(format!("models/{upstream_model}")));
-    }
-    json!({ "generateContentRequest": inner })
 }
 
 /// Gemini's `countTokens` answer (`{"totalTokens": n}`) → `{"input_tokens": n}`.

@@ -3,6 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::GatewayError;
+use crate::translate::dialect::Context;
 use crate::translate::history::{self, Turns};
 use crate::translate::model_name::{is_gemini3, search_base, upstream_model_name};
 use crate::translate::safety::safety_settings;
@@ -14,29 +15,6 @@ use crate::wire::anthropic::{
 use crate::wire::gemini::{
     self, Blob, Content, FileData, GenerateContentRequest, GenerationConfig, Part, ThinkingConfig,
 };
-
-/// Settings and lookups the translation needs besides the request.
-pub struct Options<'a> {
-    /// The model list's `thinking` flag for the model, when known.
-    pub model_thinks: Option<bool>,
-    /// `Some(SEARCH_PROMPT)` when search mode is on (`-search` model names).
-    pub search_prompt: Option<&'a str>,
-    /// A remembered thought signature by tool-use id, for the request's model.
-    pub recall_signature: &'a dyn Fn(&str) -> Option<String>,
-    /// HAJIMI's `RANDOM_STRING` filler length.
-    pub random_string: Option<usize>,
-}
-
-impl Default for Options<'_> {
-    fn default() -> Self {
-        Self {
-            model_thinks: None,
-            search_prompt: None,
-            recall_signature: &|_| None,
-            random_string: None,
-        }
-    }
-}
 
 /// The Gemini request and what answering needs.
 #[derive(Debug)]
@@ -55,8 +33,9 @@ fn bad(message: String) -> GatewayError {
 
 /// Translates a Messages request. Remote images and PDFs (`source.type: "url"`) become
 /// `fileData` parts without a MIME type, for `fetch::inline_remote_file_data` (outside
-/// `translate`) to replace with the fetched bytes before the request is sent.
-pub fn to_gemini(req: &MessagesRequest, opts: &Options<'_>) -> Result<Translated, GatewayError> {
+/// `translate`) to replace with the fetched bytes before the request is sent. The model is
+/// taken as it is (aliases are resolved by [`super::dialect::prepare`]).
+pub fn to_gemini(req: &MessagesRequest, opts: &Context<'_>) -> Result<Translated, GatewayError> {
     let mut upstream_model = upstream_model_name(&req.model).to_owned();
     if upstream_model.is_empty() {
         return Err(GatewayError::bad_param(
@@ -125,7 +104,8 @@ pub fn to_gemini(req: &MessagesRequest, opts: &Options<'_>) -> Result<Translated
             parts: system,
         })
     };
-    history::complete_signatures(&mut contents, gemini3, opts.recall_signature);
+    let recall = |id: &str| (opts.recall_signature)(id, &upstream_model);
+    history::complete_signatures(&mut contents, gemini3, &recall);
     history::strip_call_ids(&mut contents);
 
     let (mut tools, has_functions) = tools(req, gemini3)?;
@@ -144,7 +124,7 @@ pub fn to_gemini(req: &MessagesRequest, opts: &Options<'_>) -> Result<Translated
     let mut generation_config = generation_config(req);
     generation_config.thinking_config = thinking_config(
         &upstream_model,
-        opts.model_thinks,
+        (opts.model_thinks)(&upstream_model),
         req.thinking.as_ref(),
         req.output_config.as_ref().and_then(|o| o.effort.as_deref()),
     );

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::answer::{AnswerOptions, Blocks, to_message_with};
 use super::*;
+use crate::translate::dialect::Context;
 use crate::translate::history::testing::{fixture_text, golden};
 use crate::translate::history::{IdMint, SKIP_VALIDATOR, carry};
 use crate::wire::anthropic::MessagesRequest;
@@ -18,10 +19,10 @@ fn request(body: Value) -> MessagesRequest {
 }
 
 fn translate(body: Value) -> (Translated, Value) {
-    translate_with(body, &Options::default())
+    translate_with(body, &Context::default())
 }
 
-fn translate_with(body: Value, opts: &Options<'_>) -> (Translated, Value) {
+fn translate_with(body: Value, opts: &Context<'_>) -> (Translated, Value) {
     let t = to_gemini(&request(body), opts).expect("translates");
     let v = serde_json::to_value(&t.request).expect("json");
     (t, v)
@@ -176,10 +177,10 @@ fn signatures_from_another_model_or_missing_are_recalled_or_replaced() {
             .get("thoughtSignature")
             .is_none()
     );
-    let recall = |id: &str| (id == "toolu_c").then(|| "UkVNRU1CRVJFRA==".to_owned());
-    let opts = Options {
+    let recall = |id: &str, _: &str| (id == "toolu_c").then(|| "UkVNRU1CRVJFRA==".to_owned());
+    let opts = Context {
         recall_signature: &recall,
-        ..Options::default()
+        ..Context::default()
     };
     let (_, g) = translate_with(
         tool_loop("gemini-3-flash-preview", "gemini-3-pro-preview"),
@@ -202,7 +203,7 @@ fn signatures_from_another_model_or_missing_are_recalled_or_replaced() {
 fn tool_results_need_a_known_call() {
     let body = json!({"model": "gemini-2.5-flash", "max_tokens": 10, "messages": [
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_x", "content": "1"}]}]});
-    let err = to_gemini(&request(body), &Options::default()).expect_err("unknown id");
+    let err = to_gemini(&request(body), &Context::default()).expect_err("unknown id");
     assert!(err.to_string().contains("toolu_x"));
 }
 
@@ -230,7 +231,7 @@ fn media_blocks_become_inline_data_or_fetch_markers() {
     );
     let body = json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [
         {"type": "image", "source": {"type": "file", "file_id": "file_1"}}]}]});
-    assert!(to_gemini(&request(body), &Options::default()).is_err());
+    assert!(to_gemini(&request(body), &Context::default()).is_err());
 }
 
 #[test]
@@ -365,7 +366,13 @@ fn generation_parameters_are_passed_as_sent() {
 #[test]
 fn count_tokens_wraps_the_request() {
     let (t, _) = translate(tool_loop("gemini-2.5-flash", "gemini-2.5-flash"));
-    let body = count_tokens_request(&t.upstream_model, &t.request);
+    let counting = crate::translate::dialect::Counting {
+        dialect: "anthropic",
+        requested: t.upstream_model.clone(),
+        model: t.upstream_model,
+        request: t.request,
+    };
+    let body = counting.body();
     let inner = &body["generateContentRequest"];
     assert_eq!(inner["model"], "models/gemini-2.5-flash");
     assert!(inner["systemInstruction"].is_object() && inner["tools"].is_array());
@@ -952,5 +959,109 @@ fn gateway_errors_render_in_anthropics_envelope_and_statuses() {
             .render(Flavor::Anthropic)
             .headers()
             .contains_key(axum::http::header::RETRY_AFTER)
+    );
+}
+
+/// What hajimi sent Google for Claude Code 2.1.332's second turn (recorded by
+/// tests/e2e/test_agent_claude_code.py against the mock, which validates like Google): the
+/// translation's promises, checked on a real agent's twelve tools and its tool loop.
+#[test]
+fn claude_codes_tool_loop_reached_google_as_gemini_wants_it() {
+    let text = fixture_text(
+        "gemini/streamGenerateContent.request.claude-code-2.1.332.via-hajimi.turn2.json",
+    );
+    let g: Value = serde_json::from_str(&text).expect("json");
+    let roles: Vec<&str> = g["contents"]
+        .as_array()
+        .expect("contents")
+        .iter()
+        .map(|c| c["role"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(roles, ["user", "model", "user"]);
+    assert!(g["systemInstruction"]["parts"][0]["text"].is_string());
+    let call = &g["contents"][1]["parts"]
+        .as_array()
+        .expect("parts")
+        .last()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(call["functionCall"]["name"], "Read");
+    assert!(
+        call["functionCall"].get("id").is_none(),
+        "ids stay with hajimi"
+    );
+    assert!(
+        call["thoughtSignature"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty() && s != SKIP_VALIDATOR),
+        "the signature Claude Code carried back"
+    );
+    let response = &g["contents"][2]["parts"][0]["functionResponse"];
+    assert_eq!(response["name"], "Read");
+    assert!(response.get("id").is_none());
+    assert_eq!(
+        g["generationConfig"]["thinkingConfig"],
+        json!({"thinkingLevel": "HIGH"}),
+        "adaptive thinking without shown thoughts: Gemini 3's level, no thought text"
+    );
+    let tools = g["tools"].as_array().expect("tools");
+    assert_eq!(tools.len(), 1, "function declarations only");
+    let declarations = tools[0]["functionDeclarations"]
+        .as_array()
+        .expect("declarations");
+    assert!(declarations.len() >= 10, "Claude Code's tools");
+    for d in declarations {
+        assert!(
+            d["name"].is_string()
+                && d.get("parametersJsonSchema").is_none_or(Value::is_object)
+                && d.get("parameters").is_none(),
+            "{d}"
+        );
+    }
+}
+
+/// Large base64 payloads (turns, documents, tool results, `data:` URLs) leave the request
+/// before its translation and come back into the Gemini parts: one copy in memory.
+#[test]
+fn inline_payloads_travel_through_the_dialect_without_being_copied() {
+    let big = "A".repeat(4096);
+    let body = json!({"model": "gemini-2.5-flash", "max_tokens": 8, "messages": [
+        {"role": "user", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": big}},
+            {"type": "image", "source": {"type": "url", "url": format!("data:image/gif;base64,{big}")}},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "c21hbGw="}},
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": big}}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "shot", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/webp", "data": big}}]}]}]});
+    let mut req = request(body.clone());
+    assert_eq!(dialect::stash(&mut req).len(), 4, "the large ones only");
+    let prepared = dialect::prepare(request(body), &Context::default()).expect("prepared");
+    let crate::translate::dialect::UpstreamBody::Typed(g) = prepared.body else {
+        panic!("typed");
+    };
+    let blobs: Vec<(String, usize)> = g
+        .contents
+        .iter()
+        .flat_map(|c| c.parts.iter())
+        .filter_map(|p| p.inline_data.as_ref())
+        .map(|b| (b.mime_type.clone(), b.data.len()))
+        .collect();
+    assert_eq!(
+        blobs,
+        [
+            ("image/png".to_owned(), 4096),
+            ("image/gif".to_owned(), 4096),
+            ("image/png".to_owned(), 8),
+            ("application/pdf".to_owned(), 4096),
+            ("image/webp".to_owned(), 4096),
+        ]
+    );
+    assert!(
+        g.contents
+            .iter()
+            .flat_map(|c| c.parts.iter())
+            .filter_map(|p| p.inline_data.as_ref())
+            .all(|b| !b.data.contains(crate::translate::inline::MARK))
     );
 }

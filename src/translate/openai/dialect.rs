@@ -8,51 +8,37 @@ use serde_json::json;
 
 use super::answer::{drop_reasoning, signature_of, to_openai};
 use super::stream::{ChunkMapper, sse_json};
-use super::{Options, completion_id, inline, to_gemini};
+use super::{completion_id, inline, to_gemini};
 use crate::error::{Flavor, GatewayError};
 use crate::translate::assess::{Assessment, assess, prompt_blocked};
 use crate::translate::cache_key;
 use crate::translate::dialect::{Answer, Context, Prepared, Render, UpstreamBody};
-use crate::translate::model_name::{search_base, upstream_model_name};
+use crate::translate::model_name::upstream_model_name;
 use crate::translate::unix_now;
 use crate::wire::gemini::{GenerateContentResponse, UsageMetadata};
 use crate::wire::openai::ChatRequest;
 
-/// Prepares a chat request: the response-cache key over the request as the client sent it,
-/// then the translation, which consumes the request (inline payloads move, not copied).
+/// Prepares a chat request: the model alias resolved (answers keep the client's name), the
+/// response-cache key over the request as the client sent it, then the translation, which
+/// consumes the request (inline payloads move, not copied).
 pub fn prepare(mut chat: ChatRequest, ctx: &Context<'_>) -> Result<Prepared, GatewayError> {
+    let asked = std::mem::take(&mut chat.model);
+    chat.model = ctx.resolve_model(&asked).to_owned();
     let requested = upstream_model_name(&chat.model).to_owned();
     let stream = chat.is_stream();
     let cache_key = ctx
         .cache
         .map(|rule| cache_key::openai_key(&chat, rule.last_n, rule.precise));
     let render = Chat {
-        model: chat.model.clone(),
+        model: asked.clone(),
         reasoning: !chat.excludes_reasoning(),
         inband: ctx.inband_errors,
-        mapper: ChunkMapper::new(
-            completion_id(),
-            unix_now(),
-            chat.model.clone(),
-            chat.include_usage(),
-        )
-        .with_reasoning(!chat.excludes_reasoning()),
+        mapper: ChunkMapper::new(completion_id(), unix_now(), asked, chat.include_usage())
+            .with_reasoning(!chat.excludes_reasoning()),
         signatures: Vec::new(),
     };
-    let base = search_base(&requested)
-        .filter(|_| ctx.search_prompt.is_some())
-        .unwrap_or(&requested)
-        .to_owned();
     let stash = inline::stash(&mut chat);
-    let recall = |id: &str| (ctx.recall_signature)(id, &base);
-    let options = Options {
-        enable_thinking: ctx.enable_thinking,
-        model_thinks: (ctx.model_thinks)(&base),
-        search_prompt: ctx.search_prompt,
-        recall_signature: &recall,
-        random_string: ctx.random_string,
-    };
-    let mut translated = to_gemini(&chat, &options)?;
+    let mut translated = to_gemini(&chat, ctx)?;
     drop(chat);
     inline::restore(&mut translated.request, stash);
     Ok(Prepared {

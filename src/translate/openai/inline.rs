@@ -3,53 +3,12 @@
 //! translation then copies only short placeholders, so a request's images exist once in
 //! memory instead of once in the OpenAI request and again in the Gemini one.
 
-use crate::wire::gemini::{Content, GenerateContentRequest};
+use crate::translate::inline::{Stash, data_url_prefix};
 use crate::wire::openai::{ChatRequest, ImageUrl, MessageContent};
-
-/// Payloads shorter than this are left in place (moving them saves nothing).
-const MIN_MOVED: usize = 1024;
-/// Starts every placeholder; a NUL never appears in base64, so no client data looks like one.
-const MARK: &str = "\0inline#";
-
-/// The payloads taken out of a request: each original string and how many bytes of it come
-/// before the payload (`data:image/png;base64,`).
-#[derive(Default)]
-pub struct Stash {
-    payloads: Vec<Option<(String, usize)>>,
-}
-
-impl Stash {
-    fn keep(&mut self, original: String, prefix: usize) -> String {
-        let placeholder = format!("{}{MARK}{}", &original[..prefix], self.payloads.len());
-        self.payloads.push(Some((original, prefix)));
-        placeholder
-    }
-
-    /// The payload a placeholder stands for (each can be taken once).
-    fn take(&mut self, placeholder: &str) -> Option<String> {
-        let index: usize = placeholder.strip_prefix(MARK)?.parse().ok()?;
-        let (mut original, prefix) = self.payloads.get_mut(index)?.take()?;
-        original.drain(..prefix);
-        Some(original)
-    }
-}
 
 /// Replaces every large data URL and audio payload of `chat` by a placeholder.
 pub fn stash(chat: &mut ChatRequest) -> Stash {
     let mut stash = Stash::default();
-    let mut swap = |slot: &mut String, prefix: usize| {
-        // A client payload that starts like a placeholder is moved too, so that every
-        // placeholder left after translation is one of ours.
-        if slot.len() >= MIN_MOVED || slot[prefix..].starts_with(MARK) {
-            let original = std::mem::take(slot);
-            *slot = stash.keep(original, prefix);
-        }
-    };
-    let data_prefix = |url: &str| {
-        url.starts_with("data:")
-            .then(|| url.find(',').map(|comma| comma + 1))
-            .flatten()
-    };
     for msg in &mut chat.messages {
         let Some(MessageContent::Parts(parts)) = msg.content.as_mut() else {
             continue;
@@ -57,45 +16,31 @@ pub fn stash(chat: &mut ChatRequest) -> Stash {
         for part in parts {
             if let Some(ImageUrl::Object { url, .. } | ImageUrl::Bare(url)) =
                 part.image_url.as_mut()
-                && let Some(prefix) = data_prefix(url)
+                && let Some(prefix) = data_url_prefix(url)
             {
-                swap(url, prefix);
+                stash.swap(url, prefix);
             }
             if let Some(data) = part.file.as_mut().and_then(|f| f.file_data.as_mut())
-                && let Some(prefix) = data_prefix(data)
+                && let Some(prefix) = data_url_prefix(data)
             {
-                swap(data, prefix);
+                stash.swap(data, prefix);
             }
             if let Some(audio) = part.input_audio.as_mut() {
-                swap(&mut audio.data, 0);
+                stash.swap(&mut audio.data, 0);
             }
         }
     }
     stash
 }
 
-/// Puts the payloads back where the translation left their placeholders.
-pub fn restore(request: &mut GenerateContentRequest, mut stash: Stash) {
-    if stash.payloads.is_empty() {
-        return;
-    }
-    let contents = request
-        .contents
-        .iter_mut()
-        .chain(request.system_instruction.as_mut());
-    for part in contents.flat_map(|c: &mut Content| c.parts.iter_mut()) {
-        if let Some(blob) = part.inline_data.as_mut()
-            && let Some(payload) = stash.take(&blob.data)
-        {
-            blob.data = payload;
-        }
-    }
-}
+pub use crate::translate::inline::restore;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::translate::openai::{Options, to_gemini};
+    use crate::translate::dialect::Context;
+    use crate::translate::inline::MARK;
+    use crate::translate::openai::to_gemini;
 
     #[test]
     fn payloads_travel_through_the_translation_without_being_copied() {
@@ -110,8 +55,8 @@ mod tests {
             {"type": "file", "file": {"file_data": format!("data:application/pdf;base64,{image}")}}]}]});
         let mut chat: ChatRequest = serde_json::from_value(body).expect("request");
         let stash = stash(&mut chat);
-        assert_eq!(stash.payloads.len(), 3, "the large ones only");
-        let mut translated = to_gemini(&chat, &Options::default()).expect("translates");
+        assert_eq!(stash.len(), 3, "the large ones only");
+        let mut translated = to_gemini(&chat, &Context::default()).expect("translates");
         drop(chat);
         restore(&mut translated.request, stash);
         let blobs: Vec<(String, usize, bool)> = translated.request.contents[0]
@@ -140,7 +85,7 @@ mod tests {
             {"type": "image_url", "image_url": {"url": fake}}]}]});
         let mut chat: ChatRequest = serde_json::from_value(body).expect("request");
         let stash = stash(&mut chat);
-        let mut translated = to_gemini(&chat, &Options::default()).expect("translates");
+        let mut translated = to_gemini(&chat, &Context::default()).expect("translates");
         restore(&mut translated.request, stash);
         let data: Vec<String> = translated.request.contents[0]
             .parts

@@ -20,6 +20,7 @@ pub mod tools;
 mod tests;
 
 use crate::error::GatewayError;
+use crate::translate::dialect::Context;
 use crate::translate::history;
 use crate::translate::model_name::{is_gemini3, search_base, upstream_model_name};
 use crate::translate::safety::safety_settings;
@@ -34,37 +35,15 @@ pub struct Translated {
     pub request: GenerateContentRequest,
 }
 
-/// Settings and lookups the translation needs (kept out of the pure function's inputs).
-pub struct Options<'a> {
-    pub enable_thinking: bool,
-    /// The model list's `thinking` flag for the model, when known.
-    pub model_thinks: Option<bool>,
-    /// `Some(SEARCH_PROMPT)` when search mode is on.
-    pub search_prompt: Option<&'a str>,
-    /// A remembered thought signature by tool-call id, for the request's model.
-    pub recall_signature: &'a dyn Fn(&str) -> Option<String>,
-    /// HAJIMI's `RANDOM_STRING` disguise: the length of the two random user turns.
-    pub random_string: Option<usize>,
-}
-
-impl Default for Options<'_> {
-    fn default() -> Self {
-        Self {
-            enable_thinking: false,
-            model_thinks: None,
-            search_prompt: None,
-            recall_signature: &|_| None,
-            random_string: None,
-        }
-    }
-}
-
 /// A fresh OpenAI-style completion id (`chatcmpl-` + 24 random alphanumerics).
 pub fn completion_id() -> String {
     crate::translate::random_alnum("chatcmpl-", 24)
 }
 
-pub fn to_gemini(req: &ChatRequest, opts: &Options<'_>) -> Result<Translated, GatewayError> {
+/// Translates a chat request with what the server knows (`ctx`: thinking defaults, the
+/// model list's flags, search mode, remembered signatures, `RANDOM_STRING`). The model is
+/// taken as it is: aliases were resolved by [`dialect::prepare`].
+pub fn to_gemini(req: &ChatRequest, opts: &Context<'_>) -> Result<Translated, GatewayError> {
     let mut upstream_model = upstream_model_name(&req.model).to_owned();
     if upstream_model.is_empty() {
         return Err(GatewayError::bad_param(
@@ -86,11 +65,12 @@ pub fn to_gemini(req: &ChatRequest, opts: &Options<'_>) -> Result<Translated, Ga
         _ => None,
     };
     let gemini3 = is_gemini3(&upstream_model);
+    let recall = |id: &str| (opts.recall_signature)(id, &upstream_model);
 
     let messages::Conversation {
         mut contents,
         system_instruction,
-    } = messages::conversation(&req.messages, gemini3, opts.recall_signature)?;
+    } = messages::conversation(&req.messages, gemini3, &recall)?;
 
     let mut tools = tools::function_tools(req)?;
     let tool_config = tools::tool_config(req, &tools)?;
@@ -104,7 +84,7 @@ pub fn to_gemini(req: &ChatRequest, opts: &Options<'_>) -> Result<Translated, Ga
     let generation_config = generation::generation_config(
         req,
         &upstream_model,
-        opts.model_thinks,
+        (opts.model_thinks)(&upstream_model),
         opts.enable_thinking,
     )?;
     let request = GenerateContentRequest {

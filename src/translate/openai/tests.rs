@@ -14,7 +14,7 @@ fn request(body: Value) -> ChatRequest {
 }
 
 fn translate(body: Value) -> Value {
-    let t = to_gemini(&request(body), &Options::default()).expect("translates");
+    let t = to_gemini(&request(body), &Context::default()).expect("translates");
     serde_json::to_value(&t.request).expect("serialises")
 }
 
@@ -310,7 +310,7 @@ fn bad_input_is_a_400_naming_the_message() {
         json!({"model": "", "messages": [{"role": "user", "content": "x"}]}),
         json!({"model": "m", "messages": [{"role": "user", "content": ""}]}),
     ] {
-        let err = to_gemini(&request(body), &Options::default()).expect_err("refused");
+        let err = to_gemini(&request(body), &Context::default()).expect_err("refused");
         assert_eq!(err.status(), axum::http::StatusCode::BAD_REQUEST);
     }
 }
@@ -322,14 +322,14 @@ fn penalties_can_be_dropped_for_the_retry() {
             json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
         "presence_penalty": 1.0}),
         ),
-        &Options::default(),
+        &Context::default(),
     )
     .expect("translates");
     assert!(drop_penalties(&mut t.request));
     assert!(!drop_penalties(&mut t.request));
 }
 
-fn translate_with(body: Value, opts: &Options<'_>) -> Value {
+fn translate_with(body: Value, opts: &Context<'_>) -> Value {
     let t = to_gemini(&request(body), opts).expect("translates");
     serde_json::to_value(&t.request).expect("serialises")
 }
@@ -423,10 +423,10 @@ fn gemini3_signatures_are_restored_or_replaced_by_the_placeholder() {
             .is_none(),
         "only the first call of a turn"
     );
-    let recall = |id: &str| (id == "call_a").then(|| "c2lnbmF0dXJl".to_owned());
-    let opts = Options {
+    let recall = |id: &str, _: &str| (id == "call_a").then(|| "c2lnbmF0dXJl".to_owned());
+    let opts = Context {
         recall_signature: &recall,
-        ..Options::default()
+        ..Context::default()
     };
     let g = translate_with(tool_loop("gemini-3-pro-preview"), &opts);
     assert_eq!(
@@ -450,7 +450,7 @@ fn signatures_in_extra_content_are_accepted() {
 #[test]
 fn an_unknown_tool_call_id_is_a_400() {
     let body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}, {"role": "tool", "tool_call_id": "call_zzz", "content": "1"}]});
-    assert!(to_gemini(&request(body), &Options::default()).is_err());
+    assert!(to_gemini(&request(body), &Context::default()).is_err());
     let body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}, {"role": "function", "name": "f", "content": "1"}]});
     let g = translate(body);
     assert_eq!(
@@ -487,7 +487,7 @@ fn the_schema_subset_fallback_converts_every_schema() {
     let mut body = tool_loop("gemini-2.0-flash");
     body["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "x", "strict": true,
         "schema": {"type": "object", "additionalProperties": false, "properties": {"a": {"type": ["string", "null"]}}}}});
-    let mut t = to_gemini(&request(body), &Options::default()).expect("translates");
+    let mut t = to_gemini(&request(body), &Context::default()).expect("translates");
     assert!(use_schema_subset(&mut t.request));
     let g = serde_json::to_value(&t.request).expect("json");
     let params = &g["tools"][0]["functionDeclarations"][0]["parameters"];
@@ -525,9 +525,9 @@ fn response_format_maps_to_mime_type_and_schema() {
 
 #[test]
 fn search_models_add_the_tool_and_the_prompt() {
-    let opts = Options {
+    let opts = Context {
         search_prompt: Some("SEARCH!"),
-        ..Options::default()
+        ..Context::default()
     };
     let body = json!({"model": "gemini-2.5-flash-search", "messages": [
         {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]});
@@ -540,7 +540,7 @@ fn search_models_add_the_tool_and_the_prompt() {
         json!({"role": "user", "parts": [{"text": "SEARCH!"}]}),
         "HAJIMI's position: len - 2"
     );
-    let t = to_gemini(&request(body), &Options::default()).expect("translates");
+    let t = to_gemini(&request(body), &Context::default()).expect("translates");
     assert_eq!(
         t.upstream_model, "gemini-2.5-flash-search",
         "without search mode the name is sent as is"
@@ -558,9 +558,9 @@ fn inserted_turns_never_split_a_call_from_its_result() {
 
 #[test]
 fn reasoning_effort_reaches_the_thinking_config() {
-    let opts = Options {
+    let opts = Context {
         enable_thinking: true,
-        ..Options::default()
+        ..Context::default()
     };
     let g = translate_with(
         json!({"model": "gemini-2.5-flash", "reasoning_effort": "low", "messages": [{"role": "user", "content": "x"}]}),
@@ -590,9 +590,9 @@ fn reasoning_effort_reaches_the_thinking_config() {
 
 #[test]
 fn excluded_reasoning_asks_for_no_thoughts_but_keeps_the_thinking_effort() {
-    let opts = Options {
+    let opts = Context {
         enable_thinking: true,
-        ..Options::default()
+        ..Context::default()
     };
     for exclude in [
         json!({"include_reasoning": false}),
@@ -639,9 +639,9 @@ fn excluded_reasoning_asks_for_no_thoughts_but_keeps_the_thinking_effort() {
 
 #[test]
 fn random_strings_are_inserted_as_hajimi_does_but_never_inside_a_tool_exchange() {
-    let opts = Options {
+    let opts = Context {
         random_string: Some(5),
-        ..Options::default()
+        ..Context::default()
     };
     let g = translate_with(
         json!({"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]}),

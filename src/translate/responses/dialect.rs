@@ -38,7 +38,12 @@ pub fn stored(data: &[u8]) -> Option<StoredResponse> {
 
 /// Prepares a Responses request: the stored conversation it continues, the translation, the
 /// response-cache key over the Gemini request (before the proxy's filler), and the renderer.
-pub fn prepare(req: CreateResponse, ctx: &Context<'_>) -> Result<Prepared, GatewayError> {
+pub fn prepare(mut req: CreateResponse, ctx: &Context<'_>) -> Result<Prepared, GatewayError> {
+    // The answer names the model as the client did; the translation uses the Gemini model
+    // an alias stands for (`MODEL_ALIASES`).
+    let meta = ResponseMeta::new(&req, response_id(), unix_now());
+    let asked = std::mem::take(&mut req.model);
+    req.model = ctx.resolve_model(&asked).to_owned();
     let requested = upstream_model_name(&req.model).to_owned();
     let stream = req.is_stream();
     let previous = match req.previous_response_id.as_deref() {
@@ -57,7 +62,6 @@ pub fn prepare(req: CreateResponse, ctx: &Context<'_>) -> Result<Prepared, Gatew
     if let Some(len) = ctx.random_string {
         history::insert_random_strings(&mut translated.request.contents, len);
     }
-    let meta = ResponseMeta::new(&req, response_id(), unix_now());
     let keeps = req.stores();
     let render = Responses {
         stream: ResponseStream::new(meta.clone(), translated.answer.clone()),

@@ -42,6 +42,7 @@ fn translate_req(
         inband_errors: false,
         cache: None,
         recall_kept: &kept,
+        aliases: crate::translate::aliases::ModelAliases::none(),
     };
     to_gemini(req, &ctx, o.previous)
 }
@@ -831,6 +832,7 @@ fn context_with<'a>(
             precise: false,
         }),
         recall_kept: kept,
+        aliases: crate::translate::aliases::ModelAliases::none(),
     }
 }
 
