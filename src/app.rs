@@ -30,8 +30,8 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(openai::chat))
         .route("/chat/completions", post(openai::chat))
-        .route("/aistudio/chat/completions", post(openai::chat))
-        .route("/vertex/chat/completions", post(openai::vertex_unavailable))
+        .route("/aistudio/chat/completions", post(openai::aistudio_chat))
+        .route("/vertex/chat/completions", post(openai::vertex_chat))
         .route("/v1/responses", post(responses::create))
         .route("/responses", post(responses::create))
         .route("/v1/responses/{id}", get(responses::get))
@@ -42,14 +42,14 @@ pub fn router(state: AppState) -> Router {
         .route("/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1/models", get(openai::v1_list_models))
         .route("/models", get(openai::list_models))
-        .route("/aistudio/models", get(openai::list_models))
+        .route("/aistudio/models", get(openai::aistudio_list_models))
         .route(
             "/v1/models/{id}",
             get(openai::v1_get_model).post(native::action_v1beta),
         )
         .route("/models/{id}", get(openai::get_model))
-        .route("/aistudio/models/{id}", get(openai::get_model))
-        .route("/vertex/models", get(openai::vertex_unavailable))
+        .route("/aistudio/models/{id}", get(openai::aistudio_get_model))
+        .route("/vertex/models", get(openai::vertex_list_models))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/embeddings", post(openai::embeddings))
         .route("/api/vector/query", post(vector::query))

@@ -31,6 +31,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub live: Live,
     pub keys: KeyPool,
+    /// Vertex AI's service accounts and express keys (the same state machine as the keys).
+    pub vertex: crate::vertex::VertexCreds,
     pub stats: Arc<Stats>,
     /// The embedded store (`None`: memory only).
     pub store: Option<Arc<Store>>,
@@ -77,7 +79,23 @@ impl AppState {
         let upstream = Upstream::new(&config.settings)?;
         let fetcher = Fetcher::new(config.settings.image_fetch_allow_loopback)?;
         let zone = config.settings.stats_reset_timezone.tz().clone();
+        let (vertex, problems) = crate::vertex::VertexCreds::new(&config.settings);
+        for p in &problems {
+            tracing::warn!("{}", p.message());
+        }
+        if config.settings.enable_vertex && vertex.pool.is_empty() {
+            tracing::warn!(
+                "ENABLE_VERTEX 已开启，但没有 Vertex 凭据：Vertex 请求将返回 503，直到配置 GOOGLE_CREDENTIALS_JSON、STORAGE_DIR/credentials 或 VERTEX_EXPRESS_API_KEY / ENABLE_VERTEX is on but no Vertex credential is configured: Vertex requests answer 503 until GOOGLE_CREDENTIALS_JSON, STORAGE_DIR/credentials or VERTEX_EXPRESS_API_KEY provides one"
+            );
+        } else if !vertex.pool.is_empty() {
+            tracing::info!(
+                accounts = vertex.accounts().len(),
+                credentials = vertex.pool.len(),
+                "Vertex AI credentials loaded"
+            );
+        }
         Ok(Self(Arc::new(Inner {
+            vertex,
             kept: Kept::new(store.clone()),
             keys: KeyPool::with_reset_zone(config.keys, zone.clone()),
             stats: Arc::new(Stats::new(zone, store.clone())),

@@ -359,18 +359,11 @@ fn build(mut v: Values) -> Result<Config, ConfigError> {
                 .to_owned(),
         );
     }
-    if keys.is_empty() {
+    let vertex_configured =
+        settings.google_credentials_json.is_some() || !settings.vertex_express_api_key.is_empty();
+    if keys.is_empty() && !(settings.enable_vertex && vertex_configured) {
         warnings.push(
             "未配置任何 Gemini API 密钥（GEMINI_API_KEYS），请求将失败，直到在面板中添加密钥 / no Gemini API keys configured (GEMINI_API_KEYS): requests fail until keys are added from the dashboard"
-                .to_owned(),
-        );
-    }
-    if settings.enable_vertex
-        || settings.google_credentials_json.is_some()
-        || !settings.vertex_express_api_key.is_empty()
-    {
-        warnings.push(
-            "Vertex 模式尚未实现，Vertex 相关配置已读取但暂不生效 / Vertex mode is not available yet: the Vertex settings were read but have no effect"
                 .to_owned(),
         );
     }

@@ -5,4 +5,4 @@
 pub mod health;
 pub mod pool;
 
-pub use pool::{KeyPool, KeySlot, KeyState, Lease, Limits, Pick};
+pub use pool::{KeyPool, KeySlot, KeyState, Kind, Lease, Limits, Only, Pick};

@@ -15,6 +15,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
+use crate::config::credentials::Account;
 use crate::mask::{KeyId, Secret};
 use crate::upstream::classify::{Failure, KeyEffect};
 
@@ -47,6 +48,47 @@ impl KeyState {
     }
 }
 
+/// What a credential of the pool is: an AI Studio key, a Vertex service account (its secret
+/// in the pool is its `client_email`; the key stays in the [`Account`]) or a Vertex express
+/// key.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    ApiKey,
+    Account(Arc<Account>),
+    Express,
+}
+
+impl Kind {
+    /// The dashboard's name of the kind.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::ApiKey => "api_key",
+            Self::Account(_) => "service_account",
+            Self::Express => "express_key",
+        }
+    }
+}
+
+/// Which credentials of a pool a request may use (Vertex model prefixes `[PAY]`,
+/// `[EXPRESS] `).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Only {
+    #[default]
+    Any,
+    Accounts,
+    Express,
+}
+
+impl Only {
+    fn admits(self, kind: &Kind) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Accounts => matches!(kind, Kind::Account(_)),
+            Self::Express => matches!(kind, Kind::Express),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Cooldown {
     pub model: String,
@@ -59,6 +101,7 @@ pub struct Cooldown {
 pub struct KeySlot {
     pub id: KeyId,
     secret: Secret,
+    kind: Kind,
     state: AtomicU8,
     cooldowns: Mutex<Vec<Cooldown>>,
     /// Successful calls since the last daily reset (`API_KEY_DAILY_LIMIT`).
@@ -71,17 +114,28 @@ pub struct KeySlot {
 
 impl Drop for KeySlot {
     fn drop(&mut self) {
-        crate::mask::release_key(self.secret.expose());
+        if !matches!(self.kind, Kind::Account(_)) {
+            crate::mask::release_key(self.secret.expose());
+        }
     }
 }
 
 impl KeySlot {
     /// A slot for `secret`; while it lives, the key is scrubbed from error text by value.
     fn new(secret: String) -> Self {
-        crate::mask::hold_key(&secret);
+        Self::of_kind(secret, Kind::ApiKey)
+    }
+
+    /// A slot for a credential of any kind (a service account's secret is its email, which
+    /// is not scrubbed: it is how the dashboard names the account).
+    fn of_kind(secret: String, kind: Kind) -> Self {
+        if !matches!(kind, Kind::Account(_)) {
+            crate::mask::hold_key(&secret);
+        }
         Self {
             id: KeyId::of(&secret),
             secret: Secret::new(secret),
+            kind,
             state: AtomicU8::new(KeyState::Active as u8),
             cooldowns: Mutex::new(Vec::new()),
             calls_today: AtomicU64::new(0),
@@ -94,8 +148,16 @@ impl KeySlot {
         self.secret.expose()
     }
 
+    /// How the dashboard shows the credential: a key masked, a service account by its email.
     pub fn masked(&self) -> String {
-        crate::mask::mask(self.secret.expose())
+        match &self.kind {
+            Kind::Account(a) => a.client_email().to_owned(),
+            _ => crate::mask::mask(self.secret.expose()),
+        }
+    }
+
+    pub fn kind(&self) -> &Kind {
+        &self.kind
     }
 
     pub fn state(&self) -> KeyState {
@@ -266,6 +328,8 @@ pub struct Limits {
     pub daily_limit: u32,
     /// Most attempts in flight per key (0: unlimited).
     pub max_in_flight: u32,
+    /// Which kinds of credential may serve.
+    pub only: Only,
 }
 
 /// The result of asking the pool for a key.
@@ -344,6 +408,44 @@ impl KeyPool {
 
     pub fn find(&self, id: KeyId) -> Option<Arc<KeySlot>> {
         self.slots.load().iter().find(|s| s.id == id).cloned()
+    }
+
+    /// A pool of credentials of any kind (Vertex accounts and express keys).
+    pub fn of_credentials(creds: Vec<(String, Kind)>, zone: jiff::tz::TimeZone) -> Self {
+        let pool = Self::with_reset_zone(Vec::new(), zone);
+        pool.replace(creds);
+        pool
+    }
+
+    /// Makes the pool hold exactly these credentials: those already present (same secret and
+    /// kind) keep their state, the others are added, the rest removed; returns whether
+    /// anything changed.
+    pub fn replace(&self, creds: Vec<(String, Kind)>) -> bool {
+        let current = self.slots.load_full();
+        let same = |s: &KeySlot, secret: &str, kind: &Kind| {
+            s.secret() == secret
+                && match (&s.kind, kind) {
+                    (Kind::Account(a), Kind::Account(b)) => a.same_credentials(b),
+                    (a, b) => a.as_str() == b.as_str(),
+                }
+        };
+        let next: Vec<Arc<KeySlot>> = creds
+            .into_iter()
+            .map(|(secret, kind)| {
+                current
+                    .iter()
+                    .find(|s| same(s, &secret, &kind))
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(KeySlot::of_kind(secret, kind)))
+            })
+            .collect();
+        let changed = next.len() != current.len()
+            || next.iter().zip(current.iter()).any(|(a, b)| !Arc::ptr_eq(a, b));
+        if changed {
+            self.slots.store(Arc::new(next));
+            self.lock_stack().clear();
+        }
+        changed
     }
 
     /// Adds keys not already present; returns how many were added.
@@ -443,7 +545,11 @@ impl KeyPool {
                     budget = stack.len();
                     continue;
                 };
-                if tried.contains(&slot.id) || !slot.usable_for(model, now) || !under_cap(&slot) {
+                if tried.contains(&slot.id)
+                    || !limits.only.admits(&slot.kind)
+                    || !slot.usable_for(model, now)
+                    || !under_cap(&slot)
+                {
                     continue;
                 }
                 if over_daily(&slot) {
@@ -461,7 +567,7 @@ impl KeyPool {
         // Nothing found: say why.
         let active: Vec<&Arc<KeySlot>> = slots
             .iter()
-            .filter(|s| s.state() == KeyState::Active)
+            .filter(|s| s.state() == KeyState::Active && limits.only.admits(&s.kind))
             .collect();
         if active.is_empty() {
             return Pick::NoneUsable;
@@ -536,6 +642,7 @@ mod tests {
         let limits = Limits {
             daily_limit: 1,
             max_in_flight: 0,
+            ..Limits::default()
         };
         let a = pick_key(&pool, "m", &HashSet::new()).expect("key");
         a.record_success();
@@ -566,6 +673,7 @@ mod tests {
         let limits = Limits {
             daily_limit: 0,
             max_in_flight: 1,
+            ..Limits::default()
         };
         let Pick::Key(lease) = pool.pick("m", &HashSet::new(), Instant::now(), limits) else {
             panic!("a key")

@@ -71,12 +71,21 @@ impl Attempts {
             limits: Limits {
                 daily_limit: settings.api_key_daily_limit,
                 max_in_flight: settings.key_max_concurrency,
+                only: crate::keys::Only::Any,
             },
             tried: HashSet::new(),
             failures: Vec::new(),
             attempts: 0,
             empty: 0,
         }
+    }
+
+    /// Attempts through another upstream than AI Studio: only these credentials of its pool,
+    /// and its host named when it cannot be reached.
+    pub fn through(mut self, only: crate::keys::Only, base_url: &str) -> Self {
+        self.limits.only = only;
+        base_url.clone_into(&mut self.base_url);
+        self
     }
 
     pub fn remaining(&self) -> u32 {

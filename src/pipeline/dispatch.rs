@@ -14,11 +14,12 @@ use tokio::time::Instant;
 pub use super::attempts::{Attempts, Budget, request_error};
 use crate::config::Settings;
 use crate::error::GatewayError;
-use crate::keys::{KeyPool, KeySlot, Lease};
+use crate::keys::{KeyPool, KeySlot, Lease, Only};
 use crate::mask::KeyId;
 use crate::stats::Stats;
 use crate::store::Counters;
 use crate::telemetry::OutcomeHandle;
+use crate::upstream::Target;
 use crate::upstream::classify::Failure;
 
 /// Whom one request's attempts go through: the credential pool, where attempts are counted,
@@ -32,6 +33,9 @@ pub struct Dispatch<'a> {
     pub model: &'a str,
     pub outcome: &'a OutcomeHandle,
     pub tasks: &'a tokio_util::task::TaskTracker,
+    /// Which credentials of the pool may serve, and the host named when none is reachable
+    /// (`None`: AI Studio's `GEMINI_BASE_URL`, every credential).
+    pub through: Option<(Only, &'a str)>,
 }
 
 impl<'a> Dispatch<'a> {
@@ -49,6 +53,32 @@ impl<'a> Dispatch<'a> {
             model,
             outcome,
             tasks: &state.tasks,
+            through: None,
+        }
+    }
+
+    /// A request's dispatch to `target`: AI Studio's key pool, or the Vertex credentials
+    /// (those the model's prefix admits).
+    pub fn to(
+        state: &'a crate::state::AppState,
+        target: &'a Target,
+        settings: &'a Settings,
+        model: &'a str,
+        outcome: &'a OutcomeHandle,
+    ) -> Self {
+        let mut d = Self::new(state, settings, model, outcome);
+        if let Target::Vertex(v) = target {
+            d.pool = &state.vertex.pool;
+            d.through = Some((v.only, v.base.as_str()));
+        }
+        d
+    }
+
+    fn attempts(&self, budget: Budget) -> Attempts {
+        let attempts = Attempts::new(self.settings, budget, self.model);
+        match self.through {
+            Some((only, base)) => attempts.through(only, base),
+            None => attempts,
         }
     }
 }
@@ -101,12 +131,11 @@ where
     let Dispatch {
         pool,
         stats,
-        settings,
         model,
         outcome,
         ..
     } = *ctx;
-    let mut attempts = Attempts::new(settings, budget, model);
+    let mut attempts = ctx.attempts(budget);
     loop {
         if attempts.empty_exhausted() {
             return Err(attempts.final_error(pool));
@@ -176,9 +205,10 @@ pub async fn race<T: Send + 'static>(
         model,
         outcome,
         tasks,
+        ..
     } = *ctx;
     let spawn = |fut: BoxFuture<'static, ()>| tasks.spawn(fut).abort_handle();
-    let mut attempts = Attempts::new(settings, budget, model);
+    let mut attempts = ctx.attempts(budget);
     let mut width = settings.concurrent_requests.max(1);
     let max_width = settings.max_concurrent_requests.max(1).max(width);
     loop {

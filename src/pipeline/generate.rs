@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::config::Settings;
 use crate::error::GatewayError;
+use crate::keys::Only;
 use crate::pipeline::deliver::{Delivery, Memo, deliver};
 use crate::pipeline::obtain::{Plan, cached, obtain};
 use crate::pipeline::relay;
@@ -21,6 +22,7 @@ use crate::translate::cache_key::KeyRule;
 use crate::translate::dialect::{Context, Prepared, UpstreamBody};
 use crate::translate::model_name::{search_base, upstream_model_name};
 use crate::upstream::Target;
+use crate::vertex::models::Serve;
 use crate::upstream::endpoint::{Action, Version, require_model_id};
 
 /// What a dialect's translation may know of the server for this request.
@@ -46,8 +48,30 @@ pub fn context<'a>(
     }
 }
 
+/// Which upstream a generation request goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// Vertex AI while `ENABLE_VERTEX` is on (read per request: the dashboard's toggle is
+    /// live), else AI Studio: the shared routes of every dialect.
+    Settings,
+    /// AI Studio always (`/aistudio/*`, native Gemini routes).
+    AiStudio,
+    /// Vertex AI always (`/vertex/*`).
+    Vertex,
+}
+
+impl Via {
+    pub fn is_vertex(self, snap: &Settings) -> bool {
+        match self {
+            Self::Settings => snap.enable_vertex,
+            Self::AiStudio => false,
+            Self::Vertex => true,
+        }
+    }
+}
+
 /// Translates with the server's context and serves the request (the whole flow for a
-/// translating dialect's route).
+/// translating dialect's route), through the upstream `ENABLE_VERTEX` chooses.
 pub async fn serve<R>(
     state: &AppState,
     snap: &Arc<Settings>,
@@ -55,11 +79,76 @@ pub async fn serve<R>(
     prepare: impl FnOnce(R, &Context<'_>) -> Result<Prepared, GatewayError>,
     outcome: &OutcomeHandle,
 ) -> Result<Response, GatewayError> {
+    serve_via(state, snap, request, prepare, outcome, Via::Settings).await
+}
+
+/// [`serve`] through a chosen upstream.
+pub async fn serve_via<R>(
+    state: &AppState,
+    snap: &Arc<Settings>,
+    request: R,
+    prepare: impl FnOnce(R, &Context<'_>) -> Result<Prepared, GatewayError>,
+    outcome: &OutcomeHandle,
+    via: Via,
+) -> Result<Response, GatewayError> {
     let thinks = |model: &str| state.models.thinks(model);
     let recall = |id: &str, model: &str| state.signatures.recall(id, model);
     let kept = |id: &str| state.kept.get(id);
     let prepared = prepare(request, &context(snap, &thinks, &recall, &kept))?;
-    generate(state, snap, prepared, Version::V1beta, outcome).await
+    generate(state, snap, prepared, Version::V1beta, outcome, via).await
+}
+
+/// Vertex's answer when it has no credential for a request: a 503 that says what to
+/// configure (never a silent fall-back to AI Studio).
+pub fn no_vertex_credentials(what: Only) -> GatewayError {
+    let (zh, en) = match what {
+        Only::Any => (
+            "Vertex 模式已开启，但没有可用的 Vertex 凭据：请设置 GOOGLE_CREDENTIALS_JSON、在 STORAGE_DIR/credentials 放入服务账号 JSON，或设置 VERTEX_EXPRESS_API_KEY",
+            "Vertex mode is on but no Vertex credential is configured: set GOOGLE_CREDENTIALS_JSON, put a service-account JSON file in STORAGE_DIR/credentials, or set VERTEX_EXPRESS_API_KEY",
+        ),
+        Only::Accounts => (
+            "[PAY] 模型只能由服务账号提供，但没有配置服务账号（GOOGLE_CREDENTIALS_JSON）",
+            "[PAY] models are served by service accounts only, and none is configured (GOOGLE_CREDENTIALS_JSON)",
+        ),
+        Only::Express => (
+            "[EXPRESS] 模型只能由快速模式密钥提供，但没有配置（VERTEX_EXPRESS_API_KEY）",
+            "[EXPRESS] models are served by express keys only, and none is configured (VERTEX_EXPRESS_API_KEY)",
+        ),
+    };
+    GatewayError::Unavailable {
+        message: format!("{zh} / {en}"),
+    }
+}
+
+/// A request for Vertex: the model name read as HAJIMI's (`[PAY]`, `[EXPRESS] `, a
+/// variant suffix), the variant applied to the translated request, and the target for the
+/// credentials the prefix admits. `model` becomes the Vertex model id.
+fn vertex_target(
+    state: &AppState,
+    snap: &Settings,
+    model: &mut String,
+    body: &mut UpstreamBody,
+) -> Result<Target, GatewayError> {
+    let parsed = crate::vertex::models::parse_model(model)?;
+    let only = match parsed.serve {
+        Serve::Any => Only::Any,
+        Serve::ServiceAccounts => Only::Accounts,
+        Serve::ExpressKeys => Only::Express,
+    };
+    let creds = &state.vertex;
+    let available = match only {
+        Only::Any => !creds.pool.is_empty(),
+        Only::Accounts => creds.has_accounts(),
+        Only::Express => creds.has_express(),
+    };
+    if !available {
+        return Err(no_vertex_credentials(only));
+    }
+    if let UpstreamBody::Typed(request) = body {
+        crate::vertex::models::apply(parsed.variant, &parsed.base, request)?;
+    }
+    *model = parsed.base;
+    Ok(Target::vertex(snap, &creds.tokens, &state.upstream, only))
 }
 
 /// `BLOCKED_MODELS` and `WHITELIST_MODELS` are enforced on use, not only hidden from lists.
@@ -84,24 +173,32 @@ pub async fn generate(
     prepared: Prepared,
     version: Version,
     outcome: &OutcomeHandle,
+    via: Via,
 ) -> Result<Response, GatewayError> {
     let Prepared {
         requested,
-        model,
+        mut model,
         mut body,
         stream,
         cache_key,
         render,
     } = prepared;
-    // A client's model name never carries `/`, `?`, `#` or `%` into an upstream URL, nor an
-    // unbounded name into the statistics.
-    require_model_id(&requested)?;
+    let target = if via.is_vertex(snap) {
+        // HAJIMI's names (`[PAY]gemini-2.5-pro-search`) are read, and their model id
+        // checked, by the Vertex model parser.
+        vertex_target(state, snap, &mut model, &mut body)?
+    } else {
+        // A client's model name never carries `/`, `?`, `#` or `%` into an upstream URL,
+        // nor an unbounded name into the statistics.
+        require_model_id(&requested)?;
+        Target::ai_studio(snap)
+    };
     outcome.update(|o| {
         o.model = Some(requested.clone());
         o.stream = stream;
         o.dialect = Some(render.label());
     });
-    require_allowed_model(snap, &requested)?;
+    require_allowed_model(snap, if target.is_vertex() { &model } else { &requested })?;
     let real_stream = stream && !snap.fake_streaming;
     let cache_key = cache_key.filter(|_| !real_stream);
     let keepalive = if stream {
@@ -136,7 +233,6 @@ pub async fn generate(
             .await?;
     }
     let body = Arc::new(RequestBody::of(body)?);
-    let target = Target::ai_studio(snap);
     if real_stream {
         let url = target.native(
             version,

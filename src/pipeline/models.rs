@@ -5,9 +5,15 @@
 //! yet the answer is a 503 that says why, never an empty list.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::error::GatewayError;
+use crate::keys::{Kind, Only};
+use crate::pipeline::generate::{Via, no_vertex_credentials};
+use crate::upstream::endpoint::vertex_publisher_models;
+use crate::upstream::{Auth, read_body};
+use crate::vertex::models::{BUILTIN_MODELS, list_ids, parse_publisher_models};
 use crate::models::{model_allowed, openai_list, openai_model, visible_ids};
 use crate::state::AppState;
 use crate::translate::model_name::strip_model_prefix;
@@ -50,7 +56,83 @@ async fn visible(state: &AppState, snap: &Settings) -> Result<Vec<String>, Gatew
 }
 
 pub async fn list(state: &AppState, snap: &Settings) -> Result<ModelList, GatewayError> {
+    list_via(state, snap, Via::Settings).await
+}
+
+/// The OpenAI-shaped list of the upstream `via` chooses: Vertex's names in Vertex mode.
+pub async fn list_via(state: &AppState, snap: &Settings, via: Via) -> Result<ModelList, GatewayError> {
+    if via.is_vertex(snap) {
+        return Ok(openai_list(vertex_ids(state, snap).await?));
+    }
     Ok(openai_list(visible(state, snap).await?))
+}
+
+/// Vertex mode's ids: the publisher-model list when a service account can fetch it (kept
+/// ten minutes), else the built-in list; with HAJIMI's prefixes and suffixes.
+async fn vertex_ids(state: &AppState, snap: &Settings) -> Result<Vec<String>, GatewayError> {
+    let creds = &state.vertex;
+    if creds.pool.is_empty() {
+        return Err(no_vertex_credentials(Only::Any));
+    }
+    let bases = match creds.listed() {
+        Some(bases) => bases.as_ref().clone(),
+        None => match fetch_publisher_models(state, snap).await {
+            Some(bases) if !bases.is_empty() => {
+                creds.remember_list(bases.clone());
+                bases
+            }
+            _ => BUILTIN_MODELS.iter().map(|m| (*m).to_owned()).collect(),
+        },
+    };
+    let bases: Vec<String> = bases
+        .into_iter()
+        .filter(|b| model_allowed(snap, b))
+        .collect();
+    Ok(list_ids(&bases, creds.has_accounts(), creds.has_express()))
+}
+
+/// Vertex's publisher-model list (at most five pages), with the first active service
+/// account's token; `None` when there is none or the list cannot be had.
+async fn fetch_publisher_models(state: &AppState, snap: &Settings) -> Option<Vec<String>> {
+    let account = state.vertex.pool.slots().iter().find_map(|s| match s.kind() {
+        Kind::Account(a) if s.state() == crate::keys::KeyState::Active => Some(Arc::clone(a)),
+        _ => None,
+    })?;
+    let idle = snap.upstream_timeout;
+    let token = state
+        .vertex
+        .tokens
+        .source(&account)
+        .token(state.upstream.client(), idle)
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "Vertex model list: no access token"))
+        .ok()?;
+    let auth = Auth::Bearer(token.expose().to_owned());
+    let mut out = Vec::new();
+    let mut page_token: Option<String> = None;
+    for _ in 0..5 {
+        let mut query = vec![("pageSize", "100")];
+        if let Some(t) = &page_token {
+            query.push(("pageToken", t.as_str()));
+        }
+        let url = vertex_publisher_models(&snap.vertex_base_url, &query).ok()?;
+        let response = state
+            .upstream
+            .get(&url, &auth, idle)
+            .await
+            .map_err(|f| tracing::warn!(failure = f.kind(), "Vertex model list unavailable"))
+            .ok()?;
+        let body = read_body(response, idle, 8 * 1024 * 1024).await.ok()?;
+        let page = parse_publisher_models(&body).ok()?;
+        out.extend(page.models);
+        page_token = page.next_page_token;
+        if page_token.is_none() {
+            break;
+        }
+    }
+    out.sort();
+    out.dedup();
+    Some(out)
 }
 
 /// Anthropic's model list (`GET /v1/models` with `anthropic-version`).
@@ -88,8 +170,23 @@ fn not_found(id: &str) -> GatewayError {
 }
 
 pub async fn get(state: &AppState, snap: &Settings, id: &str) -> Result<Model, GatewayError> {
+    get_via(state, snap, id, Via::Settings).await
+}
+
+/// One model of the list of the upstream `via` chooses.
+pub async fn get_via(
+    state: &AppState,
+    snap: &Settings,
+    id: &str,
+    via: Via,
+) -> Result<Model, GatewayError> {
     let id = strip_model_prefix(id).to_owned();
-    if visible(state, snap).await?.contains(&id) {
+    let ids = if via.is_vertex(snap) {
+        vertex_ids(state, snap).await?
+    } else {
+        visible(state, snap).await?
+    };
+    if ids.contains(&id) {
         return Ok(openai_model(id));
     }
     Err(not_found(&id))

@@ -100,7 +100,14 @@ pub async fn action(
             snap.search_mode,
             Some(rule),
         )?;
-        return crate::pipeline::generate::generate(state, snap, prepared, call.version, outcome)
+        return crate::pipeline::generate::generate(
+            state,
+            snap,
+            prepared,
+            call.version,
+            outcome,
+            crate::pipeline::generate::Via::AiStudio,
+        )
             .await;
     }
     outcome.update(|o| o.stream = stream);

@@ -126,7 +126,7 @@ async fn race(
         })
     };
     let (answer, leftovers) = dispatch::race(
-        &dispatch::Dispatch::new(state, snap, &plan.model, outcome),
+        &dispatch::Dispatch::to(state, &plan.target, snap, &plan.model, outcome),
         budget,
         &attempt,
         |f| plan.body.fix(f),
@@ -230,9 +230,8 @@ pub async fn post(
     idle: Duration,
     forward: bool,
 ) -> Result<Posted, Failure> {
-    let auth = target.authorize(key.secret()).await?;
-    let response = upstream
-        .send_any(reqwest::Method::POST, url, &auth, Some(body), idle)
+    let response = target
+        .send(upstream, reqwest::Method::POST, url, key, Some(body), idle)
         .await?;
     if response.status().is_success() {
         return Ok(Posted::Ok(response));

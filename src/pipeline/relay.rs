@@ -114,7 +114,7 @@ pub async fn stream(
         forward: s.render.forwards_request_errors(),
     };
     let (opened, lease) = dispatch::run(
-        &dispatch::Dispatch::new(state, snap, &s.model, outcome),
+        &dispatch::Dispatch::to(state, &s.target, snap, &s.model, outcome),
         dispatch::Budget::of(snap),
         |key| {
             let bytes = s.body.bytes();
@@ -211,7 +211,7 @@ impl Rescue {
         };
         let probe = OutcomeHandle::default();
         let result = dispatch::run(
-            &dispatch::Dispatch::new(&self.state, &self.snap, &self.model, &probe),
+            &dispatch::Dispatch::to(&self.state, &self.target, &self.snap, &self.model, &probe),
             budget,
             |key| {
                 let bytes = bytes.clone();

@@ -1,7 +1,7 @@
-//! OpenAI-shaped routes: chat completions (`/v1/chat/completions`, `/chat/completions`,
-//! `/aistudio/chat/completions`), the model list (`/v1/models`, `/models`,
-//! `/aistudio/models`, and `/{id}`), embeddings, and the Vertex aliases that answer 501 until
-//! the Vertex backend exists (decisions §1).
+//! OpenAI-shaped routes: chat completions (`/v1/chat/completions`, `/chat/completions`:
+//! Vertex AI while `ENABLE_VERTEX` is on; `/aistudio/chat/completions`: AI Studio;
+//! `/vertex/chat/completions`: Vertex AI), the model lists the same way (`/v1/models`,
+//! `/models`, `/aistudio/models`, `/vertex/models`, and `/{id}`), and embeddings (AI Studio).
 
 use axum::Json;
 use axum::extract::{FromRequest, Path, Request, State};
@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::{Flavor, Flavored, GatewayError};
 use crate::pipeline::embeddings::EmbeddingsRequest;
+use crate::pipeline::generate::Via;
 use crate::routes::body::Shape;
 use crate::routes::{AnthropicRoutes, Bounded, ClientCall, NoBody};
 use crate::state::AppState;
@@ -29,12 +30,28 @@ impl Bounded for EmbeddingsRequest {
     const SHAPE: Shape = Shape::Plain;
 }
 
-/// `POST /v1/chat/completions`.
-pub async fn chat(State(state): State<AppState>, call: ClientCall<ChatRequest>) -> Answer {
+/// A chat completion through the upstream `via` chooses.
+async fn chat_via(state: &AppState, call: ClientCall<ChatRequest>, via: Via) -> Answer {
     let prepare = crate::translate::openai::dialect::prepare;
-    crate::pipeline::generate::serve(&state, &call.snap, call.body, prepare, &call.outcome)
+    let snap = &call.snap;
+    crate::pipeline::generate::serve_via(state, snap, call.body, prepare, &call.outcome, via)
         .await
         .map_err(fail)
+}
+
+/// `POST /v1/chat/completions`, `/chat/completions`: Vertex AI while `ENABLE_VERTEX` is on.
+pub async fn chat(State(state): State<AppState>, call: ClientCall<ChatRequest>) -> Answer {
+    chat_via(&state, call, Via::Settings).await
+}
+
+/// `POST /aistudio/chat/completions`: AI Studio always.
+pub async fn aistudio_chat(State(state): State<AppState>, call: ClientCall<ChatRequest>) -> Answer {
+    chat_via(&state, call, Via::AiStudio).await
+}
+
+/// `POST /vertex/chat/completions`: Vertex AI always.
+pub async fn vertex_chat(State(state): State<AppState>, call: ClientCall<ChatRequest>) -> Answer {
+    chat_via(&state, call, Via::Vertex).await
 }
 
 /// `POST /v1/embeddings`.
@@ -89,11 +106,33 @@ pub async fn v1_get_model(state: State<AppState>, id: Path<String>, request: Req
     get_model(state, id, call).await
 }
 
-pub async fn list_models(State(state): State<AppState>, call: ClientCall<NoBody>) -> Answer {
-    let list = crate::pipeline::models::list(&state, &call.snap)
+async fn list_via(state: &AppState, call: &ClientCall<NoBody>, via: Via) -> Answer {
+    let list = crate::pipeline::models::list_via(state, &call.snap, via)
         .await
         .map_err(fail)?;
     Ok(Json(list).into_response())
+}
+
+async fn get_via(state: &AppState, id: &str, call: &ClientCall<NoBody>, via: Via) -> Answer {
+    let model = crate::pipeline::models::get_via(state, &call.snap, id, via)
+        .await
+        .map_err(fail)?;
+    Ok(Json(model).into_response())
+}
+
+/// `GET /models`: Vertex's names while `ENABLE_VERTEX` is on.
+pub async fn list_models(State(state): State<AppState>, call: ClientCall<NoBody>) -> Answer {
+    list_via(&state, &call, Via::Settings).await
+}
+
+/// `GET /aistudio/models`.
+pub async fn aistudio_list_models(State(state): State<AppState>, call: ClientCall<NoBody>) -> Answer {
+    list_via(&state, &call, Via::AiStudio).await
+}
+
+/// `GET /vertex/models`.
+pub async fn vertex_list_models(State(state): State<AppState>, call: ClientCall<NoBody>) -> Answer {
+    list_via(&state, &call, Via::Vertex).await
 }
 
 pub async fn get_model(
@@ -101,15 +140,14 @@ pub async fn get_model(
     Path(id): Path<String>,
     call: ClientCall<NoBody>,
 ) -> Answer {
-    let model = crate::pipeline::models::get(&state, &call.snap, &id)
-        .await
-        .map_err(fail)?;
-    Ok(Json(model).into_response())
+    get_via(&state, &id, &call, Via::Settings).await
 }
 
-/// `/vertex/*` until Vertex mode exists: authenticated, then 501.
-pub async fn vertex_unavailable(_: ClientCall<NoBody>) -> Answer {
-    Err(fail(GatewayError::NotImplemented(
-        "Vertex 模式尚未提供，请使用 /v1 或 /aistudio 路径 / Vertex mode is not available yet; use the /v1 or /aistudio routes".to_owned(),
-    )))
+/// `GET /aistudio/models/{id}`.
+pub async fn aistudio_get_model(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    call: ClientCall<NoBody>,
+) -> Answer {
+    get_via(&state, &id, &call, Via::AiStudio).await
 }

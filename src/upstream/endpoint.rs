@@ -615,3 +615,70 @@ mod vertex_tests {
         }
     }
 }
+
+/// An express-surface URL (`{base}/v1/publishers/google/models/{model}:{action}?…`, as
+/// [`vertex_model_action`] builds it with [`VertexTarget::Express`]) moved into a service
+/// account's project and location: the URL a request gets once the credential is known.
+pub fn vertex_in_project(
+    url: &UpstreamUrl,
+    project: &str,
+    location: &str,
+) -> Result<UpstreamUrl, GatewayError> {
+    if !valid_project_id(project) {
+        return Err(GatewayError::internal(anyhow::anyhow!(
+            "the Vertex project id is not a project id"
+        )));
+    }
+    if !valid_vertex_location(location) {
+        return Err(GatewayError::internal(anyhow::anyhow!(
+            "VERTEX_LOCATION is not a location"
+        )));
+    }
+    let marker = format!("/{VERTEX_VERSION}/publishers/");
+    let path = url.0.path();
+    let Some(at) = path.rfind(&marker) else {
+        return Err(GatewayError::internal(anyhow::anyhow!(
+            "not a Vertex express URL"
+        )));
+    };
+    let moved = format!(
+        "{}/{VERTEX_VERSION}/projects/{project}/locations/{location}{}",
+        &path[..at],
+        &path[at + marker.len() - "/publishers/".len()..]
+    );
+    let mut out = url.0.clone();
+    out.set_path(&moved);
+    Ok(UpstreamUrl(out))
+}
+
+#[cfg(test)]
+mod vertex_project_tests {
+    use super::*;
+
+    #[test]
+    fn an_express_url_moves_into_the_project_and_keeps_its_query() {
+        let express = vertex_model_action(
+            "http://127.0.0.1:9/base",
+            VertexTarget::Express,
+            "gemini-2.5-flash",
+            Action::StreamGenerateContent,
+            &[("alt", "sse")],
+        )
+        .unwrap_or_else(|_| unreachable!());
+        let moved = vertex_in_project(&express, "proj-a", "us-central1")
+            .unwrap_or_else(|_| unreachable!());
+        let direct = vertex_model_action(
+            "http://127.0.0.1:9/base",
+            VertexTarget::Project {
+                project: "proj-a",
+                location: "us-central1",
+            },
+            "gemini-2.5-flash",
+            Action::StreamGenerateContent,
+            &[("alt", "sse")],
+        )
+        .unwrap_or_else(|_| unreachable!());
+        assert_eq!(moved, direct);
+        assert!(vertex_in_project(&express, "bad/project", "global").is_err());
+    }
+}

@@ -42,6 +42,11 @@ impl Upstream {
         })
     }
 
+    /// The HTTP client (the Vertex token endpoint uses it too).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// POSTs a JSON body; returns once a 2xx answer's headers arrived (within `idle`).
     /// A non-2xx answer is read (bounded) and classified.
     pub async fn post(

@@ -12,9 +12,11 @@
 //! Vertex URLs are built in [`crate::upstream::endpoint`] (`vertex_*`), like every URL.
 
 pub mod models;
+pub mod pool;
 pub mod token;
 
 pub use crate::config::credentials::{Account, ExpressKey, Loaded, Origin, Problem, ProblemKind};
+pub use pool::VertexCreds;
 pub use token::{AccessToken, TokenCache, TokenError, TokenSource};
 
 /// Throwaway RSA keys for the tests, generated once per test process (never committed).
