@@ -26,10 +26,12 @@ fn key_view(state: &AppState, slot: &crate::keys::KeySlot, snap: &Settings) -> V
         .map(|c| json!({"model": c.model, "remaining_s": c.until.saturating_duration_since(now).as_secs(), "until_daily_reset": c.daily}))
         .collect();
     let today = state.stats.key_today(slot.id);
-    let from_env = state.key_vars.iter().any(|(k, _)| k == slot.secret());
+    let from_env = state.key_vars.iter().any(|(k, _)| k == slot.secret())
+        || !matches!(slot.kind(), crate::keys::Kind::ApiKey);
     json!({
         "id": slot.id.to_string(),
         "key": slot.masked(),
+        "kind": slot.kind().as_str(),
         "state": slot.state().as_str(),
         "verified": slot.verified(),
         "cooldowns": cooldowns,
@@ -50,7 +52,7 @@ pub fn dashboard_data(state: &AppState) -> Value {
     let summary = state.stats.summary();
     let models = state.models.current();
     let available = crate::models::visible_ids(snap, models.as_deref().map(Vec::as_slice));
-    let slots = state.keys.slots();
+    let slots = all_slots(state);
     let limit = snap.api_key_daily_limit;
     let mut key_stats: Vec<Value> = slots
         .iter()
@@ -63,7 +65,7 @@ pub fn dashboard_data(state: &AppState) -> Value {
                 .iter()
                 .map(|(m, c)| (m.clone(), json!({"calls": c.calls, "tokens": c.tokens()})))
                 .collect();
-            json!({"api_key": slot.masked(), "key_id": slot.id.to_string(), "calls_24h": calls, "total_tokens": today.total.tokens(),
+            json!({"api_key": slot.masked(), "kind": slot.kind().as_str(), "key_id": slot.id.to_string(), "calls_24h": calls, "total_tokens": today.total.tokens(),
                    "limit": limit, "usage_percent": percent, "model_stats": model_stats, "state": slot.state().as_str()})
         })
         .collect();
@@ -104,7 +106,7 @@ pub fn dashboard_data(state: &AppState) -> Value {
         "model_count": available.len(),
         "available_models": available,
         "retry_count": snap.max_retry_num,
-        "credentials_count": 0,
+        "credentials_count": state.vertex.accounts().len(),
         "last_24h_calls": summary.day.calls,
         "hourly_calls": summary.hour.calls,
         "minute_calls": summary.minute.calls,
@@ -157,13 +159,19 @@ pub fn dashboard_data(state: &AppState) -> Value {
 /// Every key (masked) with its state, cooldowns and today's usage.
 pub fn keys(state: &AppState) -> Value {
     let snap = state.live.current();
-    let list: Vec<Value> = state
-        .keys
-        .slots()
+    let list: Vec<Value> = all_slots(state)
         .iter()
         .map(|s| key_view(state, s, &snap))
         .collect();
     json!({ "keys": list })
+}
+
+/// The AI Studio keys, then the Vertex credentials (service accounts by email, express keys
+/// masked): one list, one state machine.
+fn all_slots(state: &AppState) -> Vec<std::sync::Arc<crate::keys::KeySlot>> {
+    let mut slots = state.keys.slots().as_ref().clone();
+    slots.extend(state.vertex.pool.slots().iter().cloned());
+    slots
 }
 
 pub fn logs(state: &AppState) -> Value {
