@@ -122,6 +122,14 @@ impl AppState {
         })))
     }
 
+    /// What sends upstream calls with any credential (keys, express keys, accounts' tokens).
+    pub fn caller(&self) -> crate::vertex::send::Caller {
+        crate::vertex::send::Caller {
+            upstream: self.upstream.clone(),
+            tokens: std::sync::Arc::clone(&self.vertex.tokens),
+        }
+    }
+
     pub fn inflight_len(&self) -> usize {
         self.inflight.len()
     }

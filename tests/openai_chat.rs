@@ -515,15 +515,21 @@ async fn user_agent_whitelist_admits_prefixes_case_insensitively() {
 }
 
 #[tokio::test]
-async fn vertex_routes_answer_501_until_vertex_exists() {
+async fn vertex_routes_without_vertex_credentials_answer_503() {
     let h = start(&[]).await;
     let (status, v) = json(
         h.post("/vertex/chat/completions", &hello(FLASH, false))
             .await,
     )
     .await;
-    assert_eq!(status, 501);
-    openai_error(&v);
+    assert_eq!(status, 503);
+    assert!(
+        openai_error(&v)["message"]
+            .as_str()
+            .unwrap()
+            .contains("VERTEX_EXPRESS_API_KEY")
+    );
+    assert!(h.upstream_calls().is_empty(), "never AI Studio instead");
 }
 
 #[tokio::test]

@@ -54,7 +54,12 @@ fn vertex_calls(h: &Harness) -> Vec<Recorded> {
 }
 
 fn credential(r: &Recorded) -> String {
-    r.vertex.as_ref().unwrap().credential.clone().unwrap_or_default()
+    r.vertex
+        .as_ref()
+        .unwrap()
+        .credential
+        .clone()
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -97,7 +102,10 @@ async fn a_chat_and_a_stream_go_to_the_accounts_project_with_real_usage() {
         assert!(c.api_key.is_none(), "no API key travels with a Bearer call");
     }
     assert_eq!(
-        calls.iter().filter_map(|c| c.action.clone()).collect::<Vec<_>>(),
+        calls
+            .iter()
+            .filter_map(|c| c.action.clone())
+            .collect::<Vec<_>>(),
         ["generateContent", "streamGenerateContent"]
     );
 }
@@ -136,7 +144,11 @@ async fn a_401_drops_the_token_and_the_call_is_sent_once_more() {
         .into_iter()
         .filter(|r| r.action.as_deref() == Some("generateContent"))
         .collect();
-    assert_eq!(generate.len(), 3, "one call, then the refused one and its retry");
+    assert_eq!(
+        generate.len(),
+        3,
+        "one call, then the refused one and its retry"
+    );
 }
 
 #[tokio::test]
@@ -148,11 +160,18 @@ async fn two_accounts_rotate_across_their_projects() {
     let calls = vertex_calls(&h);
     for c in &calls {
         let v = c.vertex.as_ref().unwrap();
-        let expected = if credential(c) == A { "proj-a" } else { "proj-b" };
+        let expected = if credential(c) == A {
+            "proj-a"
+        } else {
+            "proj-b"
+        };
         assert_eq!(v.project.as_deref(), Some(expected), "{c:?}");
     }
     let used_a = calls.iter().filter(|c| credential(c) == A).count();
-    assert!(used_a > 0 && used_a < calls.len(), "both accounts serve: {calls:?}");
+    assert!(
+        used_a > 0 && used_a < calls.len(),
+        "both accounts serve: {calls:?}"
+    );
 }
 
 #[tokio::test]
@@ -160,12 +179,14 @@ async fn a_refused_grant_and_a_denied_project_fail_over_and_leave_rotation() {
     let h = vertex(&[(A, "proj-a"), (B, "proj-b"), (C, "proj-c")], &[]).await;
     h.mock
         .vertex_refuse(A, Some("Invalid grant: account not found"));
-    h.mock.add_rule(Rule::new(Reply::google_error(
-        403,
-        "PERMISSION_DENIED",
-        "Vertex AI API has not been used in project proj-b before or it is disabled.",
-    ))
-    .key(B));
+    h.mock.add_rule(
+        Rule::new(Reply::google_error(
+            403,
+            "PERMISSION_DENIED",
+            "Vertex AI API has not been used in project proj-b before or it is disabled.",
+        ))
+        .key(B),
+    );
     for _ in 0..6 {
         let (s, v) = json(h.chat(&hello(FLASH, false)).await).await;
         assert_eq!(s, 200, "{v}");
@@ -302,7 +323,11 @@ async fn vertex_routes_work_with_enable_vertex_off_and_the_others_stay_on_ai_stu
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    for id in ["gemini-2.5-flash", "[PAY]gemini-2.5-flash", "[PAY]gemini-2.5-pro-search"] {
+    for id in [
+        "gemini-2.5-flash",
+        "[PAY]gemini-2.5-flash",
+        "[PAY]gemini-2.5-pro-search",
+    ] {
         assert!(ids.contains(&id), "{id} in {ids:?}");
     }
     let (_, ai) = json(h.get("/v1/models").await).await;
@@ -380,7 +405,12 @@ async fn the_model_list_comes_from_vertex_with_hajimis_names() {
     );
     let (s, v) = json(h.chat(&hello("[PAY]gemini-2.5-flash-openai", false)).await).await;
     assert_eq!(s, 400, "{v}");
-    assert!(openai_error(&v)["message"].as_str().unwrap().contains("-openai"));
+    assert!(
+        openai_error(&v)["message"]
+            .as_str()
+            .unwrap()
+            .contains("-openai")
+    );
 }
 
 #[tokio::test]

@@ -64,7 +64,10 @@ pub async fn update(state: &AppState, key: &str, value: &Value) -> Result<Change
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(entry.env.to_owned(), Source::Dashboard);
-    if matches!(entry.env, "GOOGLE_CREDENTIALS_JSON" | "VERTEX_EXPRESS_API_KEY") {
+    if matches!(
+        entry.env,
+        "GOOGLE_CREDENTIALS_JSON" | "VERTEX_EXPRESS_API_KEY"
+    ) {
         for p in state.vertex.sync(&state.live.current()) {
             tracing::warn!("{}", p.message());
         }

@@ -1,5 +1,9 @@
 //! Vertex AI names the configuration checks: locations, project ids, and the default
-//! `VERTEX_BASE_URL` of a location.
+//! `VERTEX_BASE_URL` of a location; and the kinds of credential a pool holds.
+
+use std::sync::Arc;
+
+use crate::config::credentials::Account;
 
 /// Vertex AI's host for the `global` location (and the express surface).
 pub const VERTEX_GLOBAL_BASE: &str = "https://aiplatform.googleapis.com";
@@ -32,4 +36,46 @@ pub fn vertex_default_base(location: &str) -> Option<String> {
         return Some(VERTEX_GLOBAL_BASE.to_owned());
     }
     valid_vertex_location(location).then(|| format!("https://{location}-aiplatform.googleapis.com"))
+}
+
+/// What a credential of the pool is: an AI Studio key, a Vertex service account (its secret
+/// in the pool is its `client_email`; the key stays in the [`Account`]) or a Vertex express
+/// key.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    ApiKey,
+    Account(Arc<Account>),
+    Express,
+}
+
+impl Kind {
+    /// The dashboard's name of the kind.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::ApiKey => "api_key",
+            Self::Account(_) => "service_account",
+            Self::Express => "express_key",
+        }
+    }
+}
+
+/// Which credentials of a pool a request may use (Vertex model prefixes `[PAY]`,
+/// `[EXPRESS] `).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Only {
+    #[default]
+    Any,
+    Accounts,
+    Express,
+}
+
+impl Only {
+    /// Whether a credential of this kind may serve.
+    pub fn admits(self, kind: &Kind) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Accounts => matches!(kind, Kind::Account(_)),
+            Self::Express => matches!(kind, Kind::Express),
+        }
+    }
 }

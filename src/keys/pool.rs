@@ -15,7 +15,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
-use crate::config::credentials::Account;
+pub use crate::config::vertex::{Kind, Only};
 use crate::mask::{KeyId, Secret};
 use crate::upstream::classify::{Failure, KeyEffect};
 
@@ -44,47 +44,6 @@ impl KeyState {
             Self::Active => "active",
             Self::Invalid => "invalid",
             Self::Suspended => "suspended",
-        }
-    }
-}
-
-/// What a credential of the pool is: an AI Studio key, a Vertex service account (its secret
-/// in the pool is its `client_email`; the key stays in the [`Account`]) or a Vertex express
-/// key.
-#[derive(Debug, Clone)]
-pub enum Kind {
-    ApiKey,
-    Account(Arc<Account>),
-    Express,
-}
-
-impl Kind {
-    /// The dashboard's name of the kind.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::ApiKey => "api_key",
-            Self::Account(_) => "service_account",
-            Self::Express => "express_key",
-        }
-    }
-}
-
-/// Which credentials of a pool a request may use (Vertex model prefixes `[PAY]`,
-/// `[EXPRESS] `).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Only {
-    #[default]
-    Any,
-    Accounts,
-    Express,
-}
-
-impl Only {
-    fn admits(self, kind: &Kind) -> bool {
-        match self {
-            Self::Any => true,
-            Self::Accounts => matches!(kind, Kind::Account(_)),
-            Self::Express => matches!(kind, Kind::Express),
         }
     }
 }
@@ -440,7 +399,10 @@ impl KeyPool {
             })
             .collect();
         let changed = next.len() != current.len()
-            || next.iter().zip(current.iter()).any(|(a, b)| !Arc::ptr_eq(a, b));
+            || next
+                .iter()
+                .zip(current.iter())
+                .any(|(a, b)| !Arc::ptr_eq(a, b));
         if changed {
             self.slots.store(Arc::new(next));
             self.lock_stack().clear();

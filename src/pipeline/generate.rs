@@ -22,8 +22,8 @@ use crate::translate::cache_key::KeyRule;
 use crate::translate::dialect::{Context, Prepared, UpstreamBody};
 use crate::translate::model_name::{search_base, upstream_model_name};
 use crate::upstream::Target;
-use crate::vertex::models::Serve;
 use crate::upstream::endpoint::{Action, Version, require_model_id};
+use crate::vertex::models::Serve;
 
 /// What a dialect's translation may know of the server for this request.
 pub fn context<'a>(
@@ -148,7 +148,7 @@ fn vertex_target(
         crate::vertex::models::apply(parsed.variant, &parsed.base, request)?;
     }
     *model = parsed.base;
-    Ok(Target::vertex(snap, &creds.tokens, &state.upstream, only))
+    Ok(Target::vertex(snap, only))
 }
 
 /// `BLOCKED_MODELS` and `WHITELIST_MODELS` are enforced on use, not only hidden from lists.
@@ -198,7 +198,14 @@ pub async fn generate(
         o.stream = stream;
         o.dialect = Some(render.label());
     });
-    require_allowed_model(snap, if target.is_vertex() { &model } else { &requested })?;
+    require_allowed_model(
+        snap,
+        if target.is_vertex() {
+            &model
+        } else {
+            &requested
+        },
+    )?;
     let real_stream = stream && !snap.fake_streaming;
     let cache_key = cache_key.filter(|_| !real_stream);
     let keepalive = if stream {

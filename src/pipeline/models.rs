@@ -10,13 +10,13 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::error::GatewayError;
 use crate::keys::{Kind, Only};
+use crate::models::{model_allowed, openai_list, openai_model, visible_ids};
 use crate::pipeline::generate::{Via, no_vertex_credentials};
+use crate::state::AppState;
+use crate::translate::model_name::strip_model_prefix;
 use crate::upstream::endpoint::vertex_publisher_models;
 use crate::upstream::{Auth, read_body};
 use crate::vertex::models::{BUILTIN_MODELS, list_ids, parse_publisher_models};
-use crate::models::{model_allowed, openai_list, openai_model, visible_ids};
-use crate::state::AppState;
-use crate::translate::model_name::strip_model_prefix;
 use crate::wire::openai::{Model, ModelList};
 
 /// The listed ids with their display names (Google's, or what an alias stands for).
@@ -60,7 +60,11 @@ pub async fn list(state: &AppState, snap: &Settings) -> Result<ModelList, Gatewa
 }
 
 /// The OpenAI-shaped list of the upstream `via` chooses: Vertex's names in Vertex mode.
-pub async fn list_via(state: &AppState, snap: &Settings, via: Via) -> Result<ModelList, GatewayError> {
+pub async fn list_via(
+    state: &AppState,
+    snap: &Settings,
+    via: Via,
+) -> Result<ModelList, GatewayError> {
     if via.is_vertex(snap) {
         return Ok(openai_list(vertex_ids(state, snap).await?));
     }
@@ -94,10 +98,15 @@ async fn vertex_ids(state: &AppState, snap: &Settings) -> Result<Vec<String>, Ga
 /// Vertex's publisher-model list (at most five pages), with the first active service
 /// account's token; `None` when there is none or the list cannot be had.
 async fn fetch_publisher_models(state: &AppState, snap: &Settings) -> Option<Vec<String>> {
-    let account = state.vertex.pool.slots().iter().find_map(|s| match s.kind() {
-        Kind::Account(a) if s.state() == crate::keys::KeyState::Active => Some(Arc::clone(a)),
-        _ => None,
-    })?;
+    let account = state
+        .vertex
+        .pool
+        .slots()
+        .iter()
+        .find_map(|s| match s.kind() {
+            Kind::Account(a) if s.state() == crate::keys::KeyState::Active => Some(Arc::clone(a)),
+            _ => None,
+        })?;
     let idle = snap.upstream_timeout;
     let token = state
         .vertex

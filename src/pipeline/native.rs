@@ -108,7 +108,7 @@ pub async fn action(
             outcome,
             crate::pipeline::generate::Via::AiStudio,
         )
-            .await;
+        .await;
     }
     outcome.update(|o| o.stream = stream);
     let mut model = call.model;

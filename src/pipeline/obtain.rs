@@ -20,6 +20,7 @@ use crate::telemetry::OutcomeHandle;
 use crate::translate::assess::{Assessment, assess};
 use crate::upstream::classify::Failure;
 use crate::upstream::{ANSWER_LIMIT, Target, UpstreamUrl, classify_response, read_body};
+use crate::vertex::send::Caller;
 use crate::wire::gemini::GenerateContentResponse;
 
 /// What to ask Google for.
@@ -103,7 +104,7 @@ async fn race(
     plan: &Plan,
     outcome: &OutcomeHandle,
 ) -> Result<Answer, GatewayError> {
-    let upstream = state.upstream.clone();
+    let upstream = state.caller();
     let url = Arc::new(plan.url.clone());
     let body = Arc::clone(&plan.body);
     let idle = snap.upstream_timeout;
@@ -222,7 +223,7 @@ pub enum Posted {
 /// request's own fault is a [`Posted::Refused`] answer when `forward` (the identity
 /// dialect), every other failure an error.
 pub async fn post(
-    upstream: &crate::upstream::Upstream,
+    upstream: &Caller,
     target: &Target,
     url: &UpstreamUrl,
     key: &KeySlot,
@@ -230,8 +231,8 @@ pub async fn post(
     idle: Duration,
     forward: bool,
 ) -> Result<Posted, Failure> {
-    let response = target
-        .send(upstream, reqwest::Method::POST, url, key, Some(body), idle)
+    let response = upstream
+        .send(target, reqwest::Method::POST, url, key, Some(body), idle)
         .await?;
     if response.status().is_success() {
         return Ok(Posted::Ok(response));
@@ -250,7 +251,7 @@ pub async fn post(
 
 /// One `generateContent` attempt's means.
 struct Attempt<'a> {
-    upstream: &'a crate::upstream::Upstream,
+    upstream: &'a Caller,
     target: &'a Target,
     url: &'a UpstreamUrl,
     idle: Duration,

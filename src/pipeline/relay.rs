@@ -26,7 +26,8 @@ use crate::telemetry::OutcomeHandle;
 use crate::translate::assess::{FirstEvent, first_event};
 use crate::translate::dialect::Render;
 use crate::upstream::classify::Failure;
-use crate::upstream::{GeminiEvents, Target, Upstream, UpstreamUrl};
+use crate::upstream::{GeminiEvents, Target, UpstreamUrl};
+use crate::vertex::send::Caller;
 use crate::wire::gemini::GenerateContentResponse;
 
 /// An upstream event, as Google sent it and parsed.
@@ -55,7 +56,7 @@ pub struct Stream {
 
 /// The means to open one stream attempt.
 struct Opener<'a> {
-    upstream: &'a Upstream,
+    upstream: &'a Caller,
     target: &'a Target,
     url: &'a UpstreamUrl,
     idle: std::time::Duration,
@@ -107,7 +108,7 @@ pub async fn stream(
     outcome: &OutcomeHandle,
 ) -> Result<Response, GatewayError> {
     let opener = Opener {
-        upstream: &state.upstream,
+        upstream: &state.caller(),
         target: &s.target,
         url: &s.url,
         idle: snap.upstream_timeout,
@@ -203,7 +204,7 @@ impl Rescue {
             ..dispatch::Budget::of(&self.snap)
         };
         let opener = Opener {
-            upstream: &self.state.upstream,
+            upstream: &self.state.caller(),
             target: &self.target,
             url: &self.url,
             idle: self.snap.upstream_timeout,

@@ -126,7 +126,10 @@ pub async fn list_models(State(state): State<AppState>, call: ClientCall<NoBody>
 }
 
 /// `GET /aistudio/models`.
-pub async fn aistudio_list_models(State(state): State<AppState>, call: ClientCall<NoBody>) -> Answer {
+pub async fn aistudio_list_models(
+    State(state): State<AppState>,
+    call: ClientCall<NoBody>,
+) -> Answer {
     list_via(&state, &call, Via::AiStudio).await
 }
 

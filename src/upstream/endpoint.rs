@@ -665,8 +665,8 @@ mod vertex_project_tests {
             &[("alt", "sse")],
         )
         .unwrap_or_else(|_| unreachable!());
-        let moved = vertex_in_project(&express, "proj-a", "us-central1")
-            .unwrap_or_else(|_| unreachable!());
+        let moved =
+            vertex_in_project(&express, "proj-a", "us-central1").unwrap_or_else(|_| unreachable!());
         let direct = vertex_model_action(
             "http://127.0.0.1:9/base",
             VertexTarget::Project {

@@ -6,18 +6,15 @@
 //! as a key would. AI Studio is the first target; Vertex AI (service accounts with OAuth
 //! tokens, express keys, project and location paths) is the second.
 
+use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
-
-use bytes::Bytes;
 
 use crate::config::Settings;
+use crate::config::vertex::{Kind, Only};
 use crate::error::GatewayError;
-use crate::keys::{KeySlot, Kind, Only};
+use crate::upstream::UpstreamUrl;
 use crate::upstream::classify::Failure;
 use crate::upstream::endpoint::{self, Action, Version, VertexTarget};
-use crate::upstream::{Upstream, UpstreamUrl};
-use crate::vertex::token::TokenCache;
 
 /// How one call authenticates (`Debug` never shows the secret).
 pub enum Auth {
@@ -56,9 +53,6 @@ pub struct Vertex {
     pub project: Option<String>,
     /// Which credentials may serve (the model's `[PAY]` / `[EXPRESS] ` prefix).
     pub only: Only,
-    tokens: Arc<TokenCache>,
-    /// For the token endpoint (the upstream client: no redirects, proxy settings).
-    client: reqwest::Client,
 }
 
 impl std::fmt::Debug for Vertex {
@@ -68,7 +62,7 @@ impl std::fmt::Debug for Vertex {
             .field("location", &self.location)
             .field("project", &self.project)
             .field("only", &self.only)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
@@ -82,75 +76,40 @@ impl Target {
 
     /// Vertex with the settings' base URL, location and project, for the credentials
     /// `only` admits.
-    pub fn vertex(
-        settings: &Settings,
-        tokens: &Arc<TokenCache>,
-        upstream: &Upstream,
-        only: Only,
-    ) -> Self {
+    pub fn vertex(settings: &Settings, only: Only) -> Self {
         Self::Vertex(Arc::new(Vertex {
             base: settings.vertex_base_url.clone(),
             location: settings.vertex_location.clone(),
             project: settings.vertex_project_id.clone(),
             only,
-            tokens: Arc::clone(tokens),
-            client: upstream.client().clone(),
         }))
     }
 
-    /// How an API key authenticates a call (AI Studio's own calls outside the dispatch:
-    /// model lists, key checks).
+    /// How an API key authenticates a call (AI Studio keys and Vertex express keys; a
+    /// service account's Bearer token comes from `vertex::token`, see `vertex::send`).
     pub async fn authorize(&self, secret: &str) -> Result<Auth, Failure> {
         Ok(Auth::ApiKey(secret.to_owned()))
     }
 
-    /// Sends one call with a credential of this target's pool and returns the answer
-    /// whatever its status. A service account's call goes to its project (or
-    /// `VERTEX_PROJECT_ID`) with a Bearer token from the token cache; a token the token
-    /// endpoint refuses is the account's failure (invalid or suspended); a 401 from Vertex
-    /// drops the cached token and the call is sent once more with a fresh one.
-    pub async fn send(
+    /// Where a call to `url` (made by this target's builders) goes with a credential of
+    /// this kind: a Vertex service account's call moves into its project (or
+    /// `VERTEX_PROJECT_ID`) and `VERTEX_LOCATION`; everything else goes where it was built.
+    pub fn locate<'u>(
         &self,
-        upstream: &Upstream,
-        method: reqwest::Method,
-        url: &UpstreamUrl,
-        slot: &KeySlot,
-        body: Option<Bytes>,
-        idle: Duration,
-    ) -> Result<reqwest::Response, Failure> {
-        let account = match (self, slot.kind()) {
-            (Self::Vertex(v), Kind::Account(account)) => (v, account),
-            _ => {
-                let auth = Auth::ApiKey(slot.secret().to_owned());
-                return upstream.send_any(method, url, &auth, body, idle).await;
+        kind: &Kind,
+        url: &'u UpstreamUrl,
+    ) -> Result<Cow<'u, UpstreamUrl>, Failure> {
+        match (self, kind) {
+            (Self::Vertex(v), Kind::Account(account)) => {
+                let project = v.project.as_deref().unwrap_or(account.project_id());
+                endpoint::vertex_in_project(url, project, &v.location)
+                    .map(Cow::Owned)
+                    .map_err(|e| Failure::Garbage {
+                        detail: e.to_string(),
+                    })
             }
-        };
-        let (v, account) = account;
-        let project = v.project.as_deref().unwrap_or(account.project_id());
-        let url = endpoint::vertex_in_project(url, project, &v.location).map_err(|e| {
-            Failure::Garbage {
-                detail: e.to_string(),
-            }
-        })?;
-        let source = v.tokens.source(account);
-        for retry in [false, true] {
-            let token = source.token(&v.client, idle).await.map_err(|e| {
-                tracing::warn!(account = %account.client_email(), error = %e, "no Vertex access token");
-                e.failure()
-            })?;
-            let auth = Auth::Bearer(token.expose().to_owned());
-            let response = upstream
-                .send_any(method.clone(), &url, &auth, body.clone(), idle)
-                .await?;
-            if response.status() != reqwest::StatusCode::UNAUTHORIZED || retry {
-                return Ok(response);
-            }
-            tracing::info!(account = %account.client_email(), "Vertex answered 401: the access token is dropped and the call sent again");
-            source.invalidate(&token);
+            _ => Ok(Cow::Borrowed(url)),
         }
-        Err(Failure::Garbage {
-            detail: "unreachable".to_owned(),
-        })
     }
 
     /// The host calls go to (for messages about an unreachable upstream).

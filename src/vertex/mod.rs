@@ -13,6 +13,7 @@
 
 pub mod models;
 pub mod pool;
+pub mod send;
 pub mod token;
 
 pub use crate::config::credentials::{Account, ExpressKey, Loaded, Origin, Problem, ProblemKind};

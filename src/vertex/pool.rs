@@ -76,10 +76,7 @@ impl VertexCreds {
         if self.pool.replace(entries(loaded.accounts, express)) {
             self.tokens.retain(&self.accounts());
             *self.lock() = None;
-            tracing::info!(
-                credentials = self.pool.len(),
-                "Vertex credentials changed"
-            );
+            tracing::info!(credentials = self.pool.len(), "Vertex credentials changed");
         }
         loaded.problems
     }
