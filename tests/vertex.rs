@@ -469,3 +469,42 @@ fn a_malformed_credentials_json_stops_start_up_with_exit_2() {
     assert!(err.contains("GOOGLE_CREDENTIALS_JSON"), "{err}");
     assert!(!err.contains("not a key"), "the key is never echoed: {err}");
 }
+
+#[tokio::test]
+async fn anthropic_and_responses_dialects_go_to_vertex_too() {
+    let h = vertex(&[(A, "proj-a")], &[]).await;
+    let anthropic = |path: &str, body: Value| {
+        h.http
+            .post(h.url(path))
+            .header("x-api-key", PASSWORD)
+            .header("anthropic-version", "2023-06-01")
+            .json(&body)
+            .send()
+    };
+    let ask = json!({"model": FLASH, "max_tokens": 64, "messages": [{"role": "user", "content": "Hello"}]});
+    let (s, v) = json(anthropic("/v1/messages", ask.clone()).await.unwrap()).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["usage"]["input_tokens"].as_u64().unwrap() > 0, "{v}");
+    let (s, v) = json(anthropic("/v1/messages/count_tokens", ask).await.unwrap()).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["input_tokens"].as_u64().unwrap() > 0, "{v}");
+    let (s, v) = json(
+        h.post("/v1/responses", &json!({"model": FLASH, "input": "Hello"}))
+            .await,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "completed");
+    let actions: Vec<String> = h
+        .mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.vertex.as_ref().is_some_and(|v| v.project.is_some()))
+        .filter_map(|r| r.action)
+        .collect();
+    assert_eq!(
+        actions,
+        ["generateContent", "countTokens", "generateContent"],
+        "every dialect through the account's project"
+    );
+}

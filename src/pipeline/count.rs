@@ -62,28 +62,31 @@ pub async fn count_tokens(
     body: Bytes,
     outcome: &OutcomeHandle,
 ) -> Result<Bytes, GatewayError> {
-    let target = Target::ai_studio(snap);
+    // Counted where the request would be answered: Vertex while `ENABLE_VERTEX` is on.
+    let (target, model) = if snap.enable_vertex {
+        let (target, parsed) = crate::pipeline::generate::vertex_for(state, snap, model)?;
+        (target, parsed.base)
+    } else {
+        (Target::ai_studio(snap), model.to_owned())
+    };
+    let model = model.as_str();
     let url = target.native(Version::V1beta, model, Action::CountTokens, &[])?;
+    let caller = state.caller();
     let (bytes, _lease) = dispatch::run(
-        &Dispatch::new(state, snap, model, outcome),
+        &Dispatch::to(state, &target, snap, model, outcome),
         dispatch::Budget::of(snap),
         |key| {
-            let (url, upstream, target, body) = (&url, &state.upstream, &target, body.clone());
+            let (url, caller, target, body) = (&url, &caller, &target, body.clone());
             async move {
-                let auth = target.authorize(key.secret()).await?;
-                let response = upstream
-                    .send_any(
-                        reqwest::Method::POST,
-                        url,
-                        &auth,
-                        Some(body),
-                        snap.upstream_timeout,
-                    )
+                let post = reqwest::Method::POST;
+                let idle = snap.upstream_timeout;
+                let response = caller
+                    .send(target, post, url, &key, Some(body), idle)
                     .await?;
                 if !response.status().is_success() {
-                    return Err(classify_response(response, snap.upstream_timeout).await.2);
+                    return Err(classify_response(response, idle).await.2);
                 }
-                read_body(response, snap.upstream_timeout, ANSWER_LIMIT).await
+                read_body(response, idle, ANSWER_LIMIT).await
             }
         },
         |_| false,

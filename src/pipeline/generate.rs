@@ -23,7 +23,7 @@ use crate::translate::dialect::{Context, Prepared, UpstreamBody};
 use crate::translate::model_name::{search_base, upstream_model_name};
 use crate::upstream::Target;
 use crate::upstream::endpoint::{Action, Version, require_model_id};
-use crate::vertex::models::Serve;
+use crate::vertex::models::{Serve, VertexModel};
 
 /// What a dialect's translation may know of the server for this request.
 pub fn context<'a>(
@@ -120,15 +120,14 @@ pub fn no_vertex_credentials(what: Only) -> GatewayError {
     }
 }
 
-/// A request for Vertex: the model name read as HAJIMI's (`[PAY]`, `[EXPRESS] `, a
-/// variant suffix), the variant applied to the translated request, and the target for the
-/// credentials the prefix admits. `model` becomes the Vertex model id.
-fn vertex_target(
+/// The Vertex target for a model named as HAJIMI's users name them (`[PAY]`, `[EXPRESS] `,
+/// a variant suffix): the parsed name, and the target for the credentials the prefix
+/// admits; a 503 when there is none.
+pub fn vertex_for(
     state: &AppState,
     snap: &Settings,
-    model: &mut String,
-    body: &mut UpstreamBody,
-) -> Result<Target, GatewayError> {
+    model: &str,
+) -> Result<(Target, VertexModel), GatewayError> {
     let parsed = crate::vertex::models::parse_model(model)?;
     let only = match parsed.serve {
         Serve::Any => Only::Any,
@@ -144,11 +143,23 @@ fn vertex_target(
     if !available {
         return Err(no_vertex_credentials(only));
     }
+    Ok((Target::vertex(snap, only), parsed))
+}
+
+/// A request for Vertex: the variant applied to the translated request; `model` becomes
+/// the Vertex model id.
+fn vertex_target(
+    state: &AppState,
+    snap: &Settings,
+    model: &mut String,
+    body: &mut UpstreamBody,
+) -> Result<Target, GatewayError> {
+    let (target, parsed) = vertex_for(state, snap, model)?;
     if let UpstreamBody::Typed(request) = body {
         crate::vertex::models::apply(parsed.variant, &parsed.base, request)?;
     }
     *model = parsed.base;
-    Ok(Target::vertex(snap, only))
+    Ok(target)
 }
 
 /// `BLOCKED_MODELS` and `WHITELIST_MODELS` are enforced on use, not only hidden from lists.
