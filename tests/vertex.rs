@@ -508,3 +508,73 @@ async fn anthropic_and_responses_dialects_go_to_vertex_too() {
         "every dialect through the account's project"
     );
 }
+
+/// The first user turn's text as the mock received it.
+fn first_user_text(r: &Recorded) -> String {
+    r.body["contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["role"] == "user")
+        .flat_map(|c| c["parts"].as_array().unwrap().iter())
+        .filter_map(|p| p["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn encrypt_full_encodes_the_request_and_cleans_the_answer() {
+    let h = vertex(&[(A, "proj-a")], &[]).await;
+    h.mock
+        .add_rule(Rule::new(Reply::text("你♩好，wor♩ld")).key(A));
+    let mut ask = hello("[PAY]gemini-2.5-flash-encrypt-full", false);
+    ask["messages"][0]["content"] = json!("Hello there");
+    let (s, v) = json(h.chat(&ask).await).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["choices"][0]["message"]["content"], "你好，world");
+    let sent = first_user_text(&vertex_calls(&h)[0]);
+    assert!(
+        sent.contains("Hello%20there"),
+        "user text percent-encoded: {sent}"
+    );
+}
+
+#[tokio::test]
+async fn auto_moves_to_encrypt_after_an_empty_answer() {
+    let h = vertex(&[(A, "proj-a")], &[]).await;
+    let empty = json!({"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "STOP"}]});
+    h.mock
+        .add_rule(Rule::new(Reply::json(empty)).key(A).times(1));
+    let (s, v) = json(h.chat(&hello("gemini-2.5-flash-auto", false)).await).await;
+    assert_eq!(s, 200, "{v}");
+    let calls = vertex_calls(&h);
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(first_user_text(&calls[0]).contains("Hello there"));
+    assert!(
+        first_user_text(&calls[1]).contains("Hello%20there"),
+        "the second try is -encrypt: {}",
+        first_user_text(&calls[1])
+    );
+}
+
+#[tokio::test]
+async fn a_vertex_quota_429_cools_the_account_and_the_other_serves() {
+    let h = vertex(&[(A, "proj-a"), (B, "proj-b")], &[]).await;
+    h.mock
+        .add_rule(Rule::new(Reply::preset("vertex_quota_429")).key(A));
+    for _ in 0..4 {
+        let (s, v) = json(h.chat(&hello(FLASH, false)).await).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let (_, keys) = json(h.get("/api/keys").await).await;
+    let a = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == A)
+        .unwrap()
+        .clone();
+    assert_eq!(a["state"], "active", "{a}");
+    assert_eq!(a["cooldowns"][0]["model"], FLASH, "{a}");
+    assert!(a["failures_today"].as_u64().unwrap() >= 1, "{a}");
+}

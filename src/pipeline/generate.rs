@@ -5,6 +5,7 @@
 //! knows which dialect it is.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use axum::response::Response;
 use tokio::time::Instant;
@@ -23,7 +24,9 @@ use crate::translate::dialect::{Context, Prepared, UpstreamBody};
 use crate::translate::model_name::{search_base, upstream_model_name};
 use crate::upstream::Target;
 use crate::upstream::endpoint::{Action, Version, require_model_id};
-use crate::vertex::models::{Serve, VertexModel};
+use crate::vertex::models::{Serve, Variant, VertexModel};
+use crate::vertex::render::Deobfuscating;
+use crate::wire::gemini::GenerateContentRequest;
 
 /// What a dialect's translation may know of the server for this request.
 pub fn context<'a>(
@@ -153,13 +156,13 @@ fn vertex_target(
     snap: &Settings,
     model: &mut String,
     body: &mut UpstreamBody,
-) -> Result<Target, GatewayError> {
+) -> Result<(Target, Variant), GatewayError> {
     let (target, parsed) = vertex_for(state, snap, model)?;
     if let UpstreamBody::Typed(request) = body {
         crate::vertex::models::apply(parsed.variant, &parsed.base, request)?;
     }
     *model = parsed.base;
-    Ok(target)
+    Ok((target, parsed.variant))
 }
 
 /// `BLOCKED_MODELS` and `WHITELIST_MODELS` are enforced on use, not only hidden from lists.
@@ -177,6 +180,22 @@ pub fn require_allowed_model(snap: &Settings, model: &str) -> Result<(), Gateway
     })
 }
 
+/// Vertex `-auto`: the request as it is, then `-encrypt`, then `-encrypt-full`, each
+/// after an empty (or blocked) answer of the one before.
+fn auto_body(
+    request: GenerateContentRequest,
+    model: &str,
+    last_in_use: Arc<AtomicBool>,
+) -> Result<RequestBody, GatewayError> {
+    let mut fallbacks = Vec::new();
+    for variant in [Variant::Encrypt, Variant::EncryptFull] {
+        let mut next = request.clone();
+        crate::vertex::models::apply(variant, model, &mut next)?;
+        fallbacks.push(RequestBody::typed(next)?);
+    }
+    Ok(RequestBody::typed(request)?.with_fallbacks(fallbacks, last_in_use))
+}
+
 /// Serves a prepared request (`version`: the API version its upstream calls use).
 pub async fn generate(
     state: &AppState,
@@ -192,12 +211,20 @@ pub async fn generate(
         mut body,
         stream,
         cache_key,
-        render,
+        mut render,
     } = prepared;
+    // Vertex `-auto`: raised when its last body (`-encrypt-full`) is in use.
+    let mut deobfuscate: Option<Arc<AtomicBool>> = None;
     let target = if via.is_vertex(snap) {
         // HAJIMI's names (`[PAY]gemini-2.5-pro-search`) are read, and their model id
         // checked, by the Vertex model parser.
-        vertex_target(state, snap, &mut model, &mut body)?
+        let (target, variant) = vertex_target(state, snap, &mut model, &mut body)?;
+        if matches!(variant, Variant::EncryptFull | Variant::Auto) {
+            let active = Arc::new(AtomicBool::new(variant == Variant::EncryptFull));
+            deobfuscate = Some(Arc::clone(&active)).filter(|_| variant == Variant::Auto);
+            render = Box::new(Deobfuscating { render, active });
+        }
+        target
     } else {
         // A client's model name never carries `/`, `?`, `#` or `%` into an upstream URL,
         // nor an unbounded name into the statistics.
@@ -250,7 +277,12 @@ pub async fn generate(
         crate::fetch::inline_remote_file_data(request, &state.fetcher, snap.max_fetched_bytes)
             .await?;
     }
-    let body = Arc::new(RequestBody::of(body)?);
+    let body = Arc::new(match (deobfuscate, body) {
+        (Some(last_in_use), UpstreamBody::Typed(request)) => {
+            auto_body(*request, &model, last_in_use)?
+        }
+        (_, body) => RequestBody::of(body)?,
+    });
     if real_stream {
         let url = target.native(
             version,

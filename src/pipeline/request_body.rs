@@ -3,7 +3,8 @@
 //! known, fixable refusal (penalties a model does not support, JSON Schema it does not take),
 //! and extended with two turns for a mid-stream rescue.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 
@@ -46,6 +47,10 @@ impl Fixups {
 /// mid-stream rescue splices its two turns into the contents. Native bodies are raw bytes.
 pub struct RequestBody {
     inner: Mutex<Inner>,
+    /// Bodies to move on to after an empty answer (Vertex `-auto`: `-encrypt`, then
+    /// `-encrypt-full`), and the flag raised when the last one is in use.
+    fallbacks: Mutex<Vec<Inner>>,
+    last_in_use: Option<Arc<AtomicBool>>,
 }
 
 struct Inner {
@@ -85,16 +90,61 @@ impl RequestBody {
         out.push(b']');
         let contents_end = out.len();
         out.extend_from_slice(&rest);
-        Ok(Self {
-            inner: Mutex::new(Inner {
-                bytes: Bytes::from(out),
-                head: Some(Head {
-                    rest: request,
-                    contents_end,
-                }),
-                fixups: Fixups::default(),
+        Ok(Self::of_inner(Inner {
+            bytes: Bytes::from(out),
+            head: Some(Head {
+                rest: request,
+                contents_end,
             }),
-        })
+            fixups: Fixups::default(),
+        }))
+    }
+
+    fn of_inner(inner: Inner) -> Self {
+        Self {
+            inner: Mutex::new(inner),
+            fallbacks: Mutex::new(Vec::new()),
+            last_in_use: None,
+        }
+    }
+
+    /// A body that, after an empty answer (blocked or nothing usable), moves on to the
+    /// next of `fallbacks` in order; `last_in_use` is raised once the last one is sent.
+    pub fn with_fallbacks(
+        mut self,
+        fallbacks: Vec<RequestBody>,
+        last_in_use: Arc<AtomicBool>,
+    ) -> Self {
+        let mut inners: Vec<Inner> = fallbacks
+            .into_iter()
+            .map(|b| b.inner.into_inner().unwrap_or_else(PoisonError::into_inner))
+            .collect();
+        inners.reverse();
+        self.fallbacks = Mutex::new(inners);
+        self.last_in_use = Some(last_in_use);
+        self
+    }
+
+    /// Moves on to the next fallback body after an empty answer; false when there is none.
+    fn fall_back(&self, failure: &Failure) -> bool {
+        if !matches!(failure, Failure::Empty { .. }) {
+            return false;
+        }
+        let mut fallbacks = self
+            .fallbacks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(next) = fallbacks.pop() else {
+            return false;
+        };
+        if fallbacks.is_empty()
+            && let Some(flag) = &self.last_in_use
+        {
+            flag.store(true, Ordering::Relaxed);
+        }
+        drop(fallbacks);
+        *self.lock() = next;
+        true
     }
 
     /// The body of a prepared request: typed (serialised here) or the client's own bytes.
@@ -106,13 +156,11 @@ impl RequestBody {
     }
 
     pub fn raw(bytes: Bytes) -> Self {
-        Self {
-            inner: Mutex::new(Inner {
-                bytes,
-                head: None,
-                fixups: Fixups::default(),
-            }),
-        }
+        Self::of_inner(Inner {
+            bytes,
+            head: None,
+            fixups: Fixups::default(),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -157,6 +205,9 @@ impl RequestBody {
 
     /// Applies a one-time fix-up for this failure; true when the request changed.
     pub fn fix(&self, failure: &Failure) -> bool {
+        if self.fall_back(failure) {
+            return true;
+        }
         let mut guard = self.lock();
         let Inner {
             bytes,

@@ -13,6 +13,7 @@
 
 pub mod models;
 pub mod pool;
+pub mod render;
 pub mod send;
 pub mod token;
 
