@@ -845,8 +845,8 @@ pub static TABLE: &[Entry] = &[
     Entry::new("ENABLE_VERTEX", Vertex, flag(false, plain!(enable_vertex)))
         .key("enable_vertex")
         .help(
-            "Vertex AI mode; read and kept: start-up warns that Vertex mode is not available yet, `/vertex/*` answers 501.",
-            "Vertex AI 模式；已读取并保留：启动时警告尚不可用，`/vertex/*` 返回 501。",
+            "Vertex AI mode (live): `/v1/chat/completions`, `/chat/completions`, `/v1/models`, `/models`, `/v1/messages` and `/v1/responses` go to Vertex AI through the same credential pool, retries and statistics; native Gemini routes and `/aistudio/*` stay on AI Studio. `/vertex/*` always uses Vertex. Without any Vertex credential, Vertex requests answer 503.",
+            "Vertex AI 模式（即时生效）：`/v1/chat/completions`、`/chat/completions`、`/v1/models`、`/models`、`/v1/messages`、`/v1/responses` 走 Vertex AI，使用同一凭据池、重试与统计；原生 Gemini 路径和 `/aistudio/*` 仍走 AI Studio。`/vertex/*` 始终走 Vertex。没有任何 Vertex 凭据时，Vertex 请求返回 503。",
         ),
     Entry::new(
         "ENABLE_VERTEX_EXPRESS",
@@ -855,8 +855,8 @@ pub static TABLE: &[Entry] = &[
     )
     .key("enable_vertex_express")
     .help(
-        "Vertex AI express mode (API keys instead of service accounts).",
-        "Vertex AI 快速模式（使用 API 密钥而非服务账号）。",
+        "HAJIMI's express-mode switch; read and kept (as in HAJIMI, express keys are used whenever `VERTEX_EXPRESS_API_KEY` is set).",
+        "HAJIMI 的快速模式开关；已读取并保留（与 HAJIMI 相同，只要设置了 `VERTEX_EXPRESS_API_KEY` 就会使用快速模式密钥）。",
     ),
     Entry::new(
         "GOOGLE_CREDENTIALS_JSON",
@@ -869,8 +869,8 @@ pub static TABLE: &[Entry] = &[
     .key("google_credentials_json")
     .secret(Mask::Whole)
     .help(
-        "Service-account key JSON: one object, a JSON array, or several objects one after another; set but without a usable account, start-up stops.",
-        "服务账号密钥 JSON：单个对象、JSON 数组或多个连续对象；已设置但没有可用账号时停止启动。",
+        "Service-account key JSON for Vertex AI: one object, a JSON array, or several objects one after another (more: `*.json` files in `STORAGE_DIR/credentials`); each account is a credential of the pool. Set but without a usable account, start-up stops (exit 2).",
+        "Vertex AI 的服务账号密钥 JSON：单个对象、JSON 数组或多个连续对象（也可把 `*.json` 文件放在 `STORAGE_DIR/credentials`）；每个账号都是凭据池中的一个凭据。已设置但没有可用账号时停止启动（退出码 2）。",
     ),
     Entry::new(
         "VERTEX_EXPRESS_API_KEY",
@@ -893,13 +893,25 @@ pub static TABLE: &[Entry] = &[
     )
     .key("vertex_express_api_key")
     .secret(Mask::Keys)
-    .help("Vertex AI express API keys.", "Vertex AI 快速模式的 API 密钥。"),
+    .help(
+        "Vertex AI express API keys (`x-goog-api-key`, no project); models named `[EXPRESS] …` use only these.",
+        "Vertex AI 快速模式 API 密钥（`x-goog-api-key`，无需项目）；名为 `[EXPRESS] …` 的模型只使用这些密钥。",
+    ),
     Entry::new(
         "VERTEX_PROJECT_ID",
         Vertex,
         text(Unset, "project id", Checked {
             get: |s| s.vertex_project_id.clone(),
             set: |s, v| {
+                if v
+                    .as_deref()
+                    .is_some_and(|p| !crate::config::vertex::valid_project_id(p))
+                {
+                    return Err(Expected::new(
+                        "a Google Cloud project id",
+                        "Google Cloud 项目 ID",
+                    ));
+                }
                 s.vertex_project_id = v;
                 Ok(())
             },
@@ -927,7 +939,10 @@ pub static TABLE: &[Entry] = &[
             },
         }),
     )
-    .help("Vertex AI location.", "Vertex AI 的区域。"),
+    .help(
+        "Vertex AI location of the service accounts' calls (`projects/{project}/locations/{location}`).",
+        "服务账号请求使用的 Vertex AI 区域（`projects/{project}/locations/{location}`）。",
+    ),
     Entry::new(
         "VERTEX_BASE_URL",
         Vertex,
@@ -963,8 +978,8 @@ pub static TABLE: &[Entry] = &[
         ),
     )
     .help(
-        "HAJIMI's remote Vertex model list; read and kept.",
-        "HAJIMI 的远程 Vertex 模型列表；已读取并保留。",
+        "HAJIMI's remote Vertex model list; read and kept (the model list comes from Vertex's publisher models, else a built-in list).",
+        "HAJIMI 的远程 Vertex 模型列表；已读取并保留（模型列表取自 Vertex 的 publisher models，取不到时用内置列表）。",
     ),
 ];
 
