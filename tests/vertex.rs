@@ -362,7 +362,16 @@ async fn the_dashboard_toggle_moves_the_shared_routes_at_once() {
     assert_eq!(vertex_calls(&h).len(), 1, "the next request goes to Vertex");
     let (_, list) = json(h.get("/v1/models").await).await;
     assert!(list.to_string().contains("[PAY]gemini-2.5-flash"), "{list}");
-    // Native Gemini routes stay on AI Studio.
+    // `/aistudio/*` and native Gemini routes stay on AI Studio.
+    let (_, list) = json(h.get("/aistudio/models").await).await;
+    assert!(!list.to_string().contains("[PAY]"), "{list}");
+    let (s, v) = json(
+        h.post("/aistudio/chat/completions", &hello(FLASH, false))
+            .await,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(vertex_calls(&h).len(), 1);
     let native = h
         .http
         .post(h.url("/v1beta/models/gemini-2.5-flash:generateContent"))
@@ -481,6 +490,21 @@ async fn anthropic_and_responses_dialects_go_to_vertex_too() {
             .json(&body)
             .send()
     };
+    let (s, list) = json(
+        h.http
+            .get(h.url("/v1/models"))
+            .header("x-api-key", PASSWORD)
+            .header("anthropic-version", "2023-06-01")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200, "{list}");
+    assert!(
+        list["data"].to_string().contains("[PAY]gemini-2.5-flash"),
+        "{list}"
+    );
     let ask = json!({"model": FLASH, "max_tokens": 64, "messages": [{"role": "user", "content": "Hello"}]});
     let (s, v) = json(anthropic("/v1/messages", ask.clone()).await.unwrap()).await;
     assert_eq!(s, 200, "{v}");

@@ -19,6 +19,18 @@ use crate::upstream::{Auth, read_body};
 use crate::vertex::models::{BUILTIN_MODELS, list_ids, parse_publisher_models};
 use crate::wire::openai::{Model, ModelList};
 
+/// Anthropic's list of the upstream its routes use (Vertex's names in Vertex mode).
+async fn anthropic_listed(
+    state: &AppState,
+    snap: &Settings,
+) -> Result<Vec<(String, String)>, GatewayError> {
+    if snap.enable_vertex {
+        let ids = vertex_ids(state, snap).await?;
+        return Ok(ids.into_iter().map(|id| (id.clone(), id)).collect());
+    }
+    listed(state, snap).await
+}
+
 /// The listed ids with their display names (Google's, or what an alias stands for).
 async fn listed(state: &AppState, snap: &Settings) -> Result<Vec<(String, String)>, GatewayError> {
     state
@@ -150,7 +162,7 @@ pub async fn anthropic_list(
     snap: &Settings,
 ) -> Result<crate::wire::anthropic::ModelList, GatewayError> {
     Ok(crate::wire::anthropic::ModelList::new(
-        listed(state, snap).await?,
+        anthropic_listed(state, snap).await?,
     ))
 }
 
@@ -161,7 +173,7 @@ pub async fn anthropic_get(
     id: &str,
 ) -> Result<crate::wire::anthropic::ModelInfo, GatewayError> {
     let id = strip_model_prefix(id);
-    let found = listed(state, snap)
+    let found = anthropic_listed(state, snap)
         .await?
         .into_iter()
         .find(|(listed, _)| listed == id);
