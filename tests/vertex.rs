@@ -602,3 +602,48 @@ async fn a_vertex_quota_429_cools_the_account_and_the_other_serves() {
     assert_eq!(a["cooldowns"][0]["model"], FLASH, "{a}");
     assert!(a["failures_today"].as_u64().unwrap() >= 1, "{a}");
 }
+
+#[tokio::test]
+async fn credentials_added_from_the_dashboard_serve_the_next_request() {
+    let mock = MockGemini::start().await.unwrap();
+    let creds = accounts(&mock, &[(A, "proj-a")]);
+    let base = mock.url();
+    let h = start_with_mock(
+        mock,
+        &[
+            ("ENABLE_VERTEX", "true"),
+            ("GEMINI_API_KEYS", ""),
+            ("VERTEX_BASE_URL", base.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(h.chat(&hello(FLASH, false)).await.status(), 503);
+    let (s, v) = json(
+        h.post(
+            "/api/update-config",
+            &json!({"key": "google_credentials_json", "value": creds}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = json(h.chat(&hello(FLASH, false)).await).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(credential(&vertex_calls(&h)[0]), A);
+}
+
+#[tokio::test]
+async fn a_retired_account_is_put_back_by_a_dashboard_reset() {
+    let h = vertex(&[(A, "proj-a")], &[]).await;
+    h.mock
+        .vertex_refuse(A, Some("Invalid grant: account not found"));
+    let (s, _) = json(h.chat(&hello(FLASH, false)).await).await;
+    assert_eq!(s, 503);
+    h.mock.vertex_refuse(A, None);
+    let (s, v) = json(h.chat(&hello(FLASH, false)).await).await;
+    assert_eq!(s, 503, "an invalid account stays out of rotation: {v}");
+    let (s, v) = json(h.post("/api/keys/reset", &json!({})).await).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = json(h.chat(&hello(FLASH, false)).await).await;
+    assert_eq!(s, 200, "{v}");
+}

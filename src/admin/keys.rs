@@ -65,14 +65,24 @@ pub async fn add(state: &AppState, text: &str) -> Result<usize, GatewayError> {
 
 /// Keys named by id (`"ids": [...]`), or every key when none are named.
 pub fn chosen(state: &AppState, body: &Value) -> Vec<Arc<KeySlot>> {
+    pick(&state.keys.slots(), body)
+}
+
+/// Keys and Vertex credentials named by id, or all of them when none are named (a reset puts
+/// a service account back into rotation once its project is fixed).
+pub fn chosen_with_vertex(state: &AppState, body: &Value) -> Vec<Arc<KeySlot>> {
+    let mut out = chosen(state, body);
+    out.extend(pick(&state.vertex.pool.slots(), body));
+    out
+}
+
+fn pick(slots: &[Arc<KeySlot>], body: &Value) -> Vec<Arc<KeySlot>> {
     let ids: Vec<&str> = body
         .get("ids")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    state
-        .keys
-        .slots()
+    slots
         .iter()
         .filter(|s| ids.is_empty() || ids.contains(&s.id.to_string().as_str()))
         .cloned()

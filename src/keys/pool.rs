@@ -786,6 +786,30 @@ mod tests {
     }
 
     #[test]
+    fn a_request_only_gets_the_kinds_it_admits_and_replace_keeps_state() {
+        let zone = jiff::tz::TimeZone::UTC;
+        let express = |i: usize| (format!("AQ.express-key-{i:02}"), Kind::Express);
+        let pool = KeyPool::of_credentials(vec![express(0), express(1)], zone);
+        let accounts_only = Limits {
+            only: Only::Accounts,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            pool.pick("m", &HashSet::new(), Instant::now(), accounts_only),
+            Pick::NoneUsable
+        ));
+        let k = pick_key(&pool, "m", &HashSet::new()).expect("an express key");
+        k.settle(&Failure::KeyInvalid, "m", Instant::now());
+        assert!(
+            !pool.replace(vec![express(0), express(1)]),
+            "nothing changed"
+        );
+        assert_eq!(pool.active_count(), 1, "the retired key stays retired");
+        assert!(pool.replace(vec![express(1)]));
+        assert_eq!(pool.len(), 1);
+    }
+
+    #[test]
     fn empty_pool_has_nothing_usable() {
         let pool = KeyPool::new(Vec::new());
         assert!(matches!(

@@ -206,7 +206,7 @@ pub async fn keys_remove(State(state): State<AppState>, call: AdminCall<Write>) 
 
 /// `POST /api/keys/reset` `{"ids": [...]}` (none: every key): back to active, no cooldowns.
 pub async fn keys_reset(State(state): State<AppState>, call: AdminCall<Write>) -> Answer {
-    let reset = keys::reset(&keys::chosen(&state, &call.body));
+    let reset = keys::reset(&keys::chosen_with_vertex(&state, &call.body));
     ok(json!({"status": "success", "reset": reset}))
 }
 
