@@ -245,7 +245,13 @@ pub async fn generate(
         },
     )?;
     let real_stream = stream && !snap.fake_streaming;
-    let cache_key = cache_key.filter(|_| !real_stream);
+    // Vertex's answers and AI Studio's never stand in for each other (the toggle is live).
+    let vertex_salt = if target.is_vertex() {
+        0x5645_5254_4558
+    } else {
+        0
+    };
+    let cache_key = cache_key.filter(|_| !real_stream).map(|k| k ^ vertex_salt);
     let keepalive = if stream {
         Some(snap.fake_streaming_interval)
     } else {
