@@ -647,3 +647,23 @@ async fn a_retired_account_is_put_back_by_a_dashboard_reset() {
     let (s, v) = json(h.chat(&hello(FLASH, false)).await).await;
     assert_eq!(s, 200, "{v}");
 }
+
+#[tokio::test]
+async fn vertexs_own_iam_denial_suspends_the_account_and_the_other_serves() {
+    let h = vertex(&[(A, "proj-a"), (B, "proj-b")], &[]).await;
+    h.mock
+        .add_rule(Rule::new(Reply::preset("vertex_permission_denied_403")).key(A));
+    for _ in 0..4 {
+        let (s, v) = json(h.chat(&hello(FLASH, false)).await).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let (_, keys) = json(h.get("/api/keys").await).await;
+    let a = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == A)
+        .unwrap()
+        .clone();
+    assert_eq!(a["state"], "suspended", "{a}");
+}
