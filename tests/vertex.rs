@@ -667,3 +667,15 @@ async fn vertexs_own_iam_denial_suspends_the_account_and_the_other_serves() {
         .clone();
     assert_eq!(a["state"], "suspended", "{a}");
 }
+
+#[test]
+fn vertex_mode_without_credentials_starts_with_a_warning_and_no_ai_studio_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = spawn_in(dir.path(), &[("PASSWORD", "x"), ("ENABLE_VERTEX", "true")]);
+    let lines = proc.out.lock().unwrap().join("\n");
+    assert!(
+        lines.contains("ENABLE_VERTEX is on but no Vertex credential is configured"),
+        "{lines}"
+    );
+    assert!(lines.contains("没有 Vertex 凭据"), "bilingual: {lines}");
+}
