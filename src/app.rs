@@ -34,8 +34,14 @@ pub fn router(state: AppState) -> Router {
         .route("/vertex/chat/completions", post(openai::vertex_chat))
         .route("/v1/responses", post(responses::create))
         .route("/responses", post(responses::create))
-        .route("/v1/responses/{id}", get(responses::get))
-        .route("/responses/{id}", get(responses::get))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::get).delete(responses::delete),
+        )
+        .route(
+            "/responses/{id}",
+            get(responses::get).delete(responses::delete),
+        )
         .route("/v1/messages", post(anthropic::messages))
         .route("/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))

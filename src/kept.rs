@@ -124,6 +124,24 @@ impl Kept {
             .map(|e| e.data.clone())
     }
 
+    /// Forgets a record (and queues its removal from the store); whether one was held.
+    pub fn forget(&self, id: &str) -> bool {
+        let held = {
+            let mut inner = self.lock();
+            let now = now_unix();
+            let live = inner.by_id.get(id).is_some_and(|e| e.expires_at > now);
+            if let Some(e) = inner.by_id.remove(id) {
+                inner.bytes -= e.data.len();
+                inner.order.retain(|k| &**k != id);
+            }
+            live
+        };
+        if let Some(store) = &self.store {
+            store.queue(Op::Forget { id: id.to_owned() });
+        }
+        held
+    }
+
     /// Puts back what the store held at start-up (`(id, data, expires_at)`, oldest first).
     pub fn restore(&self, rows: Vec<(String, Vec<u8>, i64)>) {
         let now = now_unix();

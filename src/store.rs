@@ -133,6 +133,10 @@ pub enum Op {
         max_rows: i64,
         max_bytes: i64,
     },
+    /// A kept record removed before it expired (`DELETE /v1/responses/{id}`).
+    Forget {
+        id: String,
+    },
 }
 
 enum Cmd {
@@ -620,6 +624,10 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
                  WHERE n > ?1 OR total > ?2)",
             )?
             .execute(params![max_rows, max_bytes])?;
+        }
+        Op::Forget { id } => {
+            conn.prepare_cached("DELETE FROM kept WHERE id = ?1")?
+                .execute(params![id])?;
         }
     }
     Ok(())

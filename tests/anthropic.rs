@@ -250,6 +250,26 @@ async fn a_slow_fake_stream_is_kept_alive_with_pings() {
     assert_eq!(blocks_of(&ev), [json!({"type": "text", "text": "late"})]);
 }
 
+#[tokio::test]
+async fn a_real_stream_silent_midway_is_kept_alive_with_pings() {
+    let h = start(&[REAL, ("FAKE_STREAMING_INTERVAL", "0.1")]).await;
+    h.mock.add_rule(Rule::new(
+        Reply::text("one two three").chunks(3).chunk_delay_ms(700),
+    ));
+    let mut body = ask(FLASH, "Slowly");
+    body["stream"] = json!(true);
+    let ev = events(messages(&h, &body).await).await;
+    let n = names(&ev);
+    let first_delta = n.iter().position(|e| *e == "content_block_delta").unwrap();
+    let pings = n[first_delta..].iter().filter(|e| **e == "ping").count();
+    assert!(pings >= 2, "pings while the upstream is silent: {n:?}");
+    assert_eq!(n[n.len() - 2..], ["message_delta", "message_stop"]);
+    assert_eq!(
+        blocks_of(&ev),
+        [json!({"type": "text", "text": "one two three"})]
+    );
+}
+
 fn weather_tools() -> Value {
     json!([{"name": "get_weather", "description": "Current weather",
             "input_schema": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",

@@ -202,3 +202,25 @@ async fn blocked_embedding_models_are_refused_on_use() {
     assert_eq!(status, 404);
     assert!(batches(&h).is_empty(), "nothing reached Google");
 }
+
+#[tokio::test]
+async fn model_aliases_apply_to_embeddings_and_the_answer_keeps_the_clients_name() {
+    let h = start(&[(
+        "MODEL_ALIASES",
+        "text-embedding-3-small=gemini-embedding-001",
+    )])
+    .await;
+    let (status, v) = json(
+        h.post(
+            "/v1/embeddings",
+            &json!({"model": "text-embedding-3-small", "input": "hello"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["model"], "text-embedding-3-small");
+    let call = &batches(&h)[0];
+    assert_eq!(call.model.as_deref(), Some(EMBED));
+    assert_eq!(call.body["requests"][0]["model"], format!("models/{EMBED}"));
+}

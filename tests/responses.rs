@@ -784,3 +784,68 @@ async fn a_cut_stream_is_rescued_into_one_completed_response() {
         );
     }
 }
+
+async fn delete(server: &hajimi::Server, path: &str) -> (u16, Value) {
+    let r = client()
+        .delete(format!("{}{path}", server.url()))
+        .bearer_auth(PASSWORD)
+        .send()
+        .await
+        .unwrap();
+    json(r).await
+}
+
+#[tokio::test]
+async fn a_deleted_response_is_gone_for_good_also_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockGemini::start().await.unwrap();
+    let server = boot(&mock, Some(dir.path()), &[]).await;
+    let (_, kept) = post(
+        &server,
+        "/v1/responses",
+        &json!({"model": FLASH, "input": "keep"}),
+    )
+    .await;
+    let kept_id = kept["id"].as_str().unwrap().to_owned();
+    let (_, gone) = post(
+        &server,
+        "/v1/responses",
+        &json!({"model": FLASH, "input": "drop"}),
+    )
+    .await;
+    let gone_id = gone["id"].as_str().unwrap().to_owned();
+
+    let (status, v) = delete(&server, &format!("/v1/responses/{gone_id}")).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"id": gone_id, "object": "response", "deleted": true})
+    );
+    let (status, v) = get(&server, &format!("/v1/responses/{gone_id}")).await;
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = delete(&server, &format!("/responses/{gone_id}")).await;
+    assert_eq!(status, 404, "deleting twice: {v}");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    let (status, v) = post(
+        &server,
+        "/v1/responses",
+        &json!({"model": FLASH, "previous_response_id": gone_id, "input": "again"}),
+    )
+    .await;
+    assert_eq!(status, 400, "a deleted response cannot be continued: {v}");
+    server.shutdown().await.unwrap();
+
+    let server = boot(&mock, Some(dir.path()), &[]).await;
+    let (status, _) = get(&server, &format!("/v1/responses/{gone_id}")).await;
+    assert_eq!(status, 404, "the delete reached the store");
+    let (status, got) = get(&server, &format!("/v1/responses/{kept_id}")).await;
+    assert_eq!((status, got), (200, kept), "the other response stays");
+    let r = client()
+        .delete(format!("{}/v1/responses/{kept_id}", server.url()))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "deleting needs the password");
+    server.shutdown().await.unwrap();
+}

@@ -144,7 +144,8 @@ pub async fn embed(
     task_type: Option<&str>,
     outcome: &OutcomeHandle,
 ) -> Result<Vec<Vec<f32>>, GatewayError> {
-    let model = upstream_model_name(model).to_owned();
+    // `MODEL_ALIASES` applies here as in every dialect (`text-embedding-3-small=…`).
+    let model = upstream_model_name(snap.model_aliases.resolve(model)).to_owned();
     // A client's model name never carries `/`, `?`, `#` or `%` into an upstream URL.
     crate::upstream::endpoint::require_model_id(&model)?;
     let target = crate::upstream::Target::ai_studio(snap);

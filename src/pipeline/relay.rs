@@ -144,6 +144,7 @@ pub async fn stream(
         Opened::Commit { events, held } => (events, held),
     };
     let content_type = render.content_type(true);
+    let ping = render.keepalive(true);
     let rescue = Rescue {
         state: state.clone(),
         snap: Arc::clone(snap),
@@ -158,6 +159,7 @@ pub async fn stream(
     let frames = futures_util::stream::unfold(relay, |mut relay| async move {
         relay.next_frame().await.map(|frame| (frame, relay))
     });
+    let frames = sse::kept_alive(frames, snap.fake_streaming_interval, ping);
     Ok(sse::stream(StatusCode::OK, content_type, frames))
 }
 

@@ -56,3 +56,51 @@ pub fn stream_fallible(
 ) -> Response {
     with_type(status, content_type, Body::from_stream(chunks))
 }
+
+/// `frames`, with `ping` inserted whenever none came for `every`: a real stream whose
+/// upstream falls silent midway (a model thinking, a rescue opening) still shows the client
+/// it is alive. The inner stream is only polled, never dropped, so no frame is lost to a tick.
+pub fn kept_alive(
+    frames: impl Stream<Item = Bytes> + Send + 'static,
+    every: std::time::Duration,
+    ping: Bytes,
+) -> impl Stream<Item = Bytes> + Send + 'static {
+    KeptAlive {
+        frames: Box::pin(frames),
+        tick: Box::pin(tokio::time::sleep(every)),
+        every,
+        ping,
+    }
+}
+
+struct KeptAlive<S> {
+    frames: std::pin::Pin<Box<S>>,
+    tick: std::pin::Pin<Box<tokio::time::Sleep>>,
+    every: std::time::Duration,
+    ping: Bytes,
+}
+
+impl<S: Stream<Item = Bytes>> Stream for KeptAlive<S> {
+    type Item = Bytes;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Bytes>> {
+        use std::task::Poll;
+        let next = tokio::time::Instant::now() + self.every;
+        match self.frames.as_mut().poll_next(cx) {
+            Poll::Ready(frame) => {
+                self.tick.as_mut().reset(next);
+                Poll::Ready(frame)
+            }
+            Poll::Pending => match self.tick.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    self.tick.as_mut().reset(next);
+                    Poll::Ready(Some(self.ping.clone()))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}

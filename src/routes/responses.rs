@@ -1,5 +1,5 @@
 //! OpenAI Responses routes: `POST /v1/responses` (and `/responses`), and
-//! `GET /v1/responses/{id}` for a stored response (OpenAI's auth and error shape).
+//! `GET`/`DELETE /v1/responses/{id}` for a stored response (OpenAI's auth and error shape).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -42,13 +42,28 @@ pub async fn get(
     _: ClientCall<NoBody>,
 ) -> Answer {
     let stored = state.kept.get(&id).and_then(|data| dialect::stored(&data));
-    let stored = stored.ok_or_else(|| {
-        fail(GatewayError::NotFound {
-            message: format!(
-                "找不到响应 {id:?}（未保存或已超过 24 小时）/ Response with id {id:?} not found (never stored, or older than 24 hours)"
-            ),
-            code: "not_found",
-        })
-    })?;
+    let stored = stored.ok_or_else(|| not_found(&id))?;
     Ok(Json(stored.response).into_response())
+}
+
+/// `DELETE /v1/responses/{id}`: forgets a stored response (memory and store).
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    _: ClientCall<NoBody>,
+) -> Answer {
+    if !state.kept.forget(&id) {
+        return Err(not_found(&id));
+    }
+    let done = serde_json::json!({"id": id, "object": "response", "deleted": true});
+    Ok(Json(done).into_response())
+}
+
+fn not_found(id: &str) -> Flavored {
+    fail(GatewayError::NotFound {
+        message: format!(
+            "找不到响应 {id:?}（未保存、已删除或已超过 24 小时）/ Response with id {id:?} not found (never stored, deleted, or older than 24 hours)"
+        ),
+        code: "not_found",
+    })
 }

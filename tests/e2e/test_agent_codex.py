@@ -3,8 +3,9 @@ provider whose base URL is hajimi and `wire_api = "responses"`, completes a task
 tool call. The mock is scripted to call Codex's shell tool (`exec_command`) on Gemini 3 (so the
 call carries a thought signature), then to answer with a final text.
 
-Codex is installed with npm into target/agents/ (pinned; reused when already there). When npm
-or its registry cannot be reached the test is skipped and says why; any other failure fails.
+Codex is pinned by tests/agents/codex/{package.json,package-lock.json} and installed there with
+`npm ci` by `agent_npm.install` (reused while the lock file is unchanged). When npm or its
+registry cannot be reached the test is skipped and says why; any other failure fails.
 
 Codex talks to hajimi through a small recording pass-through, so the test can check what Codex
 sent, and `HAJIMI_UPDATE_FIXTURES=1` writes its second request (the tool loop) to
@@ -17,7 +18,6 @@ import http.client
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -26,57 +26,22 @@ from pathlib import Path
 
 import pytest
 
+import agent_npm
 from conftest import KEYS, PASSWORD, REPO_ROOT, Gateway, _binary, _Process, rule
 
-CODEX = "@openai/codex@0.171.0"
-PREFIX = REPO_ROOT / "target" / "agents" / "codex-0.171.0"
-BIN = PREFIX / "node_modules" / ".bin" / "codex"
 MODEL = "gemini-3-pro-preview"
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "openai" / "responses.request.codex-0.171.0.through-hajimi.json"
 FILE_TEXT = "hello from the file"
 ANSWER = "The file says: hello from the file"
-INSTALL_TIMEOUT_S = 600
 RUN_TIMEOUT_S = 180
-
-
-def _npm_reachable() -> str | None:
-    """Why npm cannot install anything here, or None."""
-    npm = shutil.which("npm")
-    if npm is None:
-        return "npm is not installed"
-    try:
-        ping = subprocess.run(
-            [npm, "ping", "--fetch-retries=1", "--fetch-timeout=15000"],
-            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        return "the npm registry did not answer `npm ping` within 60 s"
-    if ping.returncode != 0:
-        said = [line for line in (ping.stderr or ping.stdout).splitlines() if line.strip() not in ("", "npm error")]
-        return f"the npm registry is unreachable: {' / '.join(said[:2])[:300]}"
-    return None
 
 
 @pytest.fixture(scope="session")
 def codex() -> Path:
-    def works() -> bool:
-        if not BIN.exists():
-            return False
-        version = subprocess.run([str(BIN), "--version"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        return version.returncode == 0 and "0.171.0" in version.stdout
-
-    if works():
-        return BIN
-    if reason := _npm_reachable():
-        pytest.skip(f"Codex CLI not tested: {reason}")
-    PREFIX.mkdir(parents=True, exist_ok=True)
-    install = subprocess.run(
-        ["npm", "install", "--prefix", str(PREFIX), "--no-audit", "--no-fund", "--loglevel=error", CODEX],
-        capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, stdin=subprocess.DEVNULL,
-    )
-    assert install.returncode == 0, f"npm install {CODEX} failed:\n{install.stdout}\n{install.stderr}"
-    assert works(), f"{BIN} does not run after installing {CODEX}"
-    return BIN
+    exe = agent_npm.install("codex", "codex")
+    version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert version.returncode == 0 and "0.171.0" in version.stdout, f"{exe} --version: {version.stdout}{version.stderr}"
+    return exe
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The official OpenAI Python SDK's Responses API, pointed at hajimi, against a mock Gemini.
 
-What an SDK user sees: `client.responses.create` / `.stream` / `.retrieve` parsed into the
+What an SDK user sees: `client.responses.create` / `.stream` / `.retrieve` / `.delete` parsed into the
 SDK's types, a tool round trip by call id (sent back as items and through
 `previous_response_id`), reasoning summaries, and failures raised as the SDK's own exception
 classes. The proxy lives for the whole session: the quota test uses a model of its own.
@@ -123,6 +123,16 @@ def test_reasoning_summary_and_retrieve(client, gateway):
     assert r.usage.output_tokens_details.reasoning_tokens > 0
     got = client.responses.retrieve(r.id)
     assert got.id == r.id and got.output_text == "Three."
+
+
+def test_delete_forgets_a_stored_response(client, gateway):
+    r = client.responses.create(model=FLASH, input="forget me later")
+    assert client.responses.retrieve(r.id).id == r.id
+    client.responses.delete(r.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(r.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.delete(r.id)
 
 
 def test_hosted_tools_are_dropped_not_refused(client, gateway):

@@ -530,8 +530,8 @@ pub static TABLE: &[Entry] = &[
         }),
     )
     .help(
-        "Client model names mapped to Gemini models, e.g. `claude-sonnet-4-5=gemini-2.5-pro, claude-haiku-*=gemini-2.5-flash` (a trailing `*` matches a prefix).",
-        "客户端模型名到 Gemini 模型的映射，如 `claude-sonnet-4-5=gemini-2.5-pro, claude-haiku-*=gemini-2.5-flash`（结尾的 `*` 匹配前缀）。",
+        "Client model names mapped to Gemini models on every route (chat, Messages, Responses, native, embeddings), e.g. `claude-sonnet-4-5=gemini-2.5-pro, claude-haiku-*=gemini-2.5-flash` (a trailing `*` matches a prefix).",
+        "客户端模型名到 Gemini 模型的映射，适用于所有接口（chat、Messages、Responses、原生、embeddings），如 `claude-sonnet-4-5=gemini-2.5-pro, claude-haiku-*=gemini-2.5-flash`（结尾的 `*` 匹配前缀）。",
     ),
     // ---- request limits ----
     Entry::new(
