@@ -679,3 +679,63 @@ fn vertex_mode_without_credentials_starts_with_a_warning_and_no_ai_studio_key() 
     );
     assert!(lines.contains("没有 Vertex 凭据"), "bilingual: {lines}");
 }
+
+#[tokio::test]
+async fn a_vertex_stream_cut_midway_is_continued_on_the_other_account() {
+    let h = vertex(
+        &[(A, "proj-a"), (B, "proj-b")],
+        &[("FAKE_STREAMING", "false")],
+    )
+    .await;
+    let full = "one two three four five six seven eight nine ten.";
+    h.mock.add_rule(
+        Rule::new(Reply::text(full).chunks(10).cut_after(5))
+            .action("streamGenerateContent")
+            .times(1),
+    );
+    let events = sse(h.chat(&hello(FLASH, true)).await).await;
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let calls = vertex_calls(&h);
+    assert_eq!(calls.len(), 2, "the cut stream and its continuation");
+    assert_ne!(
+        credential(&calls[0]),
+        credential(&calls[1]),
+        "continued with the other account, in its project"
+    );
+    assert!(
+        calls[1]
+            .body
+            .to_string()
+            .contains("Continue exactly where it stopped")
+    );
+    let text: String = events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(text.starts_with("one two"), "{text:?}");
+    assert!(
+        text.len() > full.len() / 2,
+        "the rest was stitched in: {text:?}"
+    );
+}
+
+#[tokio::test]
+async fn racing_spreads_one_request_over_two_accounts() {
+    let h = vertex(
+        &[(A, "proj-a"), (B, "proj-b")],
+        &[
+            ("CONCURRENT_REQUESTS", "2"),
+            ("RACE_CANCEL_LOSERS", "false"),
+        ],
+    )
+    .await;
+    let (s, v) = json(h.chat(&hello(FLASH, false)).await).await;
+    assert_eq!(s, 200, "{v}");
+    let mut seen: Vec<String> = eventually("both raced attempts recorded", || async {
+        let seen: Vec<String> = vertex_calls(&h).iter().map(credential).collect();
+        (seen.len() == 2).then_some(seen)
+    })
+    .await;
+    seen.sort();
+    assert_eq!(seen, [A, B], "one attempt per account, at once");
+}
