@@ -23,7 +23,7 @@ use crate::translate::cache_key::KeyRule;
 use crate::translate::dialect::{Context, Prepared, UpstreamBody};
 use crate::translate::model_name::{search_base, upstream_model_name};
 use crate::upstream::Target;
-use crate::upstream::endpoint::{Action, Version, require_model_id};
+use crate::upstream::endpoint::{Action, MODEL_ID_MAX_LEN, Version, require_model_id};
 use crate::vertex::models::{Serve, Variant, VertexModel};
 use crate::vertex::render::Deobfuscating;
 use crate::wire::gemini::GenerateContentRequest;
@@ -217,7 +217,10 @@ pub async fn generate(
     let mut deobfuscate: Option<Arc<AtomicBool>> = None;
     let target = if via.is_vertex(snap) {
         // HAJIMI's names (`[PAY]gemini-2.5-pro-search`) are read, and their model id
-        // checked, by the Vertex model parser.
+        // checked, by the Vertex model parser; the whole name stays bounded (statistics).
+        if requested.len() > MODEL_ID_MAX_LEN + 32 {
+            require_model_id(&requested)?;
+        }
         let (target, variant) = vertex_target(state, snap, &mut model, &mut body)?;
         if matches!(variant, Variant::EncryptFull | Variant::Auto) {
             let active = Arc::new(AtomicBool::new(variant == Variant::EncryptFull));
