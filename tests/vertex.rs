@@ -420,6 +420,9 @@ async fn the_model_list_comes_from_vertex_with_hajimis_names() {
             .unwrap()
             .contains("-openai")
     );
+    let padded = format!("[PAY]{}gemini-2.5-flash", " ".repeat(4096));
+    let (s, v) = json(h.chat(&hello(&padded, false)).await).await;
+    assert_eq!(s, 400, "a name stays bounded: {v}");
 }
 
 #[tokio::test]
