@@ -742,3 +742,55 @@ async fn racing_spreads_one_request_over_two_accounts() {
     seen.sort();
     assert_eq!(seen, [A, B], "one attempt per account, at once");
 }
+
+/// Vertex's real answers (recorded): usage only on the last stream chunk (the others carry
+/// `usageMetadata` with no counts), thoughts counted, `MAX_TOKENS`.
+#[tokio::test]
+async fn vertexs_recorded_answers_keep_their_usage_reasoning_and_finish_reason() {
+    let h = vertex(&[(A, "proj-a")], &[("FAKE_STREAMING", "false")]).await;
+    let answer = fixture_json("vertex/generateContent.response.max-tokens-logprobs-score.json");
+    h.mock.add_rule(
+        Rule::new(Reply::json(answer.clone()))
+            .action("generateContent")
+            .times(1),
+    );
+    let (s, v) = json(h.chat(&hello(FLASH, false)).await).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+    let meta = &answer["usageMetadata"];
+    assert_eq!(v["usage"]["prompt_tokens"], meta["promptTokenCount"]);
+    assert_eq!(
+        v["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        meta["thoughtsTokenCount"]
+    );
+    assert_eq!(v["usage"]["total_tokens"], meta["totalTokenCount"]);
+
+    let chunks = fixture_json("vertex/streamGenerateContent.chunks.text-max-tokens.json");
+    let last = chunks.as_array().unwrap().last().unwrap()["usageMetadata"].clone();
+    h.mock.add_rule(
+        Rule::new(Reply::sse(chunks.as_array().unwrap().clone()))
+            .action("streamGenerateContent")
+            .times(1),
+    );
+    let mut ask = hello(FLASH, true);
+    ask["stream_options"] = json!({"include_usage": true});
+    let events = sse(h.chat(&ask).await).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["choices"][0]["finish_reason"] == "length"),
+        "{events:?}"
+    );
+    let usage = events
+        .iter()
+        .rev()
+        .find(|e| e["usage"].is_object())
+        .map(|e| e["usage"].clone())
+        .unwrap();
+    assert_eq!(usage["prompt_tokens"], last["promptTokenCount"]);
+    assert_eq!(
+        usage["completion_tokens_details"]["reasoning_tokens"],
+        last["thoughtsTokenCount"]
+    );
+    assert_eq!(usage["total_tokens"], last["totalTokenCount"]);
+}
