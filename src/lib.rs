@@ -92,13 +92,20 @@ impl Server {
         let state = AppState::new(config, shutdown.clone(), store)?;
         persist::restore_key_states(&state.keys, &loaded);
         if let Some(reader) = &reader {
-            let ids: Vec<_> = state.keys.slots().iter().map(|k| k.id).collect();
+            let vertex = state.vertex.pool.slots();
+            let ids: Vec<_> = state
+                .keys
+                .slots()
+                .iter()
+                .chain(vertex.iter())
+                .map(|k| k.id)
+                .collect();
             state.stats.restore(reader, &ids);
             match store::kept_rows(reader) {
                 Ok(rows) => state.kept.restore(rows),
                 Err(e) => tracing::warn!(error = %e, "kept records could not be read"),
             }
-            for slot in state.keys.slots().iter() {
+            for slot in state.keys.slots().iter().chain(vertex.iter()) {
                 slot.set_calls_today(state.stats.key_today(slot.id).total.successes);
             }
         }

@@ -794,3 +794,67 @@ async fn vertexs_recorded_answers_keep_their_usage_reasoning_and_finish_reason()
     );
     assert_eq!(usage["total_tokens"], last["totalTokenCount"]);
 }
+
+/// A server in Vertex mode storing in `dir` (the caller keeps the mock).
+async fn boot_stored(mock: &MockGemini, dir: &std::path::Path, creds: &str) -> hajimi::Server {
+    let env: Vec<(String, String)> = [
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+        ("PASSWORD", PASSWORD),
+        ("ENABLE_VERTEX", "true"),
+        ("GOOGLE_CREDENTIALS_JSON", creds),
+        ("VERTEX_BASE_URL", &mock.url()),
+        ("ENABLE_STORAGE", "true"),
+        ("STORAGE_DIR", &dir.display().to_string()),
+        ("RANDOM_STRING", "false"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let config = hajimi::config::Config::from_sources(
+        Vec::new(),
+        env,
+        &hajimi::config::CliOverrides::default(),
+    )
+    .unwrap();
+    hajimi::Server::start(config).await.unwrap()
+}
+
+#[tokio::test]
+async fn an_accounts_statistics_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockGemini::start().await.unwrap();
+    let creds = accounts(&mock, &[(A, "proj-a")]);
+    let http = client();
+    let calls_today = async |server: &hajimi::Server| {
+        let url = format!("{}/api/keys", server.url());
+        let (_, keys) = json(http.get(url).bearer_auth(PASSWORD).send().await.unwrap()).await;
+        keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key"] == A)
+            .map(|k| k["calls_today"].as_u64().unwrap())
+            .unwrap()
+    };
+    let server = boot_stored(&mock, dir.path(), &creds).await;
+    for i in 0..3 {
+        let url = format!("{}/v1/chat/completions", server.url());
+        let ask = hello(FLASH, false);
+        let mut ask = ask;
+        ask["messages"][0]["content"] = json!(format!("question {i}"));
+        let r = http
+            .post(url)
+            .bearer_auth(PASSWORD)
+            .json(&ask)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(calls_today(&server).await, 3);
+    server.shutdown().await.unwrap();
+    let server = boot_stored(&mock, dir.path(), &creds).await;
+    assert_eq!(calls_today(&server).await, 3, "the account's day came back");
+    server.shutdown().await.unwrap();
+}
