@@ -840,8 +840,7 @@ async fn an_accounts_statistics_survive_a_restart() {
     let server = boot_stored(&mock, dir.path(), &creds).await;
     for i in 0..3 {
         let url = format!("{}/v1/chat/completions", server.url());
-        let ask = hello(FLASH, false);
-        let mut ask = ask;
+        let mut ask = hello(FLASH, false);
         ask["messages"][0]["content"] = json!(format!("question {i}"));
         let r = http
             .post(url)
