@@ -53,6 +53,23 @@ pub fn spawn(state: &AppState) {
                 let report = keys::health::check_all(&s.upstream, &snap, retired).await;
                 crate::admin::keys::record_invalid(&s, &report.changed);
             }
+            // Vertex credentials out of rotation come back once Google accepts them again.
+            let retired: Vec<_> = s
+                .vertex
+                .pool
+                .slots()
+                .iter()
+                .filter(|k| k.state() != keys::KeyState::Active)
+                .cloned()
+                .collect();
+            if !retired.is_empty() {
+                let caller = s.caller();
+                keys::health::check_all_with(retired, |slot| {
+                    let (caller, snap) = (&caller, &snap);
+                    async move { crate::vertex::send::check(caller, snap, &slot).await }
+                })
+                .await;
+            }
         }
     });
     let s = state.clone();

@@ -651,6 +651,41 @@ async fn a_retired_account_is_put_back_by_a_dashboard_reset() {
     assert_eq!(s, 200, "{v}");
 }
 
+async fn state_of(h: &Harness, email: &str) -> String {
+    let (_, keys) = json(h.get("/api/keys").await).await;
+    keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == email)
+        .map(|k| k["state"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_retired_account_comes_back_by_itself_once_google_accepts_it_again() {
+    let h = vertex(&[(A, "proj-a")], &[("KEY_RECHECK_INTERVAL", "1")]).await;
+    h.mock
+        .vertex_refuse(A, Some("Invalid grant: account not found"));
+    let (s, _) = json(h.chat(&hello(FLASH, false)).await).await;
+    assert_eq!(s, 503);
+    assert_eq!(state_of(&h, A).await, "invalid");
+    h.mock.vertex_refuse(A, None);
+    eventually("the recheck to put the account back", || async {
+        state_of(&h, A).await == "active"
+    })
+    .await;
+    let (s, v) = json(h.chat(&hello(FLASH, false)).await).await;
+    assert_eq!(s, 200, "{v}");
+    let checks = h
+        .mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.vertex.is_some() && r.action.as_deref() == Some("countTokens"))
+        .count();
+    assert!(checks >= 1, "the check is a free countTokens on Vertex");
+}
+
 #[tokio::test]
 async fn vertexs_own_iam_denial_suspends_the_account_and_the_other_serves() {
     let h = vertex(&[(A, "proj-a"), (B, "proj-b")], &[]).await;

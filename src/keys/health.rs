@@ -119,15 +119,29 @@ impl Report {
     }
 }
 
-/// Checks keys with bounded concurrency.
+/// Checks AI Studio keys with bounded concurrency.
 pub async fn check_all(
     upstream: &Upstream,
     settings: &Settings,
     keys: Vec<Arc<KeySlot>>,
 ) -> Report {
+    check_all_with(
+        keys,
+        |key| async move { check(upstream, settings, &key).await },
+    )
+    .await
+}
+
+/// Checks credentials of any kind with `check`, bounded concurrency, judged alike.
+pub async fn check_all_with<F, Fut>(keys: Vec<Arc<KeySlot>>, check: F) -> Report
+where
+    F: Fn(Arc<KeySlot>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Failure>>,
+{
+    let check = &check;
     let mut results = futures_util::stream::iter(keys)
         .map(|key| async move {
-            let result = check(upstream, settings, &key).await;
+            let result = check(Arc::clone(&key)).await;
             let change = judge(&key, &result);
             (key, Verdict::of(&result), change)
         })

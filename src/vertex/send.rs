@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::config::Settings;
+use crate::config::vertex::Only;
 use crate::keys::{KeySlot, Kind};
 use crate::upstream::classify::Failure;
+use crate::upstream::endpoint::{VertexTarget, vertex_count_tokens};
 use crate::upstream::{Auth, Target, Upstream, UpstreamUrl};
 use crate::vertex::token::TokenCache;
 
@@ -79,4 +82,32 @@ async fn send(
         source.invalidate(&token);
         retried = true;
     }
+}
+
+/// The model a credential check counts tokens on (any model the credential may use would do).
+const CHECK_MODEL: &str = "gemini-2.5-flash";
+
+/// A Vertex credential's check: a free `countTokens` of one word, which needs the same
+/// token and the same permission as generation; its failure is classified like a call's.
+pub async fn check(caller: &Caller, settings: &Settings, slot: &KeySlot) -> Result<(), Failure> {
+    let target = Target::vertex(settings, Only::Any);
+    let url = vertex_count_tokens(
+        &settings.vertex_base_url,
+        VertexTarget::Express,
+        CHECK_MODEL,
+    )
+    .map_err(|e| Failure::Garbage {
+        detail: e.to_string(),
+    })?;
+    let body = Bytes::from_static(br#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#);
+    let idle = settings.upstream_timeout.min(Duration::from_secs(20));
+    let response = caller
+        .send(&target, reqwest::Method::POST, &url, slot, Some(body), idle)
+        .await?;
+    if response.status().is_success() {
+        return crate::upstream::read_body(response, idle, 1024 * 1024)
+            .await
+            .map(|_| ());
+    }
+    Err(crate::upstream::classify_response(response, idle).await.2)
 }

@@ -273,8 +273,8 @@ pub static TABLE: &[Entry] = &[
         duration(secs(1800), secs(1), secs(7 * 86_400), plain!(key_recheck_interval)),
     )
     .help(
-        "How often invalid and suspended keys are checked again.",
-        "失效与被停用的密钥多久重新检测一次。",
+        "How often invalid and suspended keys (and Vertex credentials) are checked again.",
+        "失效与被停用的密钥（及 Vertex 凭据）多久重新检测一次。",
     ),
     Entry::new(
         "API_KEY_DAILY_LIMIT",
