@@ -19,6 +19,8 @@ use crate::store::{Counters, Op, Store, UsageRow};
 const MINUTES: usize = 24 * 60;
 /// Request-log entries kept in memory for the dashboard.
 const LOG_ENTRIES: usize = 500;
+/// Latencies of the newest calls kept for the dashboard's percentiles.
+const LATENCIES: usize = 4096;
 /// Distinct models tracked per day before the rest is counted as `other`.
 const MAX_MODELS: usize = 256;
 
@@ -54,6 +56,8 @@ struct Inner {
     /// Increments not yet handed to the store: (minute start, key, model).
     pending: HashMap<(i64, KeyId, String), Counters>,
     log: VecDeque<LogEntry>,
+    /// (unix seconds, milliseconds) of the newest calls, oldest first.
+    latencies: VecDeque<(i64, u64)>,
     /// How many of the newest `log` entries the store has not been handed yet.
     unsaved_log: usize,
 }
@@ -201,6 +205,12 @@ impl Stats {
                 while inner.minutes.len() > MINUTES {
                     inner.minutes.pop_front();
                 }
+            }
+        }
+        if c.calls > 0 {
+            inner.latencies.push_back((now, c.latency_ms / c.calls));
+            while inner.latencies.len() > LATENCIES {
+                inner.latencies.pop_front();
             }
         }
         let model_name = bounded_model(&inner.per_model, model);
@@ -356,6 +366,42 @@ impl Stats {
             })
             .collect();
         s
+    }
+
+    /// The last 24 hours by hour, oldest first: (hour start, totals).
+    pub fn hourly(&self) -> Vec<(i64, Counters)> {
+        let now = now_unix();
+        let hour = now - now.rem_euclid(3600);
+        let first = hour - 23 * 3600;
+        let mut out: Vec<(i64, Counters)> = (0..24)
+            .map(|i| (first + i * 3600, Counters::default()))
+            .collect();
+        for (m, c) in &self.lock().minutes {
+            if *m >= first {
+                let i = usize::try_from((m - first) / 3600).unwrap_or(0).min(23);
+                out[i].1.add(c);
+            }
+        }
+        out
+    }
+
+    /// The median and 95th percentile latency (ms) of the calls of the last `seconds` among
+    /// the newest few thousand; `None` without calls.
+    pub fn latency_percentiles(&self, seconds: i64) -> Option<(u64, u64)> {
+        let since = now_unix() - seconds;
+        let mut ms: Vec<u64> = self
+            .lock()
+            .latencies
+            .iter()
+            .filter(|(t, _)| *t >= since)
+            .map(|(_, ms)| *ms)
+            .collect();
+        if ms.is_empty() {
+            return None;
+        }
+        ms.sort_unstable();
+        let at = |p: usize| ms[((ms.len() - 1) * p) / 100];
+        Some((at(50), at(95)))
     }
 
     /// Today's counts for one key.

@@ -63,6 +63,42 @@ pub async fn add(state: &AppState, text: &str) -> Result<usize, GatewayError> {
     Ok(added)
 }
 
+/// What a paste held, every key masked: the keys added, those already in the pool (or
+/// repeated in the paste), and the entries that look like a broken key.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct PasteReport {
+    pub new: Vec<String>,
+    pub duplicate: Vec<String>,
+    pub rejected: Vec<String>,
+}
+
+/// Adds the keys found in pasted text (any separators) and reports, masked, which were new,
+/// duplicates, or not key-shaped.
+pub async fn add_pasted(state: &AppState, text: &str) -> Result<PasteReport, GatewayError> {
+    let found = crate::config::keys::extract_keys(text);
+    let mut report = PasteReport {
+        rejected: crate::config::keys::malformed(text)
+            .into_iter()
+            .map(|(_, token, _)| crate::mask::mask(&token))
+            .collect(),
+        ..PasteReport::default()
+    };
+    let slots = state.keys.slots();
+    let mut seen = std::collections::HashSet::new();
+    for key in &found {
+        let known = slots.iter().any(|s| s.secret() == key.as_str());
+        if known || !seen.insert(key.as_str()) {
+            report.duplicate.push(crate::mask::mask(key));
+        } else {
+            report.new.push(crate::mask::mask(key));
+        }
+    }
+    if !found.is_empty() {
+        add(state, text).await?;
+    }
+    Ok(report)
+}
+
 /// Keys named by id (`"ids": [...]`), or every key when none are named.
 pub fn chosen(state: &AppState, body: &Value) -> Vec<Arc<KeySlot>> {
     let ids: Vec<&str> = body

@@ -427,6 +427,12 @@ impl Entry {
         })
     }
 
+    /// The kind's name as `/api/config` lists it (`bool`, `int`, `seconds`, `bytes`, `text`,
+    /// `list`, `keys`).
+    pub fn kind_name(&self) -> &'static str {
+        self.bounds().0
+    }
+
     /// The kind's name, default and bounds as JSON (durations in seconds).
     fn bounds(&self) -> (&'static str, Value, Value, Value) {
         match &self.kind {
