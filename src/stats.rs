@@ -207,8 +207,8 @@ impl Stats {
                 }
             }
         }
-        if c.calls > 0 {
-            inner.latencies.push_back((now, c.latency_ms / c.calls));
+        if let Some(each) = c.latency_ms.checked_div(c.calls) {
+            inner.latencies.push_back((now, each));
             while inner.latencies.len() > LATENCIES {
                 inner.latencies.pop_front();
             }

@@ -261,7 +261,7 @@ pub fn overview(state: &AppState) -> Value {
     let hourly = state.stats.hourly();
     let per_model: Vec<Value> = {
         let mut v: Vec<_> = state.stats.models_today().into_iter().collect();
-        v.sort_by(|a, b| b.1.calls.cmp(&a.1.calls));
+        v.sort_by_key(|e| std::cmp::Reverse(e.1.calls));
         v.into_iter()
             .take(20)
             .map(|(m, c)| json!({"name": m, "calls": c.calls, "tokens": c.tokens(), "failures": c.failures}))
@@ -274,7 +274,7 @@ pub fn overview(state: &AppState) -> Value {
             .iter()
             .map(|s| (s.masked(), state.stats.key_today(s.id).total))
             .collect();
-        v.sort_by(|a, b| b.1.calls.cmp(&a.1.calls));
+        v.sort_by_key(|e| std::cmp::Reverse(e.1.calls));
         v.into_iter()
             .take(20)
             .map(|(k, c)| json!({"name": k, "calls": c.calls, "tokens": c.tokens(), "failures": c.failures}))

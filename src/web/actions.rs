@@ -204,7 +204,7 @@ fn setting_value(key: &str, raw: &str) -> Value {
     let raw = raw.trim();
     match kind {
         "list" => Value::Array(
-            raw.split(|c| c == '\n' || c == ',')
+            raw.split(['\n', ','])
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(|s| Value::String(s.to_owned()))

@@ -29,6 +29,7 @@ fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Environment::new();
+        env.set_formatter(formatter);
         for (name, source) in TEMPLATES {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!(template = name, error = %e, "dashboard template does not compile");
@@ -36,6 +37,33 @@ fn env() -> &'static Environment<'static> {
         }
         env
     })
+}
+
+/// HTML escaping of `& < > " '` only (minijinja's default also escapes `/`, which makes every
+/// URL in the page unreadable); safe strings, numbers and JSON contexts as minijinja does.
+fn formatter(
+    out: &mut minijinja::Output,
+    state: &mut minijinja::State,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    let Some(text) = value
+        .as_str()
+        .filter(|_| !value.is_safe() && *state.auto_escape() == minijinja::AutoEscape::Html)
+    else {
+        return minijinja::escape_formatter(out, state, value);
+    };
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    std::fmt::Write::write_str(out, &escaped).map_err(minijinja::Error::from)
 }
 
 /// Renders `name` for `viewer` with the page's own values in `page`.
