@@ -38,7 +38,7 @@
       width: box.clientWidth || 300, height: 200,
       scales: { x: { time: true }, tok: {} },
       axes: [axis, Object.assign({ scale: "y", size: 40 }, axis), Object.assign({ scale: "tok", side: 1, size: 50 }, axis, { grid: { show: false } })],
-      series: [{}, { label: d.l_calls, stroke: "#2563eb", width: 2, fill: "rgba(37,99,235,.12)", scale: "y" },
+      series: [{ label: d.l_time }, { label: d.l_calls, stroke: "#2563eb", width: 2, fill: "rgba(37,99,235,.12)", scale: "y" },
                { label: d.l_tokens, stroke: "#d97706", width: 1.5, scale: "tok" }]
     }, [d.t, d.calls, d.tokens], box);
   }
