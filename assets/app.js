@@ -25,22 +25,32 @@
     });
     chart();
   }
-  var plot = null;
-  function chart() {
-    var box = document.getElementById("chart-hourly"), data = document.getElementById("chart-data");
-    if (!box || !data || !window.uPlot) return;
-    var d = JSON.parse(data.textContent);
-    if (plot) { plot.destroy(); plot = null; }
-    box.textContent = "";
+  var plots = [];
+  var COLORS = ["#2563eb", "#d97706", "#16a34a", "#dc2626", "#7c3aed", "#0891b2"];
+  function draw(box, series, data, extraAxis) {
     var fg = dark() ? "#e6e8eb" : "#1b1f24", grid = dark() ? "#2d343c" : "#d9dee3";
     var axis = { stroke: fg, grid: { stroke: grid }, ticks: { stroke: grid } };
-    plot = new uPlot({
-      width: box.clientWidth || 300, height: 200,
-      scales: { x: { time: true }, tok: {} },
-      axes: [axis, Object.assign({ scale: "y", size: 40 }, axis), Object.assign({ scale: "tok", side: 1, size: 50 }, axis, { grid: { show: false } })],
-      series: [{ label: d.l_time }, { label: d.l_calls, stroke: "#2563eb", width: 2, fill: "rgba(37,99,235,.12)", scale: "y" },
-               { label: d.l_tokens, stroke: "#d97706", width: 1.5, scale: "tok" }]
-    }, [d.t, d.calls, d.tokens], box);
+    var axes = [axis, Object.assign({ scale: "y", size: 40 }, axis)];
+    if (extraAxis) axes.push(Object.assign({ scale: "tok", side: 1, size: 50 }, axis, { grid: { show: false } }));
+    box.textContent = "";
+    plots.push(new uPlot({ width: box.clientWidth || 300, height: 200, scales: { x: { time: true } }, axes: axes, series: series }, data, box));
+  }
+  function chart() {
+    var data = document.getElementById("chart-data");
+    if (!data || !window.uPlot) return;
+    var d = JSON.parse(data.textContent);
+    plots.forEach(function (p) { p.destroy(); });
+    plots = [];
+    var box = document.getElementById("chart-hourly");
+    if (box) draw(box, [{ label: d.l_time }, { label: d.l_calls, stroke: COLORS[0], width: 2, fill: "rgba(37,99,235,.12)", scale: "y" },
+      { label: d.l_tokens, stroke: COLORS[1], width: 1.5, scale: "tok" }], [d.t, d.calls, d.tokens], true);
+    [["chart-models", d.models], ["chart-keys", d.keys]].forEach(function (c) {
+      var el = document.getElementById(c[0]);
+      if (!el || !c[1] || !c[1].length) return;
+      var series = [{ label: d.l_time }], rows = [d.t];
+      c[1].forEach(function (s, i) { series.push({ label: s.name, stroke: COLORS[i % COLORS.length], width: 2, scale: "y" }); rows.push(s.values); });
+      draw(el, series, rows, false);
+    });
   }
   function tail() {
     var table = document.getElementById("log-table");

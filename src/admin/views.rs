@@ -280,14 +280,32 @@ pub fn overview(state: &AppState) -> Value {
             .map(|(k, c)| json!({"name": k, "calls": c.calls, "tokens": c.tokens(), "failures": c.failures}))
             .collect()
     };
+    let by_hour = state.stats.hourly_calls();
+    let top = |mut series: Vec<(String, Vec<u64>)>| -> Vec<Value> {
+        series.sort_by_key(|(_, v)| std::cmp::Reverse(v.iter().sum::<u64>()));
+        series
+            .into_iter()
+            .take(6)
+            .map(|(name, values)| json!({"name": name, "values": values}))
+            .collect()
+    };
+    let model_series = top(by_hour.models.into_iter().collect());
+    let slots = state.keys.slots();
+    let key_series = top(by_hour
+        .keys
+        .into_iter()
+        .filter_map(|(id, v)| slots.iter().find(|s| s.id == id).map(|s| (s.masked(), v)))
+        .collect());
     json!({
+        "model_series": model_series,
+        "key_series": key_series,
         "minute": {"calls": summary.minute.calls, "tokens": summary.minute.tokens()},
         "hour": {"calls": summary.hour.calls, "tokens": summary.hour.tokens()},
         "day": {"calls": summary.day.calls, "tokens": summary.day.tokens(), "failures": summary.day.failures},
         "success_rate": rate(&summary.day),
         "p50_ms": latency.map(|l| l.0),
         "p95_ms": latency.map(|l| l.1),
-        "hours": hourly.iter().map(|(t, _)| t).collect::<Vec<_>>(),
+        "hours": by_hour.hours,
         "hourly_calls": hourly.iter().map(|(_, c)| c.calls).collect::<Vec<_>>(),
         "hourly_tokens": hourly.iter().map(|(_, c)| c.tokens()).collect::<Vec<_>>(),
         "per_model": per_model,

@@ -154,6 +154,16 @@ pub const LABELS: &[(&str, &str, &str)] = &[
         "最近 24 小时（每小时）",
         "Last 24 hours (hourly)",
     ),
+    (
+        "per_model_24h",
+        "各模型调用（最近 24 小时，每小时）",
+        "Calls per model (last 24 h, hourly)",
+    ),
+    (
+        "per_key_24h",
+        "各密钥调用（最近 24 小时，每小时）",
+        "Calls per key (last 24 h, hourly)",
+    ),
     ("per_model_today", "今日各模型调用", "Calls per model today"),
     ("per_key_today", "今日各密钥调用", "Calls per key today"),
     ("live", "每 5 秒自动刷新", "Refreshes every 5 s"),
@@ -324,3 +334,86 @@ pub const LABELS: &[(&str, &str, &str)] = &[
     ("state_suspended", "已封禁", "suspended"),
     ("not_verified", "未检测", "not checked yet"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn the_language_comes_from_the_cookie_then_accept_language_then_chinese() {
+        assert_eq!(Lang::of(&headers(&[])), Lang::Zh);
+        assert_eq!(
+            Lang::of(&headers(&[("accept-language", "en-US,en;q=0.9")])),
+            Lang::En
+        );
+        assert_eq!(
+            Lang::of(&headers(&[("accept-language", "en;q=0.5, zh-TW;q=0.8")])),
+            Lang::Zh,
+            "by weight"
+        );
+        assert_eq!(
+            Lang::of(&headers(&[("accept-language", "fr, de")])),
+            Lang::Zh
+        );
+        assert_eq!(
+            Lang::of(&headers(&[
+                ("accept-language", "zh"),
+                ("cookie", "a=1; hajimi_lang=en")
+            ])),
+            Lang::En
+        );
+    }
+
+    /// Every label a template uses exists, in both languages, once.
+    #[test]
+    fn every_label_is_translated() {
+        let mut seen = std::collections::HashSet::new();
+        for (key, zh, en) in LABELS {
+            assert!(seen.insert(*key), "{key} twice");
+            assert!(!zh.is_empty() && !en.is_empty(), "{key}");
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web/templates");
+        let mut used = Vec::new();
+        for file in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{e}")) {
+            let path = file.unwrap_or_else(|e| panic!("{e}")).path();
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+            for part in text.split("T.").skip(1) {
+                let name: String = part
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                used.push((path.display().to_string(), name));
+            }
+            for part in text.split("T[\"").skip(1) {
+                let name: String = part.chars().take_while(|c| *c != '"').collect();
+                // `T["state_" ~ status]`: a prefix, checked below.
+                if !part[name.len()..].starts_with("\" ~") {
+                    used.push((path.display().to_string(), name));
+                }
+            }
+        }
+        assert!(used.len() > 50);
+        for (file, name) in used {
+            assert!(seen.contains(name.as_str()), "{file}: label {name} missing");
+        }
+        // Labels looked up by a value: key states, sources, failure kinds.
+        for status in ["usable", "cooling", "exhausted", "invalid", "suspended"] {
+            assert!(
+                seen.contains(format!("state_{status}").as_str()),
+                "{status}"
+            );
+        }
+        for source in ["environment", "dashboard", "default"] {
+            assert!(seen.contains(source), "{source}");
+        }
+    }
+}
