@@ -240,8 +240,10 @@ pub async fn logs(
 /// The newest entries of the request log, as they come (SSE `log` events of JSON entries,
 /// checked every second; an hour at most, the browser reconnects).
 pub async fn logs_stream(State(state): State<AppState>, _: Page) -> Response {
+    // The entry last sent (its formatted line): the tail starts after what the page showed.
+    let start = state.stats.logs().last().map(|e| e.formatted.clone());
     let stream = futures_util::stream::unfold(
-        (state.clone(), None::<String>, 0u32),
+        (state.clone(), start, 0u32),
         |(state, last, ticks)| async move {
             if ticks >= 3600 || state.shutdown.is_cancelled() {
                 return None;
@@ -251,17 +253,16 @@ pub async fn logs_stream(State(state): State<AppState>, _: Page) -> Response {
                 () = state.shutdown.cancelled() => return None,
             }
             let logs = state.stats.logs();
-            let newest = logs.last().map(|e| e.formatted.clone());
             let fresh: Vec<_> = match &last {
-                None => Vec::new(),
+                None => logs.iter().rev().take(20).rev().cloned().collect(),
                 Some(seen) => match logs.iter().rposition(|e| &e.formatted == seen) {
                     Some(i) => logs[i + 1..].to_vec(),
                     None => logs.iter().rev().take(20).rev().cloned().collect(),
                 },
             };
+            let last = logs.last().map(|e| e.formatted.clone()).or(last);
             let data = serde_json::to_string(&fresh).unwrap_or_else(|_| "[]".to_owned());
             let event = Event::default().event("log").data(data);
-            let last = newest.or(last);
             Some((Ok::<_, Infallible>(event), (state, last, ticks + 1)))
         },
     );

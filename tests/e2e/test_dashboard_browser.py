@@ -148,6 +148,15 @@ def login(driver, url: str) -> None:
     wait(driver, "the overview after logging in", lambda d: d.current_url.endswith("/ui/overview"))
 
 
+@pytest.fixture
+def session(browser, dash):
+    """The browser, logged in (each test can run alone: `-k`)."""
+    browser.get(f"{dash}/ui/overview")
+    if browser.current_url.endswith("/login"):
+        login(browser, dash)
+    return browser
+
+
 def test_logged_out_sees_the_status_card_and_other_pages_ask_to_log_in(browser, dash):
     browser.get(f"{dash}/")
     assert browser.find_element(By.ID, "status-card").is_displayed()
@@ -166,7 +175,7 @@ def test_a_wrong_password_is_refused_then_logging_in_opens_the_overview(browser,
     assert browser.find_element(By.CSS_SELECTOR, "nav a[aria-current=page]").get_attribute("href").endswith("/ui/overview")
 
 
-def test_the_overview_counts_real_requests_without_a_reload(browser, dash, gateway):
+def test_the_overview_counts_real_requests_without_a_reload(session, browser, dash, gateway):
     browser.get(f"{dash}/ui/overview")
     before = int(text(browser, "calls-day"))
     marker = browser.execute_script("window.__same_page = 1; return 1")
@@ -179,7 +188,7 @@ def test_the_overview_counts_real_requests_without_a_reload(browser, dash, gatew
     assert browser.find_element(By.CSS_SELECTOR, "#chart-hourly canvas"), "the uPlot chart is drawn"
 
 
-def test_three_pasted_keys_are_reported_tested_and_used(browser, dash, gateway):
+def test_three_pasted_keys_are_reported_tested_and_used(session, browser, dash, gateway):
     browser.get(f"{dash}/ui/keys")
     box = browser.find_element(By.ID, "paste")
     box.send_keys(f"{PASTED[0]}\n{PASTED[1]}, {PASTED[2]}; {KEYS[0]}")
@@ -207,7 +216,7 @@ def test_three_pasted_keys_are_reported_tested_and_used(browser, dash, gateway):
     assert all(k not in browser.page_source for k in PASTED), "keys are masked"
 
 
-def test_changing_fake_streaming_changes_the_next_stream(browser, dash, gateway):
+def test_changing_fake_streaming_changes_the_next_stream(session, browser, dash, gateway):
     def stream_once():
         gateway.reset()
         with client(dash) as c:
@@ -233,7 +242,7 @@ def test_changing_fake_streaming_changes_the_next_stream(browser, dash, gateway)
          lambda d: d.find_element(By.ID, "s-max_retry_num").find_elements(By.CSS_SELECTOR, "[role=alert]"))
 
 
-def test_a_key_the_mock_calls_invalid_shows_invalid_with_its_reason(browser, dash, gateway):
+def test_a_key_the_mock_calls_invalid_shows_invalid_with_its_reason(session, browser, dash, gateway):
     gateway.add_rules(rule(preset("api_key_invalid"), key=PASTED[1]))
     with client(dash) as c:
         for i in range(8):
@@ -245,7 +254,34 @@ def test_a_key_the_mock_calls_invalid_shows_invalid_with_its_reason(browser, das
     assert "API_KEY_INVALID" in rows[0].find_element(By.CSS_SELECTOR, ".reason").text
 
 
-def test_english_and_back(browser, dash):
+def test_the_log_tails_new_requests_live(session, browser, dash):
+    browser.get(f"{dash}/ui/logs")
+    before = len(browser.find_elements(By.CSS_SELECTOR, "#log-rows tr"))
+    marker = browser.execute_script("window.__same_page = 2; return 2")
+    time.sleep(1.5)  # the stream's first tick marks where the tail starts
+    with client(dash) as c:
+        c.chat.completions.create(model=FLASH, messages=[{"role": "user", "content": "tail me"}])
+    wait(browser, "the new log row", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#log-rows tr")) > before)
+    assert browser.execute_script("return window.__same_page") == marker, "no reload"
+    first = browser.find_element(By.CSS_SELECTOR, "#log-rows tr").text
+    assert "/v1/chat/completions" in first and FLASH in first
+    assert all(k not in browser.page_source for k in KEYS + PASTED + [PASSWORD, WEB_PASSWORD])
+
+
+def test_the_theme_toggle_switches_and_is_remembered(session, browser, dash):
+    browser.get(f"{dash}/ui/overview")
+    html = browser.find_element(By.TAG_NAME, "html")
+    start = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+    browser.find_element(By.ID, "theme-toggle").click()
+    theme = html.get_attribute("data-theme")
+    assert theme in ("dark", "light")
+    assert browser.execute_script("return getComputedStyle(document.body).backgroundColor") != start
+    browser.get(f"{dash}/ui/keys")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("data-theme") == theme, "remembered"
+    browser.execute_script("localStorage.removeItem('hajimi-theme')")
+
+
+def test_english_and_back(session, browser, dash):
     browser.get(f"{dash}/ui/keys")
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
     browser.find_element(By.ID, "lang-switch").click()
@@ -258,7 +294,7 @@ def test_english_and_back(browser, dash):
     wait(browser, "Chinese", lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN")
 
 
-def test_phone_screens_scroll_only_vertically_and_screenshots(browser, dash, shots):
+def test_phone_screens_scroll_only_vertically_and_screenshots(session, browser, dash, shots):
     for lang in ("zh", "en"):
         browser.get(f"{dash}/lang/{lang}?next=/")
         for device in ("desktop", "phone"):
