@@ -615,3 +615,25 @@ async fn assets_are_cached_and_pages_stay_under_250_kb() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn with_dashboard_url_the_status_card_moves_there() {
+    let h = dashboard(&[("DASHBOARD_URL", "/panel/")]).await;
+    let (status, html) = get_page(&h, "", "/panel").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"status-card\""));
+    assert_eq!(get_page(&h, "", "/").await.0, 404, "not at / any more");
+    let s = login(&h).await;
+    let r = browser()
+        .post(h.url("/logout"))
+        .header("cookie", &s.cookie)
+        .urlencoded(&[("csrf", s.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["location"],
+        "/panel",
+        "logging out goes back to the card"
+    );
+}

@@ -73,7 +73,7 @@ pub async fn logout(State(state): State<AppState>, act: Act) -> Response {
         state.sessions.logout(session);
     }
     let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    see_other("/", Some(cookie))
+    see_other(&super::render::home(&act.viewer.snap), Some(cookie))
 }
 
 #[derive(serde::Deserialize)]

@@ -66,6 +66,14 @@ fn formatter(
     std::fmt::Write::write_str(out, &escaped).map_err(minijinja::Error::from)
 }
 
+/// Where the status card is: `/` or `/{DASHBOARD_URL}`.
+pub fn home(snap: &crate::config::Settings) -> String {
+    match &snap.dashboard_url {
+        Some(p) => format!("/{p}"),
+        None => "/".to_owned(),
+    }
+}
+
 /// Renders `name` for `viewer` with the page's own values in `page`.
 pub fn page(viewer: &Viewer, name: &str, page: Value) -> Response {
     page_with_status(viewer, name, page, StatusCode::OK)
@@ -80,6 +88,7 @@ pub fn page_with_status(viewer: &Viewer, name: &str, page: Value, status: Status
         "lang_tag": lang.tag(),
         "other_lang": lang.other().code(),
         "path": path,
+        "home": home(&viewer.snap),
         "csrf": viewer.csrf.as_deref(),
         "version": env!("CARGO_PKG_VERSION"),
         "css": assets::url("app.css"),
