@@ -565,6 +565,18 @@ async fn the_language_comes_from_accept_language_and_the_cookie() {
         .await
         .unwrap();
     assert_eq!(r.headers()["location"], "/", "no open redirect");
+    for sneaky in [
+        "/%09/evil.example",
+        "/%5Cevil.example",
+        "https://evil.example",
+    ] {
+        let r = browser()
+            .get(h.url(&format!("/lang/zh?next={sneaky}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["location"], "/", "{sneaky}");
+    }
 }
 
 /// Assets: a strong ETag, a year of cache, 304 on revalidation. The first page (status card,

@@ -86,7 +86,13 @@ pub async fn language(Path(lang): Path<String>, Query(q): Query<Next>) -> Respon
     let lang = Lang::parse(&lang).unwrap_or(Lang::Zh);
     let next = q
         .next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        .filter(|n| {
+            // A path of this site only: browsers drop tabs and newlines and read `\` as `/`,
+            // so `/\t/evil` would be `//evil`.
+            n.starts_with('/')
+                && !n.starts_with("//")
+                && n.chars().all(|c| c.is_ascii_graphic() && c != '\\')
+        })
         .unwrap_or_else(|| "/".to_owned());
     let cookie = format!(
         "{LANG_COOKIE}={}; SameSite=Lax; Path=/; Max-Age=31536000",

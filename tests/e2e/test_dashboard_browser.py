@@ -166,6 +166,39 @@ def test_logged_out_sees_the_status_card_and_other_pages_ask_to_log_in(browser, 
     assert browser.current_url.endswith("/login")
 
 
+def page_transfer(driver) -> int:
+    """Bytes the browser fetched for the page and everything it loaded (Resource Timing)."""
+    return driver.execute_script("""
+        var nav = performance.getEntriesByType('navigation')[0];
+        var total = nav ? nav.transferSize : 0;
+        performance.getEntriesByType('resource').forEach(function (r) { total += r.transferSize; });
+        return total;""")
+
+
+def test_the_first_page_weighs_under_250_kb_in_the_browser(browser, dash):
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.clearBrowserCache", {})
+    browser.get(f"{dash}/")
+    wait(browser, "loaded", lambda d: d.execute_script("return document.readyState") == "complete")
+    first = page_transfer(browser)
+    print(f"\nfirst page (/, cold cache): {first} bytes transferred")
+    assert 0 < first < 250 * 1024
+    browser.get(f"{dash}/")
+    wait(browser, "loaded", lambda d: d.execute_script("return document.readyState") == "complete")
+    again = page_transfer(browser)
+    print(f"again (assets cached): {again} bytes")
+    assert again < first, "the assets come from the cache"
+    # The heaviest page: the overview with htmx and uPlot.
+    login(browser, dash)
+    browser.execute_cdp_cmd("Network.clearBrowserCache", {})
+    browser.get(f"{dash}/ui/overview")
+    wait(browser, "loaded", lambda d: d.execute_script("return document.readyState") == "complete")
+    overview = page_transfer(browser)
+    print(f"overview (cold cache): {overview} bytes")
+    assert overview < 250 * 1024
+    browser.delete_all_cookies()  # logged out again for the login test
+
+
 def test_a_wrong_password_is_refused_then_logging_in_opens_the_overview(browser, dash):
     browser.get(f"{dash}/login")
     browser.find_element(By.ID, "password").send_keys("wrong")
