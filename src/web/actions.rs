@@ -115,10 +115,23 @@ fn error_text(e: &crate::error::GatewayError) -> String {
 
 pub async fn keys_add(State(state): State<AppState>, act: Act) -> Response {
     let text = act.field("keys").unwrap_or_default().to_owned();
+    let before: Vec<_> = state.keys.slots().iter().map(|s| s.id).collect();
     let report = match keys::add_pasted(&state, &text).await {
         Ok(r) => json!({"added": r}),
         Err(e) => json!({"error": error_text(&e)}),
     };
+    // The new keys are tested where the page shows it (live progress); a test already
+    // running is left alone (the pool's own check still verifies them).
+    let fresh: Vec<_> = state
+        .keys
+        .slots()
+        .iter()
+        .filter(|s| !before.contains(&s.id))
+        .cloned()
+        .collect();
+    if !fresh.is_empty() {
+        let _ = key_test::start_with(&state, fresh);
+    }
     keys_page(&state, &act, report)
 }
 

@@ -229,7 +229,11 @@ def test_three_pasted_keys_are_reported_tested_and_used(session, browser, dash, 
     wait(browser, "the paste report", lambda d: d.find_elements(By.ID, "added-new"))
     assert text(browser, "added-new") == "3"
     assert text(browser, "added-dup") == "1"
-    # The new keys are checked in the background: none stays "not checked yet".
+    # The new keys are tested at once, with live progress.
+    wait(browser, "the new keys' test to finish",
+         lambda d: d.find_elements(By.ID, "progress-count") and text(d, "progress-count") == "3/3"
+         and "not checked" not in d.find_element(By.ID, "keys-live").text
+         and "未检测" not in d.find_element(By.ID, "keys-live").text)
     browser.find_element(By.ID, "test-all").click()
     wait(browser, "the key test to finish",
          lambda d: d.find_elements(By.ID, "progress-count") and text(d, "progress-count") == "4/4")
