@@ -136,12 +136,12 @@ impl FromRequest<AppState> for Act {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
         let (parts, body) = request.into_parts();
         let viewer = Viewer::of(&parts, state);
-        let fields = form_fields(body, &parts.headers)
-            .await
-            .map_err(|e| e.render(crate::error::Flavor::Detail))?;
         if viewer.csrf.is_none() {
             return Err(to_login(&parts.headers));
         }
+        let fields = form_fields(body, &parts.headers)
+            .await
+            .map_err(|e| e.render(crate::error::Flavor::Detail))?;
         let presented = parts
             .headers
             .get("x-csrf-token")

@@ -235,6 +235,9 @@ pub const LABELS: &[(&str, &str, &str)] = &[
     ("started", "检测已开始", "Test started"),
     ("nothing_selected", "未选择密钥", "No key selected"),
     ("environment", "环境变量", "environment"),
+    ("env", "环境变量", "environment"),
+    ("dot_env", ".env 文件", ".env file"),
+    ("cli", "命令行", "command line"),
     ("dashboard", "面板", "dashboard"),
     ("default", "默认", "default"),
     ("save", "保存", "Save"),
@@ -412,7 +415,14 @@ mod tests {
                 "{status}"
             );
         }
-        for source in ["environment", "dashboard", "default"] {
+        for source in [
+            "environment",
+            "env",
+            "dot_env",
+            "cli",
+            "dashboard",
+            "default",
+        ] {
             assert!(seen.contains(source), "{source}");
         }
     }

@@ -163,6 +163,9 @@ pub fn settings_values(state: &AppState, note: Value) -> Value {
                 .filter(|s| s["group"] == name)
                 .map(|s| {
                     let mut s = s.clone();
+                    // A list shown only as a count (HAJIMI's record of invalid keys): read-only
+                    // here, the key pages change it.
+                    s["readonly"] = json!(s["type"] == "list" && !s["value"].is_array());
                     s["shown"] = json!(match &s["value"] {
                         Value::Array(l) => l
                             .iter()
