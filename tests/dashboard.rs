@@ -456,9 +456,31 @@ async fn key_actions_test_reset_remove_and_export_with_confirmation() {
 
 #[tokio::test]
 async fn a_setting_saved_on_the_page_applies_and_a_bad_value_is_shown_inline() {
-    let h = dashboard(&[("FAKE_STREAMING", "false")]).await;
+    const EXPRESS: &str = "AQ.express-secret-value-0123456789";
+    let h = dashboard(&[
+        ("FAKE_STREAMING", "false"),
+        ("VERTEX_EXPRESS_API_KEY", EXPRESS),
+    ])
+    .await;
     let s = login(&h).await;
     let html = get_page(&h, &s.cookie, "/ui/settings").await.1;
+    assert!(
+        !html.contains(EXPRESS),
+        "a secret setting shows only that it is set"
+    );
+    let (_, after) = post_form(
+        &h,
+        &s,
+        "/ui/settings",
+        &[("key", "vertex_express_api_key"), ("value", "")],
+    )
+    .await;
+    assert!(!after.contains("class=\"ok applied\"") && !after.contains(EXPRESS));
+    assert_eq!(
+        setting(&h, "vertex_express_api_key").await,
+        json!(true),
+        "kept"
+    );
     // Every live setting of the one settings table, in its group.
     let listing = api(&h, "/api/config").await;
     let all = listing["settings"].as_array().unwrap();

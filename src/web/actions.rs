@@ -209,6 +209,12 @@ pub async fn setting(State(state): State<AppState>, act: Act) -> Response {
     let key = act.field("key").unwrap_or_default().to_owned();
     let raw = act.field("value").unwrap_or_default();
     let value = setting_value(&key, raw);
+    let secret = crate::config::table::find(&key).is_some_and(|e| e.secret);
+    if secret && raw.trim().is_empty() {
+        // An empty secret field keeps the secret (the page never shows it).
+        let note = json!({"key": key, "unchanged": true});
+        return page(&act.viewer, "settings.html", settings_values(&state, note));
+    }
     let note = match settings::update(&state, &key, &value).await {
         Ok(_) => json!({"key": key, "ok": true}),
         Err(e) => json!({"key": key, "error": error_text(&e)}),

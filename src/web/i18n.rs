@@ -242,6 +242,11 @@ pub const LABELS: &[(&str, &str, &str)] = &[
     ("default", "默认", "default"),
     ("save", "保存", "Save"),
     (
+        "unchanged",
+        "未修改（留空保留原值）",
+        "Unchanged (empty keeps the value)",
+    ),
+    (
         "applied",
         "已生效（下一个请求起）",
         "Applied (from the next request)",
