@@ -21,7 +21,8 @@ const PAGES: [&str; 5] = [
     "/ui/models",
 ];
 /// Every form the dashboard posts to (the login excepted: it has no session yet).
-const FORMS: [&str; 9] = [
+const FORMS: [&str; 10] = [
+    "/ui/stats/reset",
     "/logout",
     "/ui/keys/add",
     "/ui/keys/test",
@@ -377,6 +378,9 @@ async fn every_page_renders_for_a_busy_gateway_without_secrets() {
     let status = get_page(&h, "", "/").await.1;
     assert!(text_of(&status, "calls-today").parse::<u64>().unwrap() >= 6);
     assert_no_secret("/", &status);
+    let (_, html) = post_form(&h, &s, "/ui/stats/reset", &[]).await;
+    assert!(html.contains("id=\"stats-reset\""));
+    assert_eq!(text_of(&html, "calls-day"), "0", "statistics reset");
 }
 
 #[tokio::test]

@@ -197,6 +197,15 @@ pub fn export_usable(state: &AppState) -> Vec<String> {
         .collect()
 }
 
+/// Clears every statistic and today's per-key call counts (HAJIMI's "重置次数").
+pub fn reset_stats(state: &AppState) {
+    state.stats.reset();
+    for slot in state.keys.slots().iter() {
+        slot.set_calls_today(0);
+    }
+    tracing::info!("statistics reset from the dashboard");
+}
+
 /// Keeps HAJIMI's `INVALID_API_KEYS` record in step with key checks.
 pub fn record_invalid(state: &AppState, changed: &[(Arc<KeySlot>, KeyState)]) {
     if changed.is_empty() {

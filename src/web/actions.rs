@@ -204,6 +204,14 @@ pub async fn keys_export(State(state): State<AppState>, act: Act) -> Response {
     )
 }
 
+/// `POST /ui/stats/reset`: every statistic cleared (the overview's "reset statistics").
+pub async fn reset_stats(State(state): State<AppState>, act: Act) -> Response {
+    keys::reset_stats(&state);
+    let mut values = crate::admin::views::overview(&state);
+    values["reset"] = json!(true);
+    page(&act.viewer, "overview.html", values)
+}
+
 /// `POST /ui/settings` (`key`, `value`): one setting through the settings write path.
 pub async fn setting(State(state): State<AppState>, act: Act) -> Response {
     let key = act.field("key").unwrap_or_default().to_owned();

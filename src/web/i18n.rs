@@ -166,6 +166,15 @@ pub const LABELS: &[(&str, &str, &str)] = &[
     ),
     ("per_model_today", "今日各模型调用", "Calls per model today"),
     ("per_key_today", "今日各密钥调用", "Calls per key today"),
+    ("reset_stats", "重置统计", "Reset statistics"),
+    (
+        "confirm_reset_stats",
+        "确定清除所有调用统计？",
+        "Clear every usage statistic?",
+    ),
+    ("stats_reset", "统计已重置", "Statistics reset"),
+    ("search_models", "联网搜索模型", "Search models"),
+    ("standard_models", "标准模型", "Standard models"),
     ("live", "每 5 秒自动刷新", "Refreshes every 5 s"),
     ("add_keys", "添加密钥", "Add keys"),
     (

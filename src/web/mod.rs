@@ -38,6 +38,7 @@ pub fn routes(index: &str) -> Router<AppState> {
         .route("/ui", get(pages::ui_root))
         .route("/ui/", get(pages::ui_root))
         .route("/ui/overview", get(pages::overview))
+        .route("/ui/stats/reset", post(actions::reset_stats))
         .route("/ui/keys", get(pages::keys))
         .route("/ui/keys/add", post(actions::keys_add))
         .route("/ui/keys/test", post(actions::keys_test))

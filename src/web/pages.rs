@@ -279,7 +279,11 @@ pub fn models_values(state: &AppState, note: Value) -> Value {
     let snap = state.live.current();
     let models = state.models.current();
     let visible = crate::models::visible_ids(&snap, models.as_deref().map(Vec::as_slice));
+    let (search, standard): (Vec<&String>, Vec<&String>) =
+        visible.iter().partition(|m| m.ends_with("-search"));
     json!({
+        "standard": standard,
+        "search": search,
         "visible": visible,
         "loaded": models.is_some(),
         "whitelist": snap.whitelist_models.join("\n"),
