@@ -675,3 +675,35 @@ async fn with_dashboard_url_the_status_card_moves_there() {
         "logging out goes back to the card"
     );
 }
+
+#[tokio::test]
+async fn cooling_and_exhausted_keys_show_until_when() {
+    let h = dashboard(&[("SKIP_CHECK_API_KEY", "true")]).await;
+    h.mock.add_rule(
+        Rule::new(Reply::preset("quota_429"))
+            .key(KEYS[1])
+            .action("generateContent"),
+    );
+    h.mock.add_rule(
+        Rule::new(Reply::preset("quota_429_daily"))
+            .key(KEYS[2])
+            .action("generateContent"),
+    );
+    for _ in 0..6 {
+        assert_eq!(h.chat(&hello(FLASH, false)).await.status(), 200);
+    }
+    let s = login(&h).await;
+    let html = get_page(&h, &s.cookie, "/ui/keys").await.1;
+    for (status, key) in [("cooling", KEYS[1]), ("exhausted", KEYS[2])] {
+        let masked = format!("{}…{}", &key[..4], &key[key.len() - 4..]);
+        let row = html
+            .split("<tr data-status=")
+            .find(|r| r.contains(&masked))
+            .unwrap_or_else(|| panic!("{masked}"));
+        assert!(row.starts_with(&format!("\"{status}\"")), "{masked}: {row}");
+        assert!(row.contains("<time data-unix="), "{masked} says until when");
+    }
+    let status = get_page(&h, "", "/").await.1;
+    assert!(status.contains("<li class=\"s-cooling\"><b>1</b>"));
+    assert!(status.contains("<li class=\"s-exhausted\"><b>1</b>"));
+}
