@@ -103,6 +103,7 @@ def browser():
                  "--lang=zh-CN", "--no-proxy-server"):
         options.add_argument(flag)
     options.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN,zh"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(WAIT_S)
     try:
@@ -332,6 +333,7 @@ def test_english_and_back(session, browser, dash):
 
 
 def test_phone_screens_scroll_only_vertically_and_screenshots(session, browser, dash, shots):
+    browser.get_log("browser")  # earlier tests' messages (the refused login's 401)
     for lang in ("zh", "en"):
         browser.get(f"{dash}/lang/{lang}?next=/")
         for device in ("desktop", "phone"):
@@ -344,6 +346,8 @@ def test_phone_screens_scroll_only_vertically_and_screenshots(session, browser, 
                     if device == "phone":
                         width, client_width = no_horizontal_scroll(browser)
                         assert width <= client_width, f"{path} ({lang}) scrolls sideways: {width} > {client_width}"
+                    errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+                    assert not errors, f"{path}: console errors {errors}"
                     name = (path.strip("/").replace("ui/", "") or "status")
                     browser.save_screenshot(str(shots / f"{name}-{device}-{lang}.png"))
             finally:
