@@ -306,7 +306,7 @@ def test_the_log_tails_new_requests_live(session, browser, dash):
     assert all(k not in browser.page_source for k in KEYS + PASTED + [PASSWORD, WEB_PASSWORD])
 
 
-def test_the_theme_toggle_switches_and_is_remembered(session, browser, dash):
+def test_the_theme_toggle_switches_and_is_remembered(session, browser, dash, shots):
     browser.get(f"{dash}/ui/overview")
     html = browser.find_element(By.TAG_NAME, "html")
     start = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
@@ -316,6 +316,11 @@ def test_the_theme_toggle_switches_and_is_remembered(session, browser, dash):
     assert browser.execute_script("return getComputedStyle(document.body).backgroundColor") != start
     browser.get(f"{dash}/ui/keys")
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("data-theme") == theme, "remembered"
+    if theme == "light":  # the system is light: toggle once more for the dark picture
+        browser.find_element(By.ID, "theme-toggle").click()
+    browser.get(f"{dash}/ui/overview")
+    time.sleep(0.3)  # the chart draws after load; only for the picture
+    browser.save_screenshot(str(shots / "overview-desktop-dark.png"))
     browser.execute_script("localStorage.removeItem('hajimi-theme')")
 
 
