@@ -182,6 +182,8 @@ async fn the_status_card_is_public_and_shows_no_secret() {
     assert!(html.contains("/assets/app.css?v="), "styles are a file");
     assert!(!html.contains("/ui/keys"), "no links into the dashboard");
     assert_no_secret("/", &html);
+    let head = browser().head(h.url("/")).send().await.unwrap();
+    assert_eq!(head.status(), 200, "uptime monitors may probe with HEAD");
 }
 
 #[tokio::test]

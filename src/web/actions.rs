@@ -267,3 +267,28 @@ pub async fn models(State(state): State<AppState>, act: Act) -> Response {
     }
     page(&act.viewer, "models.html", models_values(&state, note))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::setting_value;
+    use serde_json::json;
+
+    #[test]
+    fn form_text_becomes_the_settings_json_value() {
+        assert_eq!(
+            setting_value("blocked_models", " a\nb, c ,,\n"),
+            json!(["a", "b", "c"]),
+            "lists: one per line or comma separated"
+        );
+        assert_eq!(setting_value("blocked_models", ""), json!([]));
+        assert_eq!(setting_value("fake_streaming", "true"), json!(true));
+        assert_eq!(setting_value("max_retry_num", " 7 "), json!(7));
+        assert_eq!(setting_value("fake_streaming_interval", "0.5"), json!(0.5));
+        assert_eq!(
+            setting_value("max_retry_num", "seven"),
+            json!("seven"),
+            "left for the settings table to refuse"
+        );
+        assert_eq!(setting_value("search_prompt", " hi "), json!("hi"));
+    }
+}

@@ -296,3 +296,29 @@ pub fn models_values(state: &AppState, note: Value) -> Value {
 pub async fn models(State(state): State<AppState>, Page(viewer): Page) -> Response {
     page(&viewer, "models.html", models_values(&state, Value::Null))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::host_like;
+
+    #[test]
+    fn only_host_characters_make_a_base_url() {
+        for ok in [
+            "127.0.0.1:7860",
+            "[::1]:7860",
+            "my-space.hf.space",
+            "a_b.local",
+        ] {
+            assert!(host_like(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.com/\"><script>",
+            "a b",
+            "host\r\nx: y",
+            &"a".repeat(256),
+        ] {
+            assert!(!host_like(bad), "{bad}");
+        }
+    }
+}
