@@ -709,3 +709,16 @@ async fn cooling_and_exhausted_keys_show_until_when() {
     assert!(status.contains("<li class=\"s-cooling\"><b>1</b>"));
     assert!(status.contains("<li class=\"s-exhausted\"><b>1</b>"));
 }
+
+#[tokio::test]
+async fn a_dashboard_url_that_names_a_page_leaves_the_card_at_the_root() {
+    let h = dashboard(&[("DASHBOARD_URL", "ui")]).await;
+    let (status, html) = get_page(&h, "", "/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"status-card\""));
+    assert_eq!(
+        get_page(&h, "", "/ui").await.0,
+        303,
+        "the pages keep their paths"
+    );
+}

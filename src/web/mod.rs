@@ -28,8 +28,29 @@ use axum::routing::{get, post};
 
 use crate::state::AppState;
 
+/// Where the status card can be: `index` unless it names one of the dashboard's own paths
+/// (then `/`).
+pub fn usable_index(index: &str) -> &str {
+    let own = ["/login", "/logout", "/ui", "/lang", "/assets"];
+    if own
+        .iter()
+        .any(|p| index == *p || index.starts_with(&format!("{p}/")))
+    {
+        return "/";
+    }
+    index
+}
+
 /// The dashboard's routes; `index` is where the status card lives (`/` or `/{DASHBOARD_URL}`).
 pub fn routes(index: &str) -> Router<AppState> {
+    let usable = usable_index(index);
+    if usable != index {
+        tracing::warn!(
+            path = index,
+            "DASHBOARD_URL names one of the dashboard's own paths; the status card stays at /"
+        );
+    }
+    let index = usable;
     Router::new()
         .route(index, get(pages::status))
         .route("/login", get(pages::login_page).post(actions::login))

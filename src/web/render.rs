@@ -69,7 +69,7 @@ fn formatter(
 /// Where the status card is: `/` or `/{DASHBOARD_URL}`.
 pub fn home(snap: &crate::config::Settings) -> String {
     match &snap.dashboard_url {
-        Some(p) => format!("/{p}"),
+        Some(p) => super::usable_index(&format!("/{p}")).to_owned(),
         None => "/".to_owned(),
     }
 }
