@@ -722,3 +722,21 @@ async fn a_dashboard_url_that_names_a_page_leaves_the_card_at_the_root() {
         "the pages keep their paths"
     );
 }
+
+#[tokio::test]
+async fn many_keys_are_shown_fifty_to_a_page() {
+    let many: Vec<String> = (0..120).map(|i| format!("AIzaSyPAGEKEY{i:026}")).collect();
+    let h = dashboard(&[
+        ("SKIP_CHECK_API_KEY", "true"),
+        ("GEMINI_API_KEYS", &many.join(",")),
+    ])
+    .await;
+    let s = login(&h).await;
+    let first = get_page(&h, &s.cookie, "/ui/keys").await.1;
+    assert_eq!(first.matches("data-status=").count(), 50);
+    assert!(first.contains("1 / 3 (120)") && first.contains("rel=\"next\""));
+    let last = get_page(&h, &s.cookie, "/ui/keys?page=3").await.1;
+    assert_eq!(last.matches("data-status=").count(), 20);
+    let beyond = get_page(&h, &s.cookie, "/ui/keys?page=99").await.1;
+    assert_eq!(beyond.matches("data-status=").count(), 20, "the last page");
+}

@@ -99,7 +99,13 @@ pub struct KeysQuery {
     pub state: String,
     #[serde(default)]
     pub sort: String,
+    /// 1-based page of `KEYS_PER_PAGE` keys.
+    #[serde(default)]
+    pub page: usize,
 }
+
+/// Keys per page of the keys table.
+const KEYS_PER_PAGE: usize = 50;
 
 /// The keys page's values; `extra` is what an action reports (added, removed, exported).
 pub fn keys_values(state: &AppState, q: &KeysQuery, extra: Value) -> Value {
@@ -130,8 +136,19 @@ pub fn keys_values(state: &AppState, q: &KeysQuery, extra: Value) -> Value {
         };
         k["percent"] = json!(pct);
     }
+    let pages = list.len().div_ceil(KEYS_PER_PAGE).max(1);
+    let page = q.page.clamp(1, pages);
+    let shown = list.len();
+    let list: Vec<Value> = list
+        .into_iter()
+        .skip((page - 1) * KEYS_PER_PAGE)
+        .take(KEYS_PER_PAGE)
+        .collect();
     json!({
         "keys": list,
+        "page": page,
+        "pages": pages,
+        "shown": shown,
         "counts": views::key_counts(state),
         "total": state.keys.len(),
         "limit": limit,
