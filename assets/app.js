@@ -75,6 +75,11 @@
       var none = document.getElementById("no-logs"); if (none && rows.children.length) none.remove();
     });
   }
+  document.addEventListener("change", function (ev) {
+    if (ev.target.id !== "select-all") return;
+    var form = ev.target.form;
+    if (form) form.querySelectorAll("input[name=ids]").forEach(function (c) { c.checked = ev.target.checked; });
+  });
   document.addEventListener("click", function (ev) {
     var b = ev.target.closest && ev.target.closest("button");
     if (!b) return;

@@ -239,6 +239,7 @@ pub const LABELS: &[(&str, &str, &str)] = &[
     ("pages", "分页", "Pages"),
     ("prev", "上一页", "Previous"),
     ("next", "下一页", "Next"),
+    ("select_all", "全选本页", "Select the whole page"),
     ("select", "选择", "Select"),
     ("unlimited", "不限", "no limit"),
     ("done", "完成", "Done"),

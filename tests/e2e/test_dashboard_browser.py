@@ -252,6 +252,11 @@ def test_three_pasted_keys_are_reported_tested_and_used(session, browser, dash, 
         calls = int(row.find_element(By.CSS_SELECTOR, ".num").text.split("/")[0])
         assert calls >= 1, f"{masked(key)} used today"
     assert all(k not in browser.page_source for k in PASTED), "keys are masked"
+    browser.find_element(By.ID, "select-all").click()
+    boxes = browser.find_elements(By.CSS_SELECTOR, "input[name=ids]")
+    assert len(boxes) == 4 and all(b.is_selected() for b in boxes), "select all"
+    browser.find_element(By.ID, "select-all").click()
+    assert not any(b.is_selected() for b in boxes)
 
 
 def test_changing_fake_streaming_changes_the_next_stream(session, browser, dash, gateway):
