@@ -437,6 +437,20 @@ async fn key_actions_test_reset_remove_and_export_with_confirmation() {
         .as_str()
         .unwrap()
         .to_owned();
+    let (_, html) = post_form(&h, &s, "/ui/keys/test", &[("ids", &id)]).await;
+    assert!(
+        text_of(&html, "progress-count").ends_with("/1"),
+        "only the selected key"
+    );
+    eventually("the selected key's test to finish", || async {
+        let html = get_page(&h, &s.cookie, "/ui/keys").await.1;
+        if html.contains("hx-trigger=\"every 1s\"") {
+            Err("running".to_owned())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
     let (_, html) = post_form(&h, &s, "/ui/keys/reset", &[("ids", &id)]).await;
     assert!(!html.contains("data-status=\"invalid\""), "reset");
     let (status, html) = post_form(&h, &s, "/ui/keys/export", &[]).await;
