@@ -110,11 +110,12 @@ pub fn page_with_status(viewer: &Viewer, name: &str, page: Value, status: Status
                 header::VARY,
                 HeaderValue::from_static("Cookie, Accept-Language"),
             );
-            h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+            // Framed only by itself and by Hugging Face's Space page (which shows the app in
+            // an iframe); nothing else can overlay the dashboard's buttons.
             h.insert(
                 "content-security-policy",
                 HeaderValue::from_static(
-                    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+                    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'self' https://huggingface.co",
                 ),
             );
             r
