@@ -169,6 +169,13 @@ async fn the_status_card_is_public_and_shows_no_secret() {
     let h = dashboard(&[]).await;
     let r = browser().get(h.url("/")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'self' https://huggingface.co"),
+        "{csp}"
+    );
+    assert!(csp.contains("default-src 'self'"), "no inline script");
+    assert_eq!(r.headers()["cache-control"], "no-store");
     let port = h.server.url().rsplit(':').next().unwrap().to_owned();
     let html = r.text().await.unwrap();
     assert!(html.contains(&format!("v{}", env!("CARGO_PKG_VERSION"))));
