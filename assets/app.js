@@ -57,12 +57,14 @@
     if (!table || !window.EventSource) return;
     var rows = document.getElementById("log-rows"), box = document.getElementById("tail");
     var model = table.getAttribute("data-model"), errors = table.getAttribute("data-errors");
+    var level = table.getAttribute("data-level");
     var q = (table.getAttribute("data-q") || "").toLowerCase();
     var es = new EventSource(table.getAttribute("data-stream"));
     es.addEventListener("log", function (ev) {
       if (box && !box.checked) return;
       JSON.parse(ev.data).forEach(function (e) {
         if (model && e.model !== model) return;
+        if (level && e.level !== level) return;
         if (errors && !(Number(e.status_code) >= 400)) return;
         if (q && e.formatted.toLowerCase().indexOf(q) < 0) return;
         var tr = document.createElement("tr");

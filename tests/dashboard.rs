@@ -383,6 +383,15 @@ async fn every_page_renders_for_a_busy_gateway_without_secrets() {
     assert_eq!(only_invalid.matches("data-status=").count(), 1);
     let logs = get_page(&h, &s.cookie, "/ui/logs").await.1;
     assert!(logs.contains("/v1/chat/completions"));
+    let errors = get_page(&h, &s.cookie, "/ui/logs?level=ERROR").await.1;
+    assert!(
+        errors.contains("id=\"no-logs\""),
+        "every call succeeded in the end"
+    );
+    let info = get_page(&h, &s.cookie, "/ui/logs?level=INFO&model=gemini-2.5-flash")
+        .await
+        .1;
+    assert!(info.matches("<tr class=\"lv-info\">").count() >= 6);
     assert_no_secret("logs", &logs);
     let status = get_page(&h, "", "/").await.1;
     assert!(text_of(&status, "calls-today").parse::<u64>().unwrap() >= 6);

@@ -279,6 +279,7 @@ pub const LABELS: &[(&str, &str, &str)] = &[
     ("status", "状态码", "Status"),
     ("kind", "类型", "Kind"),
     ("message", "信息", "Message"),
+    ("level", "级别", "Level"),
     ("filter", "筛选", "Filter"),
     ("only_errors", "仅错误", "Errors only"),
     ("search_text", "包含文字", "Containing"),

@@ -217,6 +217,9 @@ pub struct LogsQuery {
     pub model: String,
     #[serde(default)]
     pub errors: String,
+    /// `INFO`, `WARNING` or `ERROR` (HAJIMI's levels); empty: all.
+    #[serde(default)]
+    pub level: String,
     #[serde(default)]
     pub q: String,
 }
@@ -230,6 +233,7 @@ fn log_rows(state: &AppState, q: &LogsQuery) -> Vec<Value> {
         .into_iter()
         .rev()
         .filter(|e| q.model.is_empty() || e.model == q.model)
+        .filter(|e| q.level.is_empty() || e.level == q.level)
         .filter(|e| q.errors.is_empty() || e.status_code.parse::<u16>().is_ok_and(|s| s >= 400))
         .filter(|e| needle.is_empty() || e.formatted.to_lowercase().contains(&needle))
         .take(200)
@@ -252,7 +256,7 @@ pub async fn logs(
     let values = json!({
         "rows": log_rows(&state, &q),
         "models": models,
-        "model": q.model, "errors": q.errors, "q": q.q,
+        "model": q.model, "errors": q.errors, "q": q.q, "level": q.level,
     });
     page(&viewer, "logs.html", values)
 }
