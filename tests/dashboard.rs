@@ -379,6 +379,10 @@ async fn every_page_renders_for_a_busy_gateway_without_secrets() {
         keys.contains(" / 50"),
         "today's calls against the daily limit"
     );
+    assert!(
+        keys.contains("<summary>"),
+        "today's calls per model of a key"
+    );
     let only_invalid = get_page(&h, &s.cookie, "/ui/keys?state=invalid").await.1;
     assert_eq!(only_invalid.matches("data-status=").count(), 1);
     let logs = get_page(&h, &s.cookie, "/ui/logs").await.1;

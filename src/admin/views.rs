@@ -101,6 +101,7 @@ fn key_view(state: &AppState, slot: &crate::keys::KeySlot, snap: &Settings) -> V
         "successes_today": today.total.successes,
         "failures_today": today.total.failures,
         "tokens_today": today.total.tokens(),
+        "models_today": today.models.iter().map(|(m, c)| (m.clone(), c.calls)).collect::<BTreeMap<_, _>>(),
         "daily_limit": snap.api_key_daily_limit,
         "in_flight": slot.in_flight(),
         "source": if from_env { "environment" } else { "dashboard" },
