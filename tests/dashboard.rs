@@ -774,3 +774,50 @@ async fn many_keys_are_shown_fifty_to_a_page() {
     let beyond = get_page(&h, &s.cookie, "/ui/keys?page=99").await.1;
     assert_eq!(beyond.matches("data-status=").count(), 20, "the last page");
 }
+
+/// The overview's 24 h charts per model and per key come back from the store after a restart.
+#[tokio::test]
+async fn the_charts_per_model_and_key_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().display().to_string();
+    let env = [
+        ("ENABLE_STORAGE", "true"),
+        ("STORAGE_DIR", storage.as_str()),
+        ("SKIP_CHECK_API_KEY", "true"),
+    ];
+    let h = dashboard(&env).await;
+    for _ in 0..5 {
+        assert_eq!(h.chat(&hello(FLASH, false)).await.status(), 200);
+    }
+    let chart = |html: &str| -> serde_json::Value {
+        let start = html.find("id=\"chart-data\">").unwrap() + "id=\"chart-data\">".len();
+        let end = start + html[start..].find("</script>").unwrap();
+        serde_json::from_str(&html[start..end]).unwrap()
+    };
+    let sum = |series: &serde_json::Value| -> u64 {
+        series
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["values"].as_array().unwrap().iter())
+            .map(|v| v.as_u64().unwrap())
+            .sum()
+    };
+    let s = login(&h).await;
+    let before = chart(&get_page(&h, &s.cookie, "/ui/overview").await.1);
+    assert_eq!(sum(&before["models"]), 5);
+    assert_eq!(sum(&before["keys"]), 5);
+    let Harness { mock, server, .. } = h;
+    server.shutdown().await.unwrap();
+
+    let mut env = env.to_vec();
+    env.push(("WEB_PASSWORD", WEB));
+    let h = start_with_mock(mock, &env).await;
+    let s = login(&h).await;
+    let after = chart(&get_page(&h, &s.cookie, "/ui/overview").await.1);
+    assert_eq!(
+        after["models"], before["models"],
+        "per model, from the store"
+    );
+    assert_eq!(sum(&after["keys"]), 5, "per key, from the store");
+}
