@@ -18,7 +18,7 @@
     scope.querySelectorAll("time[data-unix]").forEach(function (el) {
       var d = new Date(Number(el.getAttribute("data-unix")) * 1000);
       el.dateTime = d.toISOString();
-      el.textContent = d.toLocaleString([], { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
+      el.textContent = d.toLocaleString(root.lang || [], { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
     });
     scope.querySelectorAll(".duration[data-seconds]").forEach(function (el) {
       el.textContent = fmtDuration(Number(el.getAttribute("data-seconds")));
