@@ -533,6 +533,14 @@ async fn a_setting_saved_on_the_page_applies_and_a_bad_value_is_shown_inline() {
         assert!(html.contains(&format!("id=\"s-{key}\"")), "{key}");
         assert!(html.contains(&format!("id=\"g-{group}\"")), "{group}");
     }
+    // The settings only the environment sets are listed too, read-only, secrets hidden.
+    for env in ["HOST", "PORT", "PASSWORD", "GEMINI_API_KEYS"] {
+        assert!(html.contains(&format!("id=\"f-{env}\"")), "{env}");
+    }
+    let password_row = html.split("id=\"f-PASSWORD\"").nth(1).unwrap();
+    let password_row = &password_row[..password_row.find("</div>").unwrap()];
+    assert!(password_row.contains("(set)"), "{password_row}");
+    assert_no_secret("settings", &html);
     for group in ["g-basic", "g-delivery", "g-cache", "g-search", "g-vertex"] {
         assert!(html.contains(&format!("id=\"{group}\"")), "{group}");
     }

@@ -264,6 +264,11 @@ pub const LABELS: &[(&str, &str, &str)] = &[
         "已生效（下一个请求起）",
         "Applied (from the next request)",
     ),
+    (
+        "fixed_settings",
+        "仅能通过环境变量设置（重启生效）",
+        "Set in the environment only (restart to change)",
+    ),
     ("restart", "需重启生效", "Needs a restart"),
     ("bounds", "范围", "Range"),
     (

@@ -171,6 +171,10 @@ pub async fn keys(
 pub fn settings_values(state: &AppState, note: Value) -> Value {
     let listing = settings::listing(state);
     let all = listing["settings"].as_array().cloned().unwrap_or_default();
+    let fixed = settings::fixed_listing(state)["settings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let groups: Vec<Value> = Group::ALL
         .iter()
         .filter_map(|g| {
@@ -196,8 +200,10 @@ pub fn settings_values(state: &AppState, note: Value) -> Value {
                     s
                 })
                 .collect();
+            let fixed_rows: Vec<&Value> = fixed.iter().filter(|s| s["group"] == name).collect();
             let (en, zh) = g.title();
-            (!rows.is_empty()).then(|| json!({"id": name, "en": en, "zh": zh, "rows": rows}))
+            (!rows.is_empty() || !fixed_rows.is_empty())
+                .then(|| json!({"id": name, "en": en, "zh": zh, "rows": rows, "fixed": fixed_rows}))
         })
         .collect();
     json!({"groups": groups, "note": note})
