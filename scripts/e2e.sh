@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end tests: the official OpenAI, Anthropic and Google Python SDKs and real coding
-# agents (Claude Code, Codex CLI, Gemini CLI; pinned under tests/agents/, installed there with npm ci on first use)
+# agents (Claude Code, Codex CLI, Gemini CLI; pinned under tests/agents/, installed there with npm ci
+# on first use), and the web dashboard in Debian's chromium (selenium + chromedriver; skipped when absent),
 # against the real hajimi binary, with mock-gemini as the upstream (tests/e2e). Extra arguments go to pytest, e.g. `-k stream -v`.
 #
 # Uses a virtualenv at .venv in the repository root (made on first use; packages reinstalled

@@ -106,7 +106,7 @@ pub fn router(state: AppState) -> Router {
         None => "/".to_owned(),
     };
     let router = api
-        .route(&index_path, get(ops::index))
+        .merge(crate::web::routes(&index_path))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);

@@ -36,6 +36,7 @@ pub mod telemetry;
 pub mod translate;
 pub mod upstream;
 pub mod vertex;
+pub mod web;
 pub mod wire;
 
 use std::net::SocketAddr;

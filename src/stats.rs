@@ -19,6 +19,8 @@ use crate::store::{Counters, Op, Store, UsageRow};
 const MINUTES: usize = 24 * 60;
 /// Request-log entries kept in memory for the dashboard.
 const LOG_ENTRIES: usize = 500;
+/// Latencies of the newest calls kept for the dashboard's percentiles.
+const LATENCIES: usize = 4096;
 /// Distinct models tracked per day before the rest is counted as `other`.
 const MAX_MODELS: usize = 256;
 
@@ -54,8 +56,60 @@ struct Inner {
     /// Increments not yet handed to the store: (minute start, key, model).
     pending: HashMap<(i64, KeyId, String), Counters>,
     log: VecDeque<LogEntry>,
+    /// (unix seconds, milliseconds) of the newest calls, oldest first.
+    latencies: VecDeque<(i64, u64)>,
+    /// Calls per hour of the last 24 h by model and by key, oldest first (the dashboard's
+    /// charts; restored from the store's minute rows).
+    hours: VecDeque<HourCalls>,
     /// How many of the newest `log` entries the store has not been handed yet.
     unsaved_log: usize,
+}
+
+/// One hour's calls per model and per key.
+#[derive(Default)]
+struct HourCalls {
+    start: i64,
+    models: BTreeMap<String, u64>,
+    keys: HashMap<KeyId, u64>,
+}
+
+impl Inner {
+    /// Counts `calls` in the hour holding `at` (ignored when older than 24 h).
+    fn count_hour(&mut self, at: i64, model: &str, key: Option<KeyId>, calls: u64) {
+        let hour = at - at.rem_euclid(3600);
+        let pos = match self.hours.iter().position(|h| h.start == hour) {
+            Some(i) => i,
+            None => {
+                if self.hours.back().is_some_and(|h| h.start > hour) {
+                    return; // out of order and unknown: older than what is kept
+                }
+                self.hours.push_back(HourCalls {
+                    start: hour,
+                    ..HourCalls::default()
+                });
+                while self.hours.len() > 24 {
+                    self.hours.pop_front();
+                }
+                self.hours.len() - 1
+            }
+        };
+        let bucket = &mut self.hours[pos];
+        let fits = bucket.models.len() < MAX_MODELS || bucket.models.contains_key(model);
+        let name = if fits { model } else { OTHER };
+        *bucket.models.entry(name.to_owned()).or_default() += calls;
+        if let Some(key) = key {
+            *bucket.keys.entry(key).or_default() += calls;
+        }
+    }
+}
+
+/// The last 24 hours' calls by hour: the hour starts, and per model and per key one value per
+/// hour (oldest first).
+#[derive(Debug, Default)]
+pub struct HourlyCalls {
+    pub hours: Vec<i64>,
+    pub models: BTreeMap<String, Vec<u64>>,
+    pub keys: HashMap<KeyId, Vec<u64>>,
 }
 
 /// One client dialect's requests today.
@@ -203,6 +257,15 @@ impl Stats {
                 }
             }
         }
+        if let Some(each) = c.latency_ms.checked_div(c.calls) {
+            inner.latencies.push_back((now, each));
+            while inner.latencies.len() > LATENCIES {
+                inner.latencies.pop_front();
+            }
+        }
+        if c.calls > 0 {
+            inner.count_hour(now, model, key, c.calls);
+        }
         let model_name = bounded_model(&inner.per_model, model);
         inner
             .per_model
@@ -282,10 +345,28 @@ impl Stats {
         let inner = &mut *guard;
         if let Ok(rows) = crate::store::usage_since(reader, "minute", now - 24 * 3600) {
             let mut by_minute: BTreeMap<i64, Counters> = BTreeMap::new();
+            let rows_for_hours: Vec<_> = rows
+                .iter()
+                .map(|r| crate::store::UsageRowOwned {
+                    start: r.start,
+                    key_id: r.key_id.clone(),
+                    model: r.model.clone(),
+                    counters: Counters {
+                        calls: r.counters.calls,
+                        ..Counters::default()
+                    },
+                })
+                .collect();
             for r in rows {
                 by_minute.entry(r.start).or_default().add(&r.counters);
             }
             inner.minutes = by_minute.into_iter().collect();
+            let mut rows = rows_for_hours;
+            rows.sort_by_key(|r| r.start);
+            for r in rows {
+                let key = keys.iter().find(|k| k.to_string() == r.key_id).copied();
+                inner.count_hour(r.start, &r.model, key, r.counters.calls);
+            }
         }
         if let Ok(rows) = crate::store::usage_since(reader, "day", inner.day_start) {
             for r in rows.into_iter().filter(|r| r.start == inner.day_start) {
@@ -317,6 +398,8 @@ impl Stats {
         {
             let mut inner = self.lock();
             inner.minutes.clear();
+            inner.hours.clear();
+            inner.latencies.clear();
             inner.per_key.clear();
             inner.per_model.clear();
             inner.per_dialect.clear();
@@ -356,6 +439,64 @@ impl Stats {
             })
             .collect();
         s
+    }
+
+    /// The last 24 hours by hour, oldest first: (hour start, totals).
+    pub fn hourly(&self) -> Vec<(i64, Counters)> {
+        let now = now_unix();
+        let hour = now - now.rem_euclid(3600);
+        let first = hour - 23 * 3600;
+        let mut out: Vec<(i64, Counters)> = (0..24)
+            .map(|i| (first + i * 3600, Counters::default()))
+            .collect();
+        for (m, c) in &self.lock().minutes {
+            if *m >= first {
+                let i = usize::try_from((m - first) / 3600).unwrap_or(0).min(23);
+                out[i].1.add(c);
+            }
+        }
+        out
+    }
+
+    /// Calls per hour of the last 24 h, per model and per key (`HourlyCalls`).
+    pub fn hourly_calls(&self) -> HourlyCalls {
+        let now = now_unix();
+        let first = now - now.rem_euclid(3600) - 23 * 3600;
+        let mut out = HourlyCalls {
+            hours: (0..24).map(|i| first + i * 3600).collect(),
+            ..HourlyCalls::default()
+        };
+        for h in self.lock().hours.iter().filter(|h| h.start >= first) {
+            let i = usize::try_from((h.start - first) / 3600)
+                .unwrap_or(0)
+                .min(23);
+            for (m, n) in &h.models {
+                out.models.entry(m.clone()).or_insert_with(|| vec![0; 24])[i] += n;
+            }
+            for (k, n) in &h.keys {
+                out.keys.entry(*k).or_insert_with(|| vec![0; 24])[i] += n;
+            }
+        }
+        out
+    }
+
+    /// The median and 95th percentile latency (ms) of the calls of the last `seconds` among
+    /// the newest few thousand; `None` without calls.
+    pub fn latency_percentiles(&self, seconds: i64) -> Option<(u64, u64)> {
+        let since = now_unix() - seconds;
+        let mut ms: Vec<u64> = self
+            .lock()
+            .latencies
+            .iter()
+            .filter(|(t, _)| *t >= since)
+            .map(|(_, ms)| *ms)
+            .collect();
+        if ms.is_empty() {
+            return None;
+        }
+        ms.sort_unstable();
+        let at = |p: usize| ms[((ms.len() - 1) * p) / 100];
+        Some((at(50), at(95)))
     }
 
     /// Today's counts for one key.
@@ -451,6 +592,41 @@ mod tests {
         assert_eq!(stats.models_today().get("m1").map(|c| c.calls), Some(2));
         stats.reset();
         assert_eq!(stats.summary().day.calls, 0);
+    }
+
+    #[test]
+    fn the_last_day_by_hour_per_model_and_key_and_latency_percentiles() {
+        let stats = Stats::new(TimeZone::UTC, None).with_known(Arc::default());
+        let key = KeyId::of("AIzaSyTEST");
+        for ms in [10, 20, 30, 40, 1000] {
+            let call = Counters {
+                calls: 1,
+                successes: 1,
+                latency_ms: ms,
+                ..Counters::default()
+            };
+            stats.record(Some(key), "m1", &call);
+        }
+        let two = Counters {
+            calls: 2,
+            latency_ms: 2000,
+            ..Counters::default()
+        };
+        stats.record(None, "m2", &two);
+        let h = stats.hourly_calls();
+        assert_eq!(h.hours.len(), 24);
+        assert_eq!(h.hours[23] % 3600, 0, "hour starts");
+        assert_eq!(h.models["m1"][23], 5, "the current hour is last");
+        assert_eq!(h.models["m2"].iter().sum::<u64>(), 2);
+        assert_eq!(h.keys[&key][23], 5);
+        assert_eq!(h.keys.len(), 1, "calls without a key count only per model");
+        let (p50, p95) = stats.latency_percentiles(3600).unwrap_or_default();
+        // 10, 20, 30, 40, 1000 and 1000 (two calls of 2000 ms in one record): the lower
+        // nearest rank.
+        assert_eq!((p50, p95), (30, 1000));
+        stats.reset();
+        assert!(stats.hourly_calls().models.is_empty());
+        assert_eq!(stats.latency_percentiles(3600), None);
     }
 
     #[test]

@@ -43,8 +43,8 @@ const FLOORS: &[&[&str]] = &[
     // What works on the whole state: the request pipeline, the dashboard's services,
     // background jobs and shutdown.
     &["pipeline", "admin", "background", "shutdown"],
-    // HTTP handlers and their extractors.
-    &["routes"],
+    // HTTP handlers and their extractors; the web dashboard's pages.
+    &["routes", "web"],
     // Assembly: the router, the listener, the command line, the server, the binary.
     &["app", "serve", "cli", "lib", "main"],
 ];

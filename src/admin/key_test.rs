@@ -6,12 +6,17 @@ use std::sync::{Arc, PoisonError};
 use futures_util::StreamExt;
 
 use crate::error::GatewayError;
-use crate::keys::KeyState;
 pub use crate::keys::health::KeyTest;
+use crate::keys::{KeySlot, KeyState};
 use crate::state::AppState;
 
 /// Starts a test of every key; refused while one is running.
 pub fn start(state: &AppState) -> Result<(), GatewayError> {
+    start_with(state, state.keys.slots().to_vec())
+}
+
+/// Starts a test of the given keys; refused while a test is running.
+pub fn start_with(state: &AppState, slots: Vec<Arc<KeySlot>>) -> Result<(), GatewayError> {
     {
         let mut progress = state
             .key_test
@@ -24,14 +29,13 @@ pub fn start(state: &AppState) -> Result<(), GatewayError> {
         }
         *progress = KeyTest {
             is_running: true,
-            total: state.keys.len(),
+            total: slots.len(),
             ..KeyTest::default()
         };
     }
     let s = state.clone();
     state.spawn_tracked(async move {
         let snap = s.live.current();
-        let slots = s.keys.slots().to_vec();
         let stream = futures_util::stream::iter(slots).map(|slot| {
             let s = s.clone();
             let snap = Arc::clone(&snap);

@@ -63,6 +63,42 @@ pub async fn add(state: &AppState, text: &str) -> Result<usize, GatewayError> {
     Ok(added)
 }
 
+/// What a paste held, every key masked: the keys added, those already in the pool (or
+/// repeated in the paste), and the entries that look like a broken key.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct PasteReport {
+    pub new: Vec<String>,
+    pub duplicate: Vec<String>,
+    pub rejected: Vec<String>,
+}
+
+/// Adds the keys found in pasted text (any separators) and reports, masked, which were new,
+/// duplicates, or not key-shaped.
+pub async fn add_pasted(state: &AppState, text: &str) -> Result<PasteReport, GatewayError> {
+    let found = crate::config::keys::extract_keys(text);
+    let mut report = PasteReport {
+        rejected: crate::config::keys::malformed(text)
+            .into_iter()
+            .map(|(_, token, _)| crate::mask::mask(&token))
+            .collect(),
+        ..PasteReport::default()
+    };
+    let slots = state.keys.slots();
+    let mut seen = std::collections::HashSet::new();
+    for key in &found {
+        let known = slots.iter().any(|s| s.secret() == key.as_str());
+        if known || !seen.insert(key.as_str()) {
+            report.duplicate.push(crate::mask::mask(key));
+        } else {
+            report.new.push(crate::mask::mask(key));
+        }
+    }
+    if !found.is_empty() {
+        add(state, text).await?;
+    }
+    Ok(report)
+}
+
 /// Keys named by id (`"ids": [...]`), or every key when none are named.
 pub fn chosen(state: &AppState, body: &Value) -> Vec<Arc<KeySlot>> {
     pick(&state.keys.slots(), body)
@@ -169,6 +205,20 @@ pub fn export_usable(state: &AppState) -> Vec<String> {
         .filter(|s| s.state() == KeyState::Active)
         .map(|s| s.secret().to_owned())
         .collect()
+}
+
+/// Clears every statistic and today's per-key call counts (HAJIMI's "重置次数").
+pub fn reset_stats(state: &AppState) {
+    state.stats.reset();
+    for slot in state
+        .keys
+        .slots()
+        .iter()
+        .chain(state.vertex.pool.slots().iter())
+    {
+        slot.set_calls_today(0);
+    }
+    tracing::info!("statistics reset from the dashboard");
 }
 
 /// Keeps HAJIMI's `INVALID_API_KEYS` record in step with key checks.

@@ -94,3 +94,42 @@ pub fn listing(state: &AppState) -> Value {
         .collect();
     json!({ "settings": list })
 }
+
+/// The settings the dashboard cannot change (set in the environment, read at start-up), each
+/// with its value as `hajimi config` shows it — secrets, passwords and keys only as set or
+/// unset — where it came from, its group and help.
+pub fn fixed_listing(state: &AppState) -> Value {
+    let snap = state.live.current();
+    let provenance = state
+        .provenance
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let list: Vec<Value> = table::TABLE
+        .iter()
+        .filter(|e| e.key.is_none())
+        .map(|e| {
+            let source = provenance.get(e.env).copied().unwrap_or(Source::Default);
+            let hidden = e.secret
+                || matches!(
+                    e.mask,
+                    table::Mask::Password | table::Mask::Whole | table::Mask::Keys
+                );
+            let shown = if hidden {
+                if source == Source::Default {
+                    "(unset)"
+                } else {
+                    "(set)"
+                }
+                .to_owned()
+            } else {
+                e.shown(&snap)
+            };
+            json!({
+                "env": e.env, "shown": shown, "source": source, "group": e.group,
+                "help": {"en": e.help_en, "zh": e.help_zh}, "restart": e.restart,
+            })
+        })
+        .collect();
+    json!({ "settings": list })
+}

@@ -3,9 +3,12 @@
 //! cooldowns, usage, and the request log. JSON values built from the running state, used by
 //! the JSON API and the pages alike.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 
 use crate::config::Settings;
+use crate::keys::{KeySlot, KeyState};
 use crate::state::AppState;
 
 fn hhmm(unix: i64) -> String {
@@ -18,6 +21,65 @@ fn hhmm(unix: i64) -> String {
         .unwrap_or_default()
 }
 
+/// How a key shows on the dashboard, and until when (unix seconds): `usable`, `cooling`
+/// (for some model, until the last cooldown ends), `exhausted` (a daily quota, until the
+/// reset), `invalid`, `suspended`.
+pub fn key_status(slot: &KeySlot) -> (&'static str, Option<i64>) {
+    match slot.state() {
+        KeyState::Invalid => return ("invalid", None),
+        KeyState::Suspended => return ("suspended", None),
+        KeyState::Active => {}
+    }
+    let now = tokio::time::Instant::now();
+    let unix = jiff::Timestamp::now().as_second();
+    let cooldowns = slot.cooldowns(now);
+    let until = |daily: bool| {
+        cooldowns
+            .iter()
+            .filter(|c| c.daily == daily)
+            .map(|c| {
+                unix + i64::try_from(c.until.saturating_duration_since(now).as_secs()).unwrap_or(0)
+            })
+            .max()
+    };
+    if let Some(t) = until(true) {
+        return ("exhausted", Some(t));
+    }
+    if let Some(t) = until(false) {
+        return ("cooling", Some(t));
+    }
+    ("usable", None)
+}
+
+/// How many keys show in each status (`key_status`), every status present.
+pub fn key_counts(state: &AppState) -> BTreeMap<&'static str, usize> {
+    let mut counts: BTreeMap<&'static str, usize> =
+        ["usable", "cooling", "exhausted", "invalid", "suspended"]
+            .into_iter()
+            .map(|s| (s, 0))
+            .collect();
+    for slot in state.keys.slots().iter() {
+        *counts.entry(key_status(slot).0).or_default() += 1;
+    }
+    counts
+}
+
+/// Calls since today's reset, over every model.
+pub fn calls_today(state: &AppState) -> u64 {
+    state.stats.models_today().values().map(|c| c.calls).sum()
+}
+
+/// What anyone may see (the public status card): no keys, logs or settings.
+pub fn status_card(state: &AppState) -> Value {
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": state.started.elapsed().as_secs(),
+        "keys": key_counts(state),
+        "key_total": state.keys.len(),
+        "calls_today": calls_today(state),
+    })
+}
+
 fn key_view(state: &AppState, slot: &crate::keys::KeySlot, snap: &Settings) -> Value {
     let now = tokio::time::Instant::now();
     let cooldowns: Vec<Value> = slot
@@ -28,6 +90,8 @@ fn key_view(state: &AppState, slot: &crate::keys::KeySlot, snap: &Settings) -> V
     let today = state.stats.key_today(slot.id);
     let from_env = state.key_vars.iter().any(|(k, _)| k == slot.secret())
         || !matches!(slot.kind(), crate::keys::Kind::ApiKey);
+    let (status, until) = key_status(slot);
+    let last_error = slot.last_error();
     json!({
         "id": slot.id.to_string(),
         "key": slot.masked(),
@@ -39,9 +103,14 @@ fn key_view(state: &AppState, slot: &crate::keys::KeySlot, snap: &Settings) -> V
         "successes_today": today.total.successes,
         "failures_today": today.total.failures,
         "tokens_today": today.total.tokens(),
+        "models_today": today.models.iter().map(|(m, c)| (m.clone(), c.calls)).collect::<BTreeMap<_, _>>(),
         "daily_limit": snap.api_key_daily_limit,
         "in_flight": slot.in_flight(),
         "source": if from_env { "environment" } else { "dashboard" },
+        "status": status,
+        "until": until,
+        "last_error": last_error.map(|(kind, _)| kind),
+        "last_error_at": last_error.map(|(_, at)| at),
     })
 }
 
@@ -185,6 +254,74 @@ pub fn usage(state: &AppState) -> Value {
         "series": summary.series.iter().map(|(m, c)| json!({"start": m, "counters": c})).collect::<Vec<_>>(),
         "models_today": state.stats.models_today(),
         "dialects_today": state.stats.dialects_today(),
+        "day_start": state.stats.day_start(),
+    })
+}
+
+/// The overview page's figures: calls and tokens of the last minute, hour and 24 h, the
+/// success rate, latency percentiles, 24 hourly points, and today's calls per model and key.
+pub fn overview(state: &AppState) -> Value {
+    let snap = state.live.current();
+    let summary = state.stats.summary();
+    let rate = |c: &crate::store::Counters| {
+        (c.calls > 0).then(|| ((c.successes as f64 / c.calls as f64) * 1000.0).round() / 10.0)
+    };
+    let latency = state.stats.latency_percentiles(3600);
+    let hourly = state.stats.hourly();
+    let per_model: Vec<Value> = {
+        let mut v: Vec<_> = state.stats.models_today().into_iter().collect();
+        v.sort_by_key(|e| std::cmp::Reverse(e.1.calls));
+        v.into_iter()
+            .take(20)
+            .map(|(m, c)| json!({"name": m, "calls": c.calls, "tokens": c.tokens(), "failures": c.failures}))
+            .collect()
+    };
+    let per_key: Vec<Value> = {
+        let mut v: Vec<_> = state
+            .keys
+            .slots()
+            .iter()
+            .map(|s| (s.masked(), state.stats.key_today(s.id).total))
+            .collect();
+        v.sort_by_key(|e| std::cmp::Reverse(e.1.calls));
+        v.into_iter()
+            .take(20)
+            .map(|(k, c)| json!({"name": k, "calls": c.calls, "tokens": c.tokens(), "failures": c.failures}))
+            .collect()
+    };
+    let by_hour = state.stats.hourly_calls();
+    let top = |mut series: Vec<(String, Vec<u64>)>| -> Vec<Value> {
+        series.sort_by_key(|(_, v)| std::cmp::Reverse(v.iter().sum::<u64>()));
+        series
+            .into_iter()
+            .take(6)
+            .map(|(name, values)| json!({"name": name, "values": values}))
+            .collect()
+    };
+    let model_series = top(by_hour.models.into_iter().collect());
+    let slots = state.keys.slots();
+    let key_series = top(by_hour
+        .keys
+        .into_iter()
+        .filter_map(|(id, v)| slots.iter().find(|s| s.id == id).map(|s| (s.masked(), v)))
+        .collect());
+    json!({
+        "model_series": model_series,
+        "key_series": key_series,
+        "minute": {"calls": summary.minute.calls, "tokens": summary.minute.tokens()},
+        "hour": {"calls": summary.hour.calls, "tokens": summary.hour.tokens()},
+        "day": {"calls": summary.day.calls, "tokens": summary.day.tokens(), "failures": summary.day.failures},
+        "success_rate": rate(&summary.day),
+        "p50_ms": latency.map(|l| l.0),
+        "p95_ms": latency.map(|l| l.1),
+        "hours": by_hour.hours,
+        "hourly_calls": hourly.iter().map(|(_, c)| c.calls).collect::<Vec<_>>(),
+        "hourly_tokens": hourly.iter().map(|(_, c)| c.tokens()).collect::<Vec<_>>(),
+        "per_model": per_model,
+        "per_key": per_key,
+        "keys": key_counts(state),
+        "calls_today": calls_today(state),
+        "reset_zone": snap.stats_reset_timezone,
         "day_start": state.stats.day_start(),
     })
 }

@@ -26,7 +26,7 @@ pub use entries::TABLE;
 use super::parse::{Expected, UNSET, Values, bytes, seconds};
 use super::{ConfigError, Settings, Source};
 
-/// Where a setting is shown (the coming dashboard groups its settings this way; HAJIMI's page
+/// Where a setting is shown (the dashboard's settings page groups its settings this way; HAJIMI's page
 /// had "基本配置", "功能配置" and "Vertex 配置").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -425,6 +425,12 @@ impl Entry {
             "max": max,
             "restart": self.restart,
         })
+    }
+
+    /// The kind's name as `/api/config` lists it (`bool`, `int`, `seconds`, `bytes`, `text`,
+    /// `list`, `keys`).
+    pub fn kind_name(&self) -> &'static str {
+        self.bounds().0
     }
 
     /// The kind's name, default and bounds as JSON (durations in seconds).

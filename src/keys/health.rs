@@ -40,6 +40,9 @@ pub async fn check(upstream: &Upstream, settings: &Settings, key: &KeySlot) -> R
 
 /// What a check result means for the key: retire it, restore it, or leave it be.
 pub fn judge(key: &KeySlot, result: &Result<(), Failure>) -> Option<KeyState> {
+    if let Err(failure) = result {
+        key.note_failure(failure);
+    }
     match result {
         Ok(()) if key.state() != KeyState::Active => {
             key.mark_verified();

@@ -69,6 +69,9 @@ pub struct KeySlot {
     /// Passed a key check or served a call: a usable key as HAJIMI's dashboard counts them
     /// (a key whose check got no verdict, say Google unreachable, is not).
     verified: AtomicBool,
+    /// The last failure seen on this key: its kind (`Failure::kind`) and when (unix seconds),
+    /// for the dashboard ("invalid since", "last error").
+    last_error: Mutex<Option<(&'static str, i64)>>,
 }
 
 impl Drop for KeySlot {
@@ -100,6 +103,7 @@ impl KeySlot {
             calls_today: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
             verified: AtomicBool::new(false),
+            last_error: Mutex::new(None),
         }
     }
 
@@ -192,8 +196,26 @@ impl KeySlot {
         self.in_flight.load(Ordering::Relaxed)
     }
 
+    /// Remembers a failure of this key (kind and time) for the dashboard.
+    pub fn note_failure(&self, failure: &Failure) {
+        let at = jiff::Timestamp::now().as_second();
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((failure.kind(), at));
+    }
+
+    /// The last failure seen on this key: its kind and when (unix seconds).
+    pub fn last_error(&self) -> Option<(&'static str, i64)> {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Applies what one failed attempt means for this key.
     pub fn settle(&self, failure: &Failure, model: &str, now: Instant) {
+        self.note_failure(failure);
         match failure.key_effect() {
             KeyEffect::None => {}
             KeyEffect::Invalid => {

@@ -211,15 +211,7 @@ pub async fn keys_reset(State(state): State<AppState>, call: AdminCall<Write>) -
 }
 
 pub async fn reset_stats(State(state): State<AppState>, _: AdminCall<Write>) -> Answer {
-    state.stats.reset();
-    for slot in state
-        .keys
-        .slots()
-        .iter()
-        .chain(state.vertex.pool.slots().iter())
-    {
-        slot.set_calls_today(0);
-    }
+    keys::reset_stats(&state);
     ok(json!({"status": "success", "message": "API调用统计数据已重置"}))
 }
 

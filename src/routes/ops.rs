@@ -1,13 +1,12 @@
 //! Operations routes: `/health` (the process is alive), `/ready` (configuration loaded and
 //! store open and writable — 503 with the reason when its writes fail; not "has a usable
-//! key", decisions §7), and the plain page at `/` that uptime monitors probe until the
-//! dashboard replaces it.
+//! key", decisions §7). The page at `/` is the dashboard's status card (`crate::web`).
 
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::state::AppState;
@@ -34,15 +33,6 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         )
             .into_response()
     }
-}
-
-pub async fn index() -> Html<&'static str> {
-    Html(concat!(
-        "<!doctype html><html lang=\"zh\"><head><meta charset=\"utf-8\"><title>hajimi</title></head>",
-        "<body><h1>hajimi</h1><p>hajimi 正在运行 / hajimi is running (v",
-        env!("CARGO_PKG_VERSION"),
-        ").</p><p>OpenAI base URL: <code>/v1</code></p></body></html>"
-    ))
 }
 
 /// `GET /metrics`: Prometheus text; with `METRICS_PASSWORD`, only for that Bearer token.
