@@ -829,3 +829,32 @@ async fn the_charts_per_model_and_key_survive_a_restart() {
     );
     assert_eq!(sum(&after["keys"]), 5, "per key, from the store");
 }
+
+#[tokio::test]
+async fn the_overview_counts_todays_requests_per_client_dialect() {
+    let h = dashboard(&[]).await;
+    let (status, _) = json(h.chat(&hello("gemini-2.5-flash", false)).await).await;
+    assert_eq!(status, 200);
+    for _ in 0..2 {
+        let r = h
+            .http
+            .post(h.url("/v1/messages"))
+            .header("x-api-key", PASSWORD)
+            .header("anthropic-version", "2023-06-01")
+            .json(&json!({"model": "gemini-2.5-flash", "max_tokens": 64,
+                          "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let s = login(&h).await;
+    let (status, html) = get_page(&h, &s.cookie, "/ui/overview").await;
+    assert_eq!(status, 200);
+    assert_eq!(text_of(&html, "dialect-anthropic"), "2", "{html}");
+    assert_eq!(text_of(&html, "dialect-openai"), "1");
+    assert!(
+        !html.contains("id=\"dialect-responses\""),
+        "only dialects used today"
+    );
+}

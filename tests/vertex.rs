@@ -892,3 +892,56 @@ async fn an_accounts_statistics_survive_a_restart() {
     assert_eq!(calls_today(&server).await, 3, "the account's day came back");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_status_card_and_overview_count_vertex_credentials() {
+    let h = vertex(&[(A, "proj-a"), (B, "proj-b")], &[]).await;
+    let (s, v) = json(h.chat(&hello(FLASH, false)).await).await;
+    assert_eq!(s, 200, "{v}");
+    let html = h
+        .http
+        .get(h.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = html.find("class=\"s-usable\"><b>").unwrap() + "class=\"s-usable\"><b>".len();
+    assert_eq!(
+        &html[at..at + html[at..].find('<').unwrap()],
+        "2",
+        "two usable accounts"
+    );
+    assert!(!html.contains(A), "no account on the public card");
+    let no_redirect = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = no_redirect
+        .post(h.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("password={PASSWORD}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let html = no_redirect
+        .get(h.url("/ui/overview"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let per_key = html
+        .split("id=\"per-key\"")
+        .nth(1)
+        .expect("today's calls per credential");
+    let per_key = &per_key[..per_key.find("</ul>").unwrap()];
+    assert!(per_key.contains(A) || per_key.contains(B), "{per_key}");
+}

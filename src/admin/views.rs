@@ -58,7 +58,13 @@ pub fn key_counts(state: &AppState) -> BTreeMap<&'static str, usize> {
             .into_iter()
             .map(|s| (s, 0))
             .collect();
-    for slot in state.keys.slots().iter() {
+    // Vertex credentials count as keys: in Vertex mode they are the only ones.
+    for slot in state
+        .keys
+        .slots()
+        .iter()
+        .chain(state.vertex.pool.slots().iter())
+    {
         *counts.entry(key_status(slot).0).or_default() += 1;
     }
     counts
@@ -281,6 +287,7 @@ pub fn overview(state: &AppState) -> Value {
             .keys
             .slots()
             .iter()
+            .chain(state.vertex.pool.slots().iter())
             .map(|s| (s.masked(), state.stats.key_today(s.id).total))
             .collect();
         v.sort_by_key(|e| std::cmp::Reverse(e.1.calls));
@@ -300,11 +307,24 @@ pub fn overview(state: &AppState) -> Value {
     };
     let model_series = top(by_hour.models.into_iter().collect());
     let slots = state.keys.slots();
+    let vertex = state.vertex.pool.slots();
     let key_series = top(by_hour
         .keys
         .into_iter()
-        .filter_map(|(id, v)| slots.iter().find(|s| s.id == id).map(|s| (s.masked(), v)))
+        .filter_map(|(id, v)| {
+            slots
+                .iter()
+                .chain(vertex.iter())
+                .find(|s| s.id == id)
+                .map(|s| (s.masked(), v))
+        })
         .collect());
+    let per_dialect: Vec<Value> = state
+        .stats
+        .dialects_today()
+        .into_iter()
+        .map(|(name, d)| json!({"name": name, "requests": d.requests, "failures": d.failures, "tokens": d.tokens}))
+        .collect();
     json!({
         "model_series": model_series,
         "key_series": key_series,
@@ -319,6 +339,7 @@ pub fn overview(state: &AppState) -> Value {
         "hourly_tokens": hourly.iter().map(|(_, c)| c.tokens()).collect::<Vec<_>>(),
         "per_model": per_model,
         "per_key": per_key,
+        "per_dialect": per_dialect,
         "keys": key_counts(state),
         "calls_today": calls_today(state),
         "reset_zone": snap.stats_reset_timezone,

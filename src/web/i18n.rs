@@ -166,6 +166,20 @@ pub const LABELS: &[(&str, &str, &str)] = &[
     ),
     ("per_model_today", "今日各模型调用", "Calls per model today"),
     ("per_key_today", "今日各密钥调用", "Calls per key today"),
+    (
+        "per_dialect_today",
+        "今日各接口协议请求",
+        "Requests per client protocol today",
+    ),
+    ("dialect_openai", "OpenAI Chat", "OpenAI Chat"),
+    ("dialect_gemini", "Gemini 原生", "Gemini native"),
+    (
+        "dialect_anthropic",
+        "Anthropic Messages",
+        "Anthropic Messages",
+    ),
+    ("dialect_responses", "OpenAI Responses", "OpenAI Responses"),
+    ("failed", "失败", "failed"),
     ("reset_stats", "重置统计", "Reset statistics"),
     (
         "confirm_reset_stats",
@@ -432,7 +446,13 @@ mod tests {
         for (file, name) in used {
             assert!(seen.contains(name.as_str()), "{file}: label {name} missing");
         }
-        // Labels looked up by a value: key states, sources, failure kinds.
+        // Labels looked up by a value: key states, sources, failure kinds, dialects.
+        for dialect in ["openai", "gemini", "anthropic", "responses"] {
+            assert!(
+                seen.contains(format!("dialect_{dialect}").as_str()),
+                "{dialect}"
+            );
+        }
         for status in ["usable", "cooling", "exhausted", "invalid", "suspended"] {
             assert!(
                 seen.contains(format!("state_{status}").as_str()),
