@@ -192,7 +192,10 @@ pub static TABLE: &[Entry] = &[
         }),
     )
     .secret(Mask::Password)
-    .help("Dashboard API password.", "面板 API 的密码。"),
+    .help(
+        "Dashboard password: the login form of the web pages and the `/api/...` calls.",
+        "面板密码：网页登录表单与 `/api/...` 接口使用。",
+    ),
     Entry::new(
         "MAX_REQUESTS_PER_MINUTE",
         Basic,
