@@ -1,5 +1,6 @@
 -- wrk script: one POST per request, to the proxy (OpenAI shape) or straight to the mock
--- (Gemini shape), chosen by BENCH_TARGET=proxy|direct; BENCH_STREAM=1 asks for SSE streams.
+-- (Gemini shape), chosen by BENCH_TARGET=proxy|direct (or another dialect of the proxy:
+-- anthropic|responses|native, non-stream); BENCH_STREAM=1 asks for SSE streams.
 -- Every request carries a different user text ("Hello <thread>-<n>"), so the proxy cannot
 -- answer one from another (hajimi shares one upstream answer among identical requests in
 -- flight and keeps a response cache); both sides build bodies the same way.
@@ -21,6 +22,25 @@ if target == "direct" then
     wrk.path = "/v1beta/models/gemini-2.5-flash:generateContent"
   end
   wrk.headers["x-goog-api-key"] = "AIzaSy" .. string.rep("0", 33) -- fake; the mock takes any key
+  head = '{"contents":[{"role":"user","parts":[{"text":"Hello '
+  tail = '"}]}]}'
+elseif target == "anthropic" then
+  -- the proxy, Anthropic Messages dialect (bench/run.sh dialects)
+  wrk.path = "/v1/messages"
+  wrk.headers["x-api-key"] = "bench"
+  wrk.headers["anthropic-version"] = "2023-06-01"
+  head = '{"model":"gemini-2.5-flash","max_tokens":256,"messages":[{"role":"user","content":"Hello '
+  tail = '"}]}'
+elseif target == "responses" then
+  -- the proxy, OpenAI Responses dialect; store false, as Codex sends it
+  wrk.path = "/v1/responses"
+  wrk.headers["Authorization"] = "Bearer bench"
+  head = '{"model":"gemini-2.5-flash","store":false,"input":"Hello '
+  tail = '"}'
+elseif target == "native" then
+  -- the proxy, native Gemini (the identity dialect)
+  wrk.path = "/v1beta/models/gemini-2.5-flash:generateContent"
+  wrk.headers["x-goog-api-key"] = "bench"
   head = '{"contents":[{"role":"user","parts":[{"text":"Hello '
   tail = '"}]}]}'
 else

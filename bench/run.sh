@@ -4,6 +4,7 @@
 #   bench/run.sh            # builds the release binaries if needed, runs everything (~3-4 min)
 #   BENCH_CHECK=1 bench/run.sh  # cheapest mode: build, start mock and proxy, one request each way, exit
 #   bench/run.sh memory     # only the memory-per-request cases (bench/memory.py, ~2 min)
+#   bench/run.sh dialects   # only CPU per request of each client dialect at c=64 (~3 min)
 #
 # Needs: python3 (stdlib only), taskset (util-linux), a Rust toolchain (the release binaries
 # of hajimi and mock-gemini are built here: `cargo build --release --workspace --bins`), and
@@ -302,6 +303,23 @@ if [ "${BENCH_CHECK:-0}" = 1 ]; then
 fi
 
 machine_json >"$RAW/machine.json"
+
+if [ "${1:-}" = dialects ]; then
+  # The same upstream answer through each client dialect, interleaved over three rounds so a
+  # drift in the machine's load hits every dialect alike (results/raw/dialect_*.json).
+  log "dialects: CPU per non-stream request at c=64 through each client dialect"
+  start_mock base
+  start_proxy base 5
+  sleep 1
+  wrk_run warmup_dialects proxy "$PROXY_PORT" 2 64 2
+  for round in 1 2 3; do
+    for target in proxy anthropic responses native; do
+      wrk_run "dialect_${target}_r$round" "$target" "$PROXY_PORT" 2 64 "$DUR"
+    done
+  done
+  "$PY" "$BENCH/dialects.py" "$RAW" | tee "$OUT/dialects.md"
+  exit 0
+fi
 
 # ---------------------------------------------------------------- 1, 2, 7: non-stream
 log "non-stream: mock (0 ms) on core $LOAD_CPU, proxy (5 keys) on core $PROXY_CPU"
