@@ -14,7 +14,18 @@
     var d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
     return (d ? d + "d " : "") + (d || h ? h + "h " : "") + m + "m";
   }
+  // Inside another site's frame (the Space page of Hugging Face) the browser keeps no session
+  // cookie for this site, so the login form opens the dashboard in a tab of its own.
+  var framed = true;
+  try { framed = window.top !== window.self; } catch (e) {}
   function enhance(scope) {
+    if (framed) {
+      scope.querySelectorAll("#login form").forEach(function (f) {
+        f.target = "_blank";
+        var hint = f.querySelector("#login-new-tab");
+        if (hint) hint.hidden = false;
+      });
+    }
     scope.querySelectorAll("time[data-unix]").forEach(function (el) {
       var d = new Date(Number(el.getAttribute("data-unix")) * 1000);
       el.dateTime = d.toISOString();

@@ -126,6 +126,11 @@ pub const LABELS: &[(&str, &str, &str)] = &[
     ),
     ("login_failed", "密码错误", "Wrong password"),
     ("login_title", "登录控制台", "Log in to the dashboard"),
+    (
+        "login_new_tab",
+        "此页面嵌在其他网站中（如 Hugging Face 的 Space 页面），登录后将在新标签页中打开控制台。",
+        "This page is shown inside another site (such as a Hugging Face Space page): logging in opens the dashboard in a new tab.",
+    ),
     ("to_dashboard", "进入控制台", "Open the dashboard"),
     ("overview", "概览", "Overview"),
     ("settings", "设置", "Settings"),

@@ -378,3 +378,39 @@ def test_keyboard_reaches_the_login_form(browser, dash):
         if seen[-1] == "password":
             break
     assert "password" in seen, seen
+
+
+def test_inside_a_frame_logging_in_opens_a_new_tab(browser, dash):
+    """The Space page of Hugging Face shows hajimi in a frame, where browsers keep no session
+    cookie of the framed site: the login form then opens the dashboard in a tab of its own."""
+    browser.delete_all_cookies()
+    browser.get(f"{dash}/")
+    form = browser.find_element(By.CSS_SELECTOR, "#login form")
+    assert form.get_attribute("target") in (None, ""), "not framed: the same tab"
+    assert not browser.find_element(By.ID, "login-new-tab").is_displayed()
+    browser.execute_script(
+        "var f = document.createElement('iframe'); f.id = 'space'; f.src = '/';"
+        "f.style.width = '600px'; f.style.height = '700px'; document.body.prepend(f);")
+    wait(browser, "the framed page", lambda d: d.execute_script(
+        "var f = document.getElementById('space');"
+        "return f && f.contentDocument && f.contentDocument.getElementById('password') !== null"))
+    browser.switch_to.frame(browser.find_element(By.ID, "space"))
+    try:
+        wait(browser, "the framed form to open a new tab",
+             lambda d: d.find_element(By.CSS_SELECTOR, "#login form").get_attribute("target") == "_blank")
+        assert browser.find_element(By.ID, "login-new-tab").is_displayed()
+        before = set(browser.window_handles)
+        browser.find_element(By.ID, "password").send_keys(WEB_PASSWORD)
+        browser.find_element(By.ID, "login-button").click()
+    finally:
+        browser.switch_to.default_content()
+    wait(browser, "a new tab", lambda d: len(set(d.window_handles) - before) == 1)
+    first = browser.current_window_handle
+    (tab,) = set(browser.window_handles) - before
+    browser.switch_to.window(tab)
+    try:
+        wait(browser, "the overview in the new tab", lambda d: d.current_url.endswith("/ui/overview"))
+        assert browser.find_element(By.ID, "calls-day").is_displayed()
+    finally:
+        browser.close()
+        browser.switch_to.window(first)
