@@ -117,6 +117,7 @@ pub fn persist_now(state: &AppState) {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         persist::snapshot_key_states(&state.keys, store, &mut last);
+        persist::snapshot_key_states(&state.vertex.pool, store, &mut last);
     }
 }
 

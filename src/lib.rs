@@ -92,6 +92,7 @@ impl Server {
         }
         let state = AppState::new(config, shutdown.clone(), store)?;
         persist::restore_key_states(&state.keys, &loaded);
+        persist::restore_key_states(&state.vertex.pool, &loaded);
         if let Some(reader) = &reader {
             let vertex = state.vertex.pool.slots();
             let ids: Vec<_> = state

@@ -945,3 +945,41 @@ async fn the_status_card_and_overview_count_vertex_credentials() {
     let per_key = &per_key[..per_key.find("</ul>").unwrap()];
     assert!(per_key.contains(A) || per_key.contains(B), "{per_key}");
 }
+
+#[tokio::test]
+async fn a_retired_account_stays_retired_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockGemini::start().await.unwrap();
+    let creds = accounts(&mock, &[(A, "proj-a"), (B, "proj-b")]);
+    let http = client();
+    let state_of = async |server: &hajimi::Server, email: &str| {
+        let url = format!("{}/api/keys", server.url());
+        let (_, keys) = json(http.get(url).bearer_auth(PASSWORD).send().await.unwrap()).await;
+        keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key"] == email)
+            .map(|k| k["state"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    mock.vertex_refuse(A, Some("Invalid grant: account not found"));
+    let server = boot_stored(&mock, dir.path(), &creds).await;
+    for _ in 0..2 {
+        let r = http
+            .post(format!("{}/v1/chat/completions", server.url()))
+            .bearer_auth(PASSWORD)
+            .json(&hello(FLASH, false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "B serves");
+    }
+    assert_eq!(state_of(&server, A).await, "invalid");
+    server.shutdown().await.unwrap();
+
+    let server = boot_stored(&mock, dir.path(), &creds).await;
+    assert_eq!(state_of(&server, A).await, "invalid", "the state came back");
+    assert_eq!(state_of(&server, B).await, "active");
+    server.shutdown().await.unwrap();
+}
