@@ -983,3 +983,49 @@ async fn a_retired_account_stays_retired_after_a_restart() {
     assert_eq!(state_of(&server, B).await, "active");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn auto_moves_on_after_a_blocked_prompt_and_plain_names_get_the_block() {
+    let h = vertex(&[(A, "proj-a")], &[]).await;
+    let blocked = json!({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+                         "usageMetadata": {"promptTokenCount": 5, "totalTokenCount": 5}});
+    h.mock
+        .add_rule(Rule::new(Reply::json(blocked.clone())).key(A).times(1));
+    let (s, v) = json(h.chat(&hello("gemini-2.5-flash-auto", false)).await).await;
+    assert_eq!(s, 200, "{v}");
+    let calls = vertex_calls(&h);
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(
+        first_user_text(&calls[1]).contains("Hello%20there"),
+        "the second try is -encrypt: {}",
+        first_user_text(&calls[1])
+    );
+
+    // Without -auto, the block is the answer: one call, no other variant.
+    h.mock.reset();
+    h.mock
+        .add_rule(Rule::new(Reply::json(blocked)).key(A).times(1));
+    let (s, v) = json(h.chat(&hello("gemini-2.5-flash", false)).await).await;
+    assert_ne!(s, 200, "{v}");
+    assert_eq!(vertex_calls(&h).len(), 1);
+}
+
+#[tokio::test]
+async fn auto_moves_on_after_a_blocked_prompt_in_a_real_stream() {
+    let h = vertex(&[(A, "proj-a")], &[("FAKE_STREAMING", "false")]).await;
+    let blocked = json!({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}});
+    h.mock.add_rule(
+        Rule::new(Reply::sse([blocked]))
+            .key(A)
+            .action("streamGenerateContent")
+            .times(1),
+    );
+    let r = h.chat(&hello("gemini-2.5-flash-auto", true)).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("[DONE]"), "{text}");
+    assert!(!text.contains("content_filter"), "{text}");
+    let calls = vertex_calls(&h);
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(first_user_text(&calls[1]).contains("Hello%20there"));
+}

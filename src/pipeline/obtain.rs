@@ -115,6 +115,7 @@ async fn race(
         let url = Arc::clone(&url);
         let target = Arc::clone(&target);
         let bytes = body.bytes();
+        let blocked_moves_on = body.has_fallbacks();
         Box::pin(async move {
             let call = Attempt {
                 upstream: &upstream,
@@ -122,6 +123,7 @@ async fn race(
                 url: &url,
                 idle,
                 forward,
+                blocked_moves_on,
             };
             call.generate(&key, bytes).await
         })
@@ -256,6 +258,8 @@ struct Attempt<'a> {
     url: &'a UpstreamUrl,
     idle: Duration,
     forward: bool,
+    /// A blocked prompt is an empty answer, so the next body is tried (Vertex `-auto`).
+    blocked_moves_on: bool,
 }
 
 impl Attempt<'_> {
@@ -281,8 +285,14 @@ impl Attempt<'_> {
             serde_json::from_slice(&raw).map_err(|e| Failure::Garbage {
                 detail: format!("unreadable answer: {e}"),
             })?;
-        if let Assessment::Empty(reason) = assess(&parsed) {
-            return Err(Failure::Empty { reason });
+        match assess(&parsed) {
+            Assessment::Empty(reason) => return Err(Failure::Empty { reason }),
+            Assessment::PromptBlocked(reason) if self.blocked_moves_on => {
+                return Err(Failure::Empty {
+                    reason: format!("prompt blocked ({reason}); the next variant is tried"),
+                });
+            }
+            _ => {}
         }
         Ok(Answer {
             status: 200,

@@ -65,7 +65,14 @@ struct Opener<'a> {
 
 impl Opener<'_> {
     /// Opens an upstream stream and reads until content arrives.
-    async fn open(&self, key: &KeySlot, body: Bytes) -> Result<Opened, Failure> {
+    /// `blocked_moves_on`: a blocked prompt is an empty answer, so the next body is tried
+    /// (Vertex `-auto`).
+    async fn open(
+        &self,
+        key: &KeySlot,
+        body: Bytes,
+        blocked_moves_on: bool,
+    ) -> Result<Opened, Failure> {
         let posted = post(
             self.upstream,
             self.target,
@@ -92,6 +99,11 @@ impl Opener<'_> {
             held.push((raw, event));
             match verdict {
                 FirstEvent::Commit => return Ok(Opened::Commit { events, held }),
+                FirstEvent::Blocked(reason) if blocked_moves_on => {
+                    return Err(Failure::Empty {
+                        reason: format!("prompt blocked ({reason}); the next variant is tried"),
+                    });
+                }
                 FirstEvent::Blocked(_) => return Ok(Opened::Blocked { events, held }),
                 FirstEvent::EmptyEnd(reason) => return Err(Failure::Empty { reason }),
                 FirstEvent::Pending => {}
@@ -119,8 +131,9 @@ pub async fn stream(
         dispatch::Budget::of(snap),
         |key| {
             let bytes = s.body.bytes();
+            let moves_on = s.body.has_fallbacks();
             let opener = &opener;
-            async move { opener.open(&key, bytes).await }
+            async move { opener.open(&key, bytes, moves_on).await }
         },
         |failure| s.body.fix(failure),
     )
@@ -219,7 +232,7 @@ impl Rescue {
             |key| {
                 let bytes = bytes.clone();
                 let opener = &opener;
-                async move { opener.open(&key, bytes).await }
+                async move { opener.open(&key, bytes, false).await }
             },
             |_| false,
         )

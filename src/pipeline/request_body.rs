@@ -125,6 +125,16 @@ impl RequestBody {
         self
     }
 
+    /// Whether another body would be tried after this one (Vertex `-auto`): a blocked prompt
+    /// is then a reason to move on, not the answer.
+    pub fn has_fallbacks(&self) -> bool {
+        !self
+            .fallbacks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
     /// Moves on to the next fallback body after an empty answer; false when there is none.
     fn fall_back(&self, failure: &Failure) -> bool {
         if !matches!(failure, Failure::Empty { .. }) {
