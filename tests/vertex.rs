@@ -1029,3 +1029,37 @@ async fn auto_moves_on_after_a_blocked_prompt_in_a_real_stream() {
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert!(first_user_text(&calls[1]).contains("Hello%20there"));
 }
+
+#[tokio::test]
+async fn the_dashboards_key_test_checks_vertex_credentials_too() {
+    let h = vertex(&[(A, "proj-a"), (B, "proj-b")], &[]).await;
+    h.mock
+        .vertex_refuse(A, Some("Invalid grant: account not found"));
+    let (s, _) = json(h.chat(&hello(FLASH, false)).await).await;
+    assert_eq!(s, 200, "B serves");
+    assert_eq!(state_of(&h, A).await, "invalid");
+    h.mock.vertex_refuse(A, None);
+    let (s, v) = json(h.post("/api/test-api-keys", &json!({})).await).await;
+    assert_eq!(s, 200, "{v}");
+    let progress = eventually("the key test to complete", || async {
+        let (_, p) = json(h.get("/api/test-api-keys/progress").await).await;
+        if p["is_completed"] == true {
+            Ok(p)
+        } else {
+            Err(p)
+        }
+    })
+    .await;
+    assert_eq!(progress["total"], 2, "{progress}");
+    assert_eq!(progress["valid"], 2, "{progress}");
+    assert_eq!(
+        state_of(&h, A).await,
+        "active",
+        "A passed its test and is back"
+    );
+    let (_, config) = json(h.get("/api/config").await).await;
+    assert!(
+        !config.to_string().contains(A),
+        "an account never goes into HAJIMI's invalid-key record"
+    );
+}

@@ -1,5 +1,6 @@
-//! The dashboard's key test (`/api/test-api-keys`): every key checked in the background with
-//! bounded concurrency, its progress readable at any time in HAJIMI's shape.
+//! The dashboard's key test (`/api/test-api-keys`): every credential (AI Studio keys, then
+//! Vertex service accounts and express keys) checked in the background with bounded
+//! concurrency, its progress readable at any time in HAJIMI's shape.
 
 use std::sync::{Arc, PoisonError};
 
@@ -7,12 +8,19 @@ use futures_util::StreamExt;
 
 use crate::error::GatewayError;
 pub use crate::keys::health::KeyTest;
-use crate::keys::{KeySlot, KeyState};
+use crate::keys::{KeySlot, KeyState, Kind};
 use crate::state::AppState;
 
-/// Starts a test of every key; refused while one is running.
+/// Every credential the dashboard lists: the keys, then the Vertex credentials.
+pub fn every_credential(state: &AppState) -> Vec<Arc<KeySlot>> {
+    let mut slots = state.keys.slots().to_vec();
+    slots.extend(state.vertex.pool.slots().iter().cloned());
+    slots
+}
+
+/// Starts a test of every credential; refused while one is running.
 pub fn start(state: &AppState) -> Result<(), GatewayError> {
-    start_with(state, state.keys.slots().to_vec())
+    start_with(state, every_credential(state))
 }
 
 /// Starts a test of the given keys; refused while a test is running.
@@ -40,7 +48,10 @@ pub fn start_with(state: &AppState, slots: Vec<Arc<KeySlot>>) -> Result<(), Gate
             let s = s.clone();
             let snap = Arc::clone(&snap);
             async move {
-                let result = crate::keys::health::check(&s.upstream, &snap, &slot).await;
+                let result = match slot.kind() {
+                    Kind::ApiKey => crate::keys::health::check(&s.upstream, &snap, &slot).await,
+                    _ => crate::vertex::send::check(&s.caller(), &snap, &slot).await,
+                };
                 let change = crate::keys::health::judge(&slot, &result);
                 (slot, change)
             }
@@ -55,7 +66,10 @@ pub fn start_with(state: &AppState, slots: Vec<Arc<KeySlot>>) -> Result<(), Gate
             } else {
                 p.invalid += 1;
             }
-            if let Some(state) = change {
+            // HAJIMI's invalid-key record holds AI Studio keys only.
+            if let Some(state) = change
+                && matches!(slot.kind(), Kind::ApiKey)
+            {
                 changed.push((slot, state));
             }
         }

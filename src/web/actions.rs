@@ -137,19 +137,16 @@ pub async fn keys_add(State(state): State<AppState>, act: Act) -> Response {
 
 fn selected(state: &AppState, act: &Act) -> Vec<std::sync::Arc<crate::keys::KeySlot>> {
     let ids = act.all("ids");
-    state
-        .keys
-        .slots()
-        .iter()
+    key_test::every_credential(state)
+        .into_iter()
         .filter(|s| ids.contains(&s.id.to_string().as_str()))
-        .cloned()
         .collect()
 }
 
 /// Tests the selected keys, or every key when the form says `all`.
 pub async fn keys_test(State(state): State<AppState>, act: Act) -> Response {
     let slots = if act.field("all").is_some() {
-        state.keys.slots().to_vec()
+        key_test::every_credential(&state)
     } else {
         selected(&state, &act)
     };
@@ -170,7 +167,11 @@ pub async fn keys_reset(State(state): State<AppState>, act: Act) -> Response {
 }
 
 pub async fn keys_remove(State(state): State<AppState>, act: Act) -> Response {
-    let victims = selected(&state, &act);
+    // Vertex credentials come from their settings, not from the key list: only keys go.
+    let victims: Vec<_> = selected(&state, &act)
+        .into_iter()
+        .filter(|s| matches!(s.kind(), crate::keys::Kind::ApiKey))
+        .collect();
     let report = match keys::remove(&state, &victims).await {
         Ok(n) => json!({"removed": n}),
         Err(e) => json!({"error": error_text(&e)}),
