@@ -965,7 +965,11 @@ async fn a_retired_account_stays_retired_after_a_restart() {
     };
     mock.vertex_refuse(A, Some("Invalid grant: account not found"));
     let server = boot_stored(&mock, dir.path(), &creds).await;
-    for _ in 0..2 {
+    // Rotation picks either account first: ask until A has been tried (B serves each).
+    for _ in 0..10 {
+        if state_of(&server, A).await == "invalid" {
+            break;
+        }
         let r = http
             .post(format!("{}/v1/chat/completions", server.url()))
             .bearer_auth(PASSWORD)
@@ -1035,8 +1039,14 @@ async fn the_dashboards_key_test_checks_vertex_credentials_too() {
     let h = vertex(&[(A, "proj-a"), (B, "proj-b")], &[]).await;
     h.mock
         .vertex_refuse(A, Some("Invalid grant: account not found"));
-    let (s, _) = json(h.chat(&hello(FLASH, false)).await).await;
-    assert_eq!(s, 200, "B serves");
+    // Rotation picks either account first: ask until A has been tried (B serves each).
+    for _ in 0..10 {
+        let (s, _) = json(h.chat(&hello(FLASH, false)).await).await;
+        assert_eq!(s, 200, "B serves");
+        if state_of(&h, A).await == "invalid" {
+            break;
+        }
+    }
     assert_eq!(state_of(&h, A).await, "invalid");
     h.mock.vertex_refuse(A, None);
     let (s, v) = json(h.post("/api/test-api-keys", &json!({})).await).await;
