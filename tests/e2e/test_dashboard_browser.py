@@ -13,6 +13,7 @@ Skipped, with the reason, only when chromium, chromedriver or selenium is missin
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -22,7 +23,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from conftest import KEYS, PASSWORD, _binary, _Process, rule, preset
+from conftest import KEYS, PASSWORD, _binary, _Process, rule, preset, text_reply
 
 try:
     from selenium import webdriver
@@ -414,3 +415,52 @@ def test_inside_a_frame_logging_in_opens_a_new_tab(browser, dash):
     finally:
         browser.close()
         browser.switch_to.window(first)
+
+
+LONG_EMAIL = "hajimi-roleplay-vertex-account-01@my-long-project-id-123456.iam.gserviceaccount.com"
+
+
+@pytest.fixture(scope="module")
+def vertex_dash(gateway):
+    """A hajimi in Vertex mode with one long-named service account and no AI Studio key."""
+    key_file = gateway._control("POST", "vertex/accounts",
+                                {"client_email": LONG_EMAIL, "project_id": "my-long-project-id-123456"})
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ} | {
+        "HOST": "127.0.0.1",
+        "PORT": "0",
+        "PASSWORD": PASSWORD,
+        "WEB_PASSWORD": WEB_PASSWORD,
+        "ENABLE_VERTEX": "true",
+        "GOOGLE_CREDENTIALS_JSON": json.dumps(key_file),
+        "VERTEX_BASE_URL": gateway.mock_url,
+        "ENABLE_STORAGE": "false",
+    }
+    with tempfile.TemporaryDirectory(prefix="hajimi-dash-vertex-") as cwd:
+        proc = _Process("hajimi-dashboard-vertex", [str(_binary("HAJIMI_BIN", "hajimi"))], env, cwd)
+        try:
+            yield proc.wait_for_url()
+        finally:
+            proc.stop()
+
+
+def test_vertex_credentials_are_listed_and_fit_a_phone(browser, vertex_dash, gateway):
+    """A service account's long e-mail is shown with the keys and still fits 375 px."""
+    gateway.add_rules(rule(text_reply("from Vertex"), key=LONG_EMAIL))
+    done = client(vertex_dash).chat.completions.create(
+        model=FLASH, messages=[{"role": "user", "content": "hi"}])
+    assert done.choices[0].message.content == "from Vertex"
+    browser.delete_all_cookies()
+    login(browser, vertex_dash)
+    try:
+        assert text(browser, "calls-day") == "1"
+        phone(browser, True)
+        for path in ("/ui/keys", "/ui/overview", "/"):
+            browser.get(f"{vertex_dash}{path}")
+            wait(browser, f"{path} loaded", lambda d: d.execute_script("return document.readyState") == "complete")
+            width, client_width = no_horizontal_scroll(browser)
+            assert width <= client_width, f"{path} scrolls sideways: {width} > {client_width}"
+        browser.get(f"{vertex_dash}/ui/keys")
+        assert LONG_EMAIL in browser.page_source
+    finally:
+        phone(browser, False)
+        browser.delete_all_cookies()
