@@ -858,3 +858,62 @@ async fn the_overview_counts_todays_requests_per_client_dialect() {
         "only dialects used today"
     );
 }
+
+#[tokio::test]
+async fn pages_and_assets_are_gzipped_for_browsers_that_accept_it_but_the_log_tail_is_not() {
+    let h = dashboard(&[]).await;
+    let s = login(&h).await;
+    let html = get_page(&h, &s.cookie, "/ui/overview").await.1;
+    let assets: Vec<String> = html
+        .split("=\"/assets/")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().to_owned())
+        .collect();
+    let (mut plain, mut gzipped) = (html.len(), 0);
+    let page = browser()
+        .get(h.url("/ui/overview"))
+        .header("cookie", &s.cookie)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.headers()["content-encoding"], "gzip");
+    gzipped += page.bytes().await.unwrap().len();
+    for asset in assets {
+        let url = h.url(&format!("/assets/{asset}"));
+        let r = browser().get(&url).send().await.unwrap();
+        assert!(r.headers().get("content-encoding").is_none(), "{asset}");
+        plain += r.bytes().await.unwrap().len();
+        let z = browser()
+            .get(&url)
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(z.status(), 200, "{asset}");
+        assert_eq!(z.headers()["content-encoding"], "gzip", "{asset}");
+        gzipped += z.bytes().await.unwrap().len();
+    }
+    eprintln!("overview transfer: {plain} bytes plain, {gzipped} bytes gzipped");
+    assert!(gzipped * 2 < plain, "{gzipped} vs {plain}");
+    // The live log tail is an event stream: never compressed (it would be held back).
+    let tail = browser()
+        .get(h.url("/ui/logs/stream"))
+        .header("cookie", &s.cookie)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), 200);
+    assert!(tail.headers().get("content-encoding").is_none());
+    // The client API is never compressed by the dashboard's layer.
+    let r = h
+        .http
+        .get(h.url("/v1/models"))
+        .bearer_auth(PASSWORD)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("content-encoding").is_none());
+}
