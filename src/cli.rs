@@ -130,7 +130,8 @@ pub fn print_config(config: &Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Checks every configured key against Google (or `GEMINI_BASE_URL`) and prints the result.
+/// Checks every configured key against Google (or `GEMINI_BASE_URL`), and every Vertex
+/// credential against Vertex (or `VERTEX_BASE_URL`), and prints the result.
 /// Exit code 1 when a key is invalid or suspended, or when no key could be checked at all
 /// (no verdict from the upstream for any key).
 #[expect(clippy::print_stdout, reason = "the command's output")]
@@ -142,19 +143,40 @@ pub async fn check_keys(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if config.keys.is_empty() {
-        println!("没有配置任何密钥 / No keys configured (GEMINI_API_KEYS).");
+    let settings = &config.settings;
+    // Vertex credentials (service accounts, express keys) are checked with the keys.
+    let (vertex, problems) = crate::vertex::VertexCreds::new(settings);
+    for p in &problems {
+        eprintln!("hajimi: {p}");
+    }
+    if config.keys.is_empty() && vertex.pool.is_empty() {
+        println!(
+            "没有配置任何密钥或 Vertex 凭据 / No keys configured (GEMINI_API_KEYS) and no Vertex credential."
+        );
         return ExitCode::from(1);
     }
     let pool = crate::keys::KeyPool::new(config.keys.clone());
-    let settings = &config.settings;
-    let results = futures_util::future::join_all(pool.slots().iter().map(|slot| {
-        let upstream = &upstream;
+    let caller = crate::vertex::send::Caller {
+        upstream: upstream.clone(),
+        tokens: std::sync::Arc::clone(&vertex.tokens),
+    };
+    let slots: Vec<_> = pool
+        .slots()
+        .iter()
+        .chain(vertex.pool.slots().iter())
+        .cloned()
+        .collect();
+    let total = slots.len();
+    let results = futures_util::future::join_all(slots.into_iter().map(|slot| {
+        let (upstream, caller) = (&upstream, &caller);
         async move {
-            (
-                slot.clone(),
-                crate::keys::health::check(upstream, settings, slot).await,
-            )
+            let result = match slot.kind() {
+                crate::keys::Kind::ApiKey => {
+                    crate::keys::health::check(upstream, settings, &slot).await
+                }
+                _ => crate::vertex::send::check(caller, settings, &slot).await,
+            };
+            (slot, result)
         }
     }))
     .await;
@@ -179,13 +201,13 @@ pub async fn check_keys(config: Config) -> ExitCode {
     }
     println!(
         "{} key(s), {} invalid or suspended, {} not checked",
-        pool.len(),
+        total,
         bad,
-        pool.len() - verdicts
+        total - verdicts
     );
     if verdicts == 0 {
         let host = crate::config::base_url_host(&settings.gemini_base_url);
-        if unreachable == pool.len() {
+        if unreachable == total {
             println!("{}", unreachable_hint(settings));
         } else {
             println!(

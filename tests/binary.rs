@@ -583,3 +583,43 @@ fn start_up_names_an_unreachable_upstream_and_counts_no_unchecked_key_as_active(
         "{all}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_check_also_checks_vertex_credentials() {
+    let mock = MockGemini::start().await.unwrap();
+    let good = "cli-good@proj-good.iam.gserviceaccount.com";
+    let bad = "cli-bad@proj-bad.iam.gserviceaccount.com";
+    let files: Vec<serde_json::Value> = [(good, "proj-good"), (bad, "proj-bad")]
+        .iter()
+        .map(|(email, project)| {
+            serde_json::from_str(&mock.vertex_account(email, project).unwrap().json).unwrap()
+        })
+        .collect();
+    mock.vertex_refuse(bad, Some("Invalid grant: account not found"));
+    let creds = serde_json::Value::Array(files).to_string();
+    let url = mock.url();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["keys", "check"])
+            .env_clear()
+            .env("GOOGLE_CREDENTIALS_JSON", creds)
+            .env("VERTEX_BASE_URL", url)
+            .env("ENABLE_STORAGE", "false")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "one account is refused: {text}");
+    let line = |email: &str| {
+        text.lines()
+            .find(|l| l.contains(email))
+            .unwrap_or_else(|| panic!("{email} listed: {text}"))
+            .to_owned()
+    };
+    assert!(line(good).ends_with("valid"), "{text}");
+    assert!(line(bad).contains("key_invalid"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    assert!(text.contains("2 key(s)"), "{text}");
+}
