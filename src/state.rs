@@ -130,6 +130,14 @@ impl AppState {
         }
     }
 
+    /// Every credential, as the dashboard lists them: the AI Studio keys, then the Vertex
+    /// credentials (service accounts, express keys). One list, one state machine.
+    pub fn credentials(&self) -> Vec<Arc<crate::keys::KeySlot>> {
+        let mut slots = self.keys.slots().to_vec();
+        slots.extend(self.vertex.pool.slots().iter().cloned());
+        slots
+    }
+
     pub fn inflight_len(&self) -> usize {
         self.inflight.len()
     }

@@ -11,16 +11,9 @@ pub use crate::keys::health::KeyTest;
 use crate::keys::{KeySlot, KeyState, Kind};
 use crate::state::AppState;
 
-/// Every credential the dashboard lists: the keys, then the Vertex credentials.
-pub fn every_credential(state: &AppState) -> Vec<Arc<KeySlot>> {
-    let mut slots = state.keys.slots().to_vec();
-    slots.extend(state.vertex.pool.slots().iter().cloned());
-    slots
-}
-
 /// Starts a test of every credential; refused while one is running.
 pub fn start(state: &AppState) -> Result<(), GatewayError> {
-    start_with(state, every_credential(state))
+    start_with(state, state.credentials())
 }
 
 /// Starts a test of the given keys; refused while a test is running.

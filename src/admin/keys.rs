@@ -210,12 +210,7 @@ pub fn export_usable(state: &AppState) -> Vec<String> {
 /// Clears every statistic and today's per-key call counts (HAJIMI's "重置次数").
 pub fn reset_stats(state: &AppState) {
     state.stats.reset();
-    for slot in state
-        .keys
-        .slots()
-        .iter()
-        .chain(state.vertex.pool.slots().iter())
-    {
+    for slot in state.credentials() {
         slot.set_calls_today(0);
     }
     tracing::info!("statistics reset from the dashboard");

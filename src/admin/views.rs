@@ -59,12 +59,7 @@ pub fn key_counts(state: &AppState) -> BTreeMap<&'static str, usize> {
             .map(|s| (s, 0))
             .collect();
     // Vertex credentials count as keys: in Vertex mode they are the only ones.
-    for slot in state
-        .keys
-        .slots()
-        .iter()
-        .chain(state.vertex.pool.slots().iter())
-    {
+    for slot in &state.credentials() {
         *counts.entry(key_status(slot).0).or_default() += 1;
     }
     counts
@@ -127,7 +122,7 @@ pub fn dashboard_data(state: &AppState) -> Value {
     let summary = state.stats.summary();
     let models = state.models.current();
     let available = crate::models::visible_ids(snap, models.as_deref().map(Vec::as_slice));
-    let slots = all_slots(state);
+    let slots = state.credentials();
     let limit = snap.api_key_daily_limit;
     let mut key_stats: Vec<Value> = slots
         .iter()
@@ -234,19 +229,12 @@ pub fn dashboard_data(state: &AppState) -> Value {
 /// Every key (masked) with its state, cooldowns and today's usage.
 pub fn keys(state: &AppState) -> Value {
     let snap = state.live.current();
-    let list: Vec<Value> = all_slots(state)
+    let list: Vec<Value> = state
+        .credentials()
         .iter()
         .map(|s| key_view(state, s, &snap))
         .collect();
     json!({ "keys": list })
-}
-
-/// The AI Studio keys, then the Vertex credentials (service accounts by email, express keys
-/// masked): one list, one state machine.
-fn all_slots(state: &AppState) -> Vec<std::sync::Arc<crate::keys::KeySlot>> {
-    let mut slots = state.keys.slots().as_ref().clone();
-    slots.extend(state.vertex.pool.slots().iter().cloned());
-    slots
 }
 
 pub fn logs(state: &AppState) -> Value {
@@ -284,10 +272,8 @@ pub fn overview(state: &AppState) -> Value {
     };
     let per_key: Vec<Value> = {
         let mut v: Vec<_> = state
-            .keys
-            .slots()
+            .credentials()
             .iter()
-            .chain(state.vertex.pool.slots().iter())
             .map(|s| (s.masked(), state.stats.key_today(s.id).total))
             .collect();
         v.sort_by_key(|e| std::cmp::Reverse(e.1.calls));
@@ -306,18 +292,11 @@ pub fn overview(state: &AppState) -> Value {
             .collect()
     };
     let model_series = top(by_hour.models.into_iter().collect());
-    let slots = state.keys.slots();
-    let vertex = state.vertex.pool.slots();
+    let slots = state.credentials();
     let key_series = top(by_hour
         .keys
         .into_iter()
-        .filter_map(|(id, v)| {
-            slots
-                .iter()
-                .chain(vertex.iter())
-                .find(|s| s.id == id)
-                .map(|s| (s.masked(), v))
-        })
+        .filter_map(|(id, v)| slots.iter().find(|s| s.id == id).map(|s| (s.masked(), v)))
         .collect());
     let per_dialect: Vec<Value> = state
         .stats

@@ -137,7 +137,8 @@ pub async fn keys_add(State(state): State<AppState>, act: Act) -> Response {
 
 fn selected(state: &AppState, act: &Act) -> Vec<std::sync::Arc<crate::keys::KeySlot>> {
     let ids = act.all("ids");
-    key_test::every_credential(state)
+    state
+        .credentials()
         .into_iter()
         .filter(|s| ids.contains(&s.id.to_string().as_str()))
         .collect()
@@ -146,7 +147,7 @@ fn selected(state: &AppState, act: &Act) -> Vec<std::sync::Arc<crate::keys::KeyS
 /// Tests the selected keys, or every key when the form says `all`.
 pub async fn keys_test(State(state): State<AppState>, act: Act) -> Response {
     let slots = if act.field("all").is_some() {
-        key_test::every_credential(&state)
+        state.credentials()
     } else {
         selected(&state, &act)
     };
