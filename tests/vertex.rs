@@ -593,14 +593,7 @@ async fn a_vertex_quota_429_cools_the_account_and_the_other_serves() {
         let (s, v) = json(h.chat(&hello(FLASH, false)).await).await;
         assert_eq!(s, 200, "{v}");
     }
-    let (_, keys) = json(h.get("/api/keys").await).await;
-    let a = keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["key"] == A)
-        .unwrap()
-        .clone();
+    let a = key_view(&h, A).await;
     assert_eq!(a["state"], "active", "{a}");
     assert_eq!(a["cooldowns"][0]["model"], FLASH, "{a}");
     assert!(a["failures_today"].as_u64().unwrap() >= 1, "{a}");
@@ -651,15 +644,23 @@ async fn a_retired_account_is_put_back_by_a_dashboard_reset() {
     assert_eq!(s, 200, "{v}");
 }
 
-async fn state_of(h: &Harness, email: &str) -> String {
+/// One credential's row of the dashboard's `/api/keys`.
+async fn key_view(h: &Harness, email: &str) -> Value {
     let (_, keys) = json(h.get("/api/keys").await).await;
     keys["keys"]
         .as_array()
         .unwrap()
         .iter()
         .find(|k| k["key"] == email)
-        .map(|k| k["state"].as_str().unwrap_or_default().to_owned())
+        .cloned()
+        .unwrap_or_else(|| panic!("{email} listed: {keys}"))
+}
+
+async fn state_of(h: &Harness, email: &str) -> String {
+    key_view(h, email).await["state"]
+        .as_str()
         .unwrap_or_default()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -695,14 +696,7 @@ async fn vertexs_own_iam_denial_suspends_the_account_and_the_other_serves() {
         let (s, v) = json(h.chat(&hello(FLASH, false)).await).await;
         assert_eq!(s, 200, "{v}");
     }
-    let (_, keys) = json(h.get("/api/keys").await).await;
-    let a = keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["key"] == A)
-        .unwrap()
-        .clone();
+    let a = key_view(&h, A).await;
     assert_eq!(a["state"], "suspended", "{a}");
 }
 
